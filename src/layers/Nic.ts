@@ -1,0 +1,62 @@
+/**
+ * The link as a swappable service (style.md rule 4). A TAP device, a simulated link, or a middleware
+ * (pcap writer, fault injector) wrapping any of them: the stack above cannot tell which it has.
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+import type * as Stream from "effect/Stream"
+import type { MacAddress } from "../protocols/address.js"
+import type { Frame } from "../nic/Frame.js"
+
+export class NicError extends Data.TaggedError("NicError")<{
+  readonly reason: "Open" | "Permission" | "NoDevice" | "Read" | "Write" | "Closed"
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+export interface NicCaps {
+  /** IP MTU (not the frame size): 1500 on a default TAP. */
+  readonly ipMtu: number
+  /** Received frames may carry virtio-net metadata (NEEDS_CSUM, DATA_VALID, GSO super-frames). */
+  readonly rxOffload: boolean
+  /** Transmitted frames may leave the L4 checksum partial, with NEEDS_CSUM in their meta. */
+  readonly txChecksumOffload: boolean
+  /** Transmitted TCP frames may be GSO super-frames up to `maxTxFrame` bytes, segmented by the peer. */
+  readonly tso: boolean
+  /** Largest frame `tx` accepts, Ethernet header included. */
+  readonly maxTxFrame: number
+}
+
+/** Plain mutable counters, bumped per frame on the hot path (no Effect per frame). */
+export interface NicStats {
+  rxFrames: number
+  rxBytes: number
+  /** Frames lost before the stack saw them: ring or stream buffer full, or dropped by a fault injector. */
+  rxDropped: number
+  txFrames: number
+  txBytes: number
+  /** Frames the link refused or lost (full kernel queue, simulated loss, fault injection). */
+  txDropped: number
+}
+
+export const makeNicStats = (): NicStats => ({ rxFrames: 0, rxBytes: 0, rxDropped: 0, txFrames: 0, txBytes: 0, txDropped: 0 })
+
+export interface NicShape {
+  readonly name: string
+  readonly mac: MacAddress
+  readonly caps: NicCaps
+  /**
+   * Received frames, one batch per element. Frames are *borrowed*: valid while the consumer processes
+   * the batch synchronously; anything kept longer must be copied.
+   */
+  readonly rx: Stream.Stream<ReadonlyArray<Frame>, NicError>
+  /**
+   * Send a batch of frames. The NIC copies or writes them before the effect completes, so the caller
+   * may reuse the buffers afterwards. A full link drops and counts (txDropped) rather than failing.
+   */
+  readonly tx: (frames: ReadonlyArray<Frame>) => Effect.Effect<void, NicError>
+  readonly stats: NicStats
+}
+
+export class Nic extends Context.Tag("@miniperf/Nic")<Nic, NicShape>() {}
