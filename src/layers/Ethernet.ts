@@ -1,0 +1,169 @@
+/**
+ * The Ethernet layer: the demux fiber over `Nic.rx` and the transmit queue.
+ *
+ * Per frame everything is plain synchronous code (design.md §2). The demux fiber takes one batch at a
+ * time from the NIC stream, reads the Clock once, hands each frame to the handler registered for its
+ * EtherType, then flushes whatever the handlers queued for sending as one `Nic.tx` batch and yields.
+ * Frames queued outside a burst (timers, application writes) wake a small transmit fiber instead.
+ * The transmit queue is bounded: past `txQueueLimit` frames, new frames are dropped and counted.
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
+import { isMulticastMac, type MacAddress } from "../protocols/address.js"
+import * as Eth from "../protocols/ethernet/wire.js"
+import type { Frame } from "../nic/Frame.js"
+import { countDrop, type DropCounts } from "./Counters.js"
+import { Nic, type NicCaps, type NicShape } from "./Nic.js"
+
+export type FrameHandler = (frame: Frame, nowMs: number) => void
+
+export interface EthernetStats {
+  rxFrames: number
+  rxBytes: number
+  txFrames: number
+  txBytes: number
+  /** Frames dropped because the transmit queue was full. */
+  txQueueDrops: number
+  /** Frames with no handler for their EtherType (IPv6, VLAN, ...). */
+  rxUnknownType: number
+  /** Unicast frames for another MAC. */
+  rxNotForUs: number
+  /** Handler threw: a bug, never a peer's fault; counted so the stack survives it. */
+  rxHandlerErrors: number
+  readonly drops: DropCounts
+}
+
+export interface EthernetShape {
+  readonly mac: MacAddress
+  readonly caps: NicCaps
+  readonly nic: NicShape
+  /** Time of the current burst, or of the last Clock read. */
+  readonly nowMs: () => number
+  readonly register: (etherType: number, handler: FrameHandler) => void
+  /** Queue a frame for transmission. The frame's bytes must not be reused by the caller afterwards. */
+  readonly send: (frame: Frame) => void
+  /** Transmit everything queued now. */
+  readonly flush: Effect.Effect<void>
+  readonly stats: EthernetStats
+}
+
+export class Ethernet extends Context.Tag("@miniperf/Ethernet")<Ethernet, EthernetShape>() {}
+
+export interface EthernetOptions {
+  readonly txQueueLimit?: number
+}
+
+export const make = (opts: EthernetOptions = {}) =>
+  Effect.gen(function* () {
+    const nic = yield* Nic
+    const txLimit = opts.txQueueLimit ?? 4096
+    const handlers = new Map<number, FrameHandler>()
+    const stats: EthernetStats = {
+      rxFrames: 0,
+      rxBytes: 0,
+      txFrames: 0,
+      txBytes: 0,
+      txQueueDrops: 0,
+      rxUnknownType: 0,
+      rxNotForUs: 0,
+      rxHandlerErrors: 0,
+      drops: {}
+    }
+    let now = yield* Clock.currentTimeMillis
+    let txq: Array<Frame> = []
+    let inBurst = false
+    const wake = yield* Queue.sliding<void>(1)
+
+    const send = (frame: Frame): void => {
+      if (txq.length >= txLimit) {
+        stats.txQueueDrops++
+        return
+      }
+      txq.push(frame)
+      if (!inBurst && txq.length === 1) wake.unsafeOffer(undefined)
+    }
+
+    const flush: Effect.Effect<void> = Effect.suspend(() => {
+      if (txq.length === 0) return Effect.void
+      const batch = txq
+      txq = []
+      for (let i = 0; i < batch.length; i++) {
+        stats.txFrames++
+        stats.txBytes += batch[i]!.data.length
+      }
+      return nic.tx(batch).pipe(Effect.catchAll((e) => Effect.logWarning(`tx failed: ${e.message}`)))
+    })
+
+    const input = (frame: Frame): void => {
+      const b = frame.data
+      stats.rxFrames++
+      stats.rxBytes += b.length
+      if (!Eth.checkLen(b)) {
+        countDrop(stats.drops, "Truncated")
+        return
+      }
+      const dst = Eth.dst(b)
+      if (dst !== nic.mac && !isMulticastMac(dst)) {
+        stats.rxNotForUs++
+        return
+      }
+      const h = handlers.get(Eth.etherType(b))
+      if (h === undefined) {
+        stats.rxUnknownType++
+        return
+      }
+      try {
+        h(frame, now)
+      } catch (e) {
+        stats.rxHandlerErrors++
+        lastHandlerError = e
+      }
+    }
+    let lastHandlerError: unknown = undefined
+
+    const processBatch = (batch: ReadonlyArray<Frame>) =>
+      Effect.flatMap(Clock.currentTimeMillis, (t) => {
+        now = t
+        inBurst = true
+        try {
+          for (let i = 0; i < batch.length; i++) input(batch[i]!)
+        } finally {
+          inBurst = false
+        }
+        const report =
+          lastHandlerError === undefined
+            ? Effect.void
+            : Effect.logError("frame handler failed (frame dropped)", lastHandlerError).pipe(
+                Effect.tap(() => Effect.sync(() => (lastHandlerError = undefined)))
+              )
+        return Effect.zipRight(report, Effect.zipRight(flush, Effect.yieldNow()))
+      })
+
+    yield* Stream.runForEach(nic.rx, processBatch).pipe(
+      Effect.catchAll((e) => Effect.logError(`NIC receive stopped: ${e.message}`)),
+      Effect.forkScoped
+    )
+    yield* Queue.take(wake).pipe(
+      Effect.zipRight(Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => (now = Math.max(now, t))))),
+      Effect.zipRight(flush),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
+    return Ethernet.of({
+      mac: nic.mac,
+      caps: nic.caps,
+      nic,
+      nowMs: () => now,
+      register: (type, h) => void handlers.set(type, h),
+      send,
+      flush,
+      stats
+    })
+  })
+
+export const layer = (opts: EthernetOptions = {}): Layer.Layer<Ethernet, never, Nic> => Layer.scoped(Ethernet, make(opts))

@@ -1,0 +1,132 @@
+/**
+ * UDP (RFC 768): demux by destination port to bound handlers, ICMP port unreachable for closed ports,
+ * and sending with a full checksum. Handlers run synchronously in the receive burst; the payload they
+ * get is borrowed (copy what you keep).
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type { Ipv4Address } from "../protocols/address.js"
+import * as Cs from "../protocols/checksum.js"
+import * as IcmpWire from "../protocols/icmp/wire.js"
+import * as Ip from "../protocols/ipv4/wire.js"
+import * as UdpWire from "../protocols/udp/wire.js"
+import { countDrop, type DropCounts } from "./Counters.js"
+import { Interface } from "./Interface.js"
+import { Ipv4, L4_OFFSET } from "./Ipv4.js"
+
+export class UdpError extends Data.TaggedError("UdpError")<{
+  readonly reason: "AddressInUse" | "NoRoute" | "TooLarge"
+  readonly port: number
+}> {
+  override get message(): string {
+    return `UDP ${this.reason} (port ${this.port})`
+  }
+}
+
+export interface UdpDatagram {
+  readonly src: Ipv4Address
+  readonly srcPort: number
+  readonly dst: Ipv4Address
+  readonly dstPort: number
+  readonly payload: Uint8Array
+  readonly nowMs: number
+}
+
+export type UdpHandler = (d: UdpDatagram) => void
+
+export interface UdpStats {
+  datagramsIn: number
+  datagramsOut: number
+  noPort: number
+  readonly drops: DropCounts
+}
+
+export interface UdpShape {
+  /** Bind a port for the lifetime of the scope. Port 0 picks an ephemeral port. Returns the port. */
+  readonly bind: (port: number, handler: UdpHandler) => Effect.Effect<number, UdpError, Scope.Scope>
+  /** Send one datagram (copied). Returns false when unroutable or too large (counted). */
+  readonly send: (srcPort: number, dst: Ipv4Address, dstPort: number, payload: Uint8Array) => boolean
+  /** Send with a payload writer, to build in place without a copy. */
+  readonly sendWith: (srcPort: number, dst: Ipv4Address, dstPort: number, len: number, write: (b: Uint8Array) => void) => boolean
+  readonly stats: UdpStats
+}
+
+export class Udp extends Context.Tag("@miniperf/Udp")<Udp, UdpShape>() {}
+
+const MAX_PAYLOAD = 65535 - 20 - 8
+
+export const make = Effect.gen(function* () {
+  const ip = yield* Ipv4
+  const iface = yield* Interface
+  const ports = new Map<number, UdpHandler>()
+  const stats: UdpStats = { datagramsIn: 0, datagramsOut: 0, noPort: 0, drops: {} }
+  let nextEphemeral = 49152 + Math.floor(Math.random() * 16384)
+
+  ip.register(Ip.PROTO_UDP, (h, payload, _frame, trusted, nowMs) => {
+    const pseudo = Cs.pseudoV4(h.src, h.dst, Ip.PROTO_UDP, payload.length >= 8 ? UdpWire.length(payload) : 0)
+    const r = UdpWire.parse(payload, pseudo, !trusted)
+    if (typeof r === "string") {
+      countDrop(stats.drops, r)
+      return
+    }
+    stats.datagramsIn++
+    const handler = ports.get(r.dstPort)
+    if (handler === undefined) {
+      stats.noPort++
+      if (!iface.isBroadcast(h.dst) && h.dst === iface.current().address) {
+        // Quote the datagram as received: rebuild the IP header view from the payload's position.
+        const dgram = payload.byteOffset >= h.headerLen ? new Uint8Array(payload.buffer, payload.byteOffset - h.headerLen, h.headerLen + payload.length) : undefined
+        if (dgram !== undefined) ip.sendIcmpError(IcmpWire.TYPE_DEST_UNREACHABLE, IcmpWire.CODE_PORT_UNREACHABLE, dgram)
+      }
+      return
+    }
+    handler({ src: h.src, srcPort: r.srcPort, dst: h.dst, dstPort: r.dstPort, payload: UdpWire.payload(payload), nowMs })
+  })
+
+  const sendWith = (srcPort: number, dst: Ipv4Address, dstPort: number, len: number, write: (b: Uint8Array) => void): boolean => {
+    if (len > MAX_PAYLOAD) {
+      countDrop(stats.drops, "BadLength")
+      return false
+    }
+    const f = ip.alloc(UdpWire.HEADER_LEN + len)
+    write(f.subarray(L4_OFFSET + UdpWire.HEADER_LEN))
+    const src = ip.address()
+    const pseudo = Cs.pseudoV4(src, dst, Ip.PROTO_UDP, UdpWire.HEADER_LEN + len)
+    UdpWire.emit({ srcPort, dstPort, payloadLen: len }, f.subarray(L4_OFFSET), pseudo, true)
+    const ok = ip.send(f, dst, Ip.PROTO_UDP, UdpWire.HEADER_LEN + len)
+    if (ok) stats.datagramsOut++
+    return ok
+  }
+
+  return Udp.of({
+    bind: (port, handler) =>
+      Effect.acquireRelease(
+        Effect.suspend(() => {
+          let p = port
+          if (p === 0) {
+            for (let i = 0; i < 16384; i++) {
+              const c = 49152 + ((nextEphemeral + i) % 16384)
+              if (!ports.has(c)) {
+                p = c
+                nextEphemeral = c + 1
+                break
+              }
+            }
+            if (p === 0) return Effect.fail(new UdpError({ reason: "AddressInUse", port }))
+          }
+          if (ports.has(p)) return Effect.fail(new UdpError({ reason: "AddressInUse", port: p }))
+          ports.set(p, handler)
+          return Effect.succeed(p)
+        }),
+        (p) => Effect.sync(() => ports.delete(p))
+      ),
+    send: (srcPort, dst, dstPort, payload) => sendWith(srcPort, dst, dstPort, payload.length, (b) => b.set(payload)),
+    sendWith,
+    stats
+  })
+})
+
+export const layer: Layer.Layer<Udp, never, Ipv4 | Interface> = Layer.effect(Udp, make)
