@@ -1,0 +1,528 @@
+/**
+ * MinIperf's configuration (design.md §1, style.md §2.9): the kernel-style flags `-i -g -d -a` plus the Node-side options,
+ * given as argv words, as one `--args '…'` string, or both mixed. One tokenizer (`Tokenize.ts`), one lexer (`Flags.ts`) and
+ * one Schema (`KernelArgs` below) turn them into a typed `Config`; nothing downstream sees strings for addresses or numbers.
+ *
+ * Decisions (documented here and in `USAGE`):
+ * - `-i` prefix is 1..32. /0 is refused (it would put the whole Internet on-link). /31 (RFC 3021) and /32 are accepted; for
+ *   prefixes up to /30 the network and broadcast addresses of the subnet are refused as host addresses.
+ * - Addresses are dotted quads without leading zeros (`198.051.100.2` is refused: inet_aton would read it as octal).
+ *   0.0.0.0/8, 127/8, multicast 224/4 and 240/4 (including 255.255.255.255) are not host addresses.
+ * - `-g` and `-a` need `-i` (with DHCP the server supplies the gateway, and MinIperf refused static ARP with DHCP).
+ *   The gateway and every static ARP address must be inside the `-i` subnet and differ from our own address; ARP IPs must
+ *   be unique (MACs may repeat). At most `MAX_STATIC_ARP` entries.
+ * - A single-valued flag given twice is an error, not "last one wins" (argv and `--args` mixed would make that surprising).
+ * - `--drop-chance` / `--corrupt-chance` are percentages 0..100 and may have decimals (0.5 = one frame in 200).
+ * - The default MAC is `defaultMac(tap, hostname)`: stable for the same inputs, locally administered, unicast.
+ */
+import { Effect, Either, ParseResult, Schema } from "effect"
+import * as os from "node:os"
+import {
+  type Ipv4Address,
+  type MacAddress,
+  formatIpv4,
+  formatMac,
+  isMulticastMac,
+  mac as makeMac,
+  parseIpv4,
+  parseMac,
+  prefixMask
+} from "../protocols/address.js"
+import { ConfigError } from "./ConfigError.js"
+import { FLAGS, type FlagSpec, MAX_STATIC_ARP, type RawArgs, exampleFor, lex } from "./Flags.js"
+
+export { ConfigError, type ConfigErrorReason, formatConfigError } from "./ConfigError.js"
+export { FLAGS, MAX_STATIC_ARP, type RawArgs } from "./Flags.js"
+export { tokenize } from "./Tokenize.js"
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The decoded types
+
+export interface StaticIp {
+  readonly _tag: "Static"
+  readonly address: Ipv4Address
+  readonly prefix: number
+  readonly gateway?: Ipv4Address
+}
+export interface DhcpIp {
+  readonly _tag: "Dhcp"
+}
+export interface StaticArpEntry {
+  readonly mac: MacAddress
+  readonly ip: Ipv4Address
+}
+
+export interface Config {
+  readonly ip: StaticIp | DhcpIp
+  readonly staticArp: ReadonlyArray<StaticArpEntry>
+  /** `-d`: statistics dump interval. */
+  readonly debugMs?: number
+  readonly tap: string
+  readonly mac: MacAddress
+  /** IP MTU, 576..9000. */
+  readonly mtu: number
+  readonly offload: boolean
+  readonly pcap?: string
+  /** Percent, 0..100. */
+  readonly dropChance: number
+  /** Percent, 0..100. */
+  readonly corruptChance: number
+  readonly port: number
+  /** Server-side iperf interval reports. */
+  readonly intervalS?: number
+  readonly maxConnections: number
+}
+
+export interface Help {
+  readonly _tag: "Help"
+  readonly text: string
+}
+export interface Version {
+  readonly _tag: "Version"
+}
+export type Decoded = Config | Help | Version
+
+export const isConfig = (d: Decoded): d is Config => !("_tag" in d)
+
+export const DEFAULTS = {
+  tap: "tap0",
+  mtu: 1500,
+  port: 5001,
+  maxConnections: 1024,
+  dropChance: 0,
+  corruptChance: 0
+} as const
+
+export const MTU_MIN = 576
+export const MTU_MAX = 9000
+export const DEBUG_MS_MAX = 86_400_000
+export const INTERVAL_S_MIN = 0.001
+export const INTERVAL_S_MAX = 86_400
+export const MAX_CONNECTIONS_MAX = 65_535
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Pure value checks: each returns the value or an `Invalid` carrying the person-readable reason.
+
+class Invalid {
+  constructor(readonly message: string) {}
+}
+
+const OCTET = "(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)"
+const dottedQuad = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`)
+
+const parseQuad = (s: string): Ipv4Address | undefined => (dottedQuad.test(s) ? parseIpv4(s) : undefined)
+
+/** Why an address cannot be a host's unicast address, if it cannot. */
+const notAHost = (a: number): string | undefined => {
+  const top = a >>> 24
+  if (top === 0) return "0.0.0.0/8 is not a host address"
+  if (top === 127) return "127.0.0.0/8 is loopback"
+  if (top >= 224 && top < 240) return "that is a multicast address"
+  if (top >= 240) return "240.0.0.0/4 and the broadcast address are not host addresses"
+  return undefined
+}
+
+const net = (a: number, prefix: number): number => (a & prefixMask(prefix)) >>> 0
+const subnetText = (a: number, prefix: number): string => `${formatIpv4(net(a, prefix))}/${prefix}`
+
+/** For prefixes up to /30 the all-zeros and all-ones host parts are not usable host addresses. */
+const edgeOfSubnet = (a: number, prefix: number): string | undefined => {
+  if (prefix > 30) return undefined
+  const host = (a & ~prefixMask(prefix)) >>> 0
+  if (host === 0) return `that is the network address of ${subnetText(a, prefix)}`
+  if (host === (~prefixMask(prefix)) >>> 0) return `that is the broadcast address of ${subnetText(a, prefix)}`
+  return undefined
+}
+
+const looksLikeNumber = /^\d+(?:\.\d+)?$/
+
+const checkCidr = (s: string): { readonly address: Ipv4Address; readonly prefix: number } | Invalid => {
+  const slash = s.indexOf("/")
+  if (slash < 0) {
+    if (looksLikeNumber.test(s)) {
+      return new Invalid("expected IPv4/prefix (MinIperf's -i is the address; the iperf report interval is --interval)")
+    }
+    return new Invalid(parseQuad(s) !== undefined ? "expected IPv4/prefix, the prefix length is missing" : "expected IPv4/prefix")
+  }
+  const address = parseQuad(s.slice(0, slash))
+  const p = s.slice(slash + 1)
+  if (address === undefined || !/^\d{1,2}$/.test(p)) return new Invalid("expected IPv4/prefix")
+  const prefix = Number(p)
+  if (prefix < 1 || prefix > 32) return new Invalid("the prefix length must be 1..32")
+  const bad = notAHost(address) ?? edgeOfSubnet(address, prefix)
+  return bad !== undefined ? new Invalid(bad) : { address, prefix }
+}
+
+const checkHostIpv4 = (s: string): Ipv4Address | Invalid => {
+  const a = parseQuad(s)
+  if (a === undefined) return new Invalid(s.includes("/") ? "expected an IPv4 address without a prefix" : "expected an IPv4 address")
+  const bad = notAHost(a)
+  return bad !== undefined ? new Invalid(bad) : a
+}
+
+const checkUnicastMac = (s: string, what: string): MacAddress | Invalid => {
+  const m = parseMac(s)
+  if (m === undefined) return new Invalid(`expected ${what} as six hex pairs like 02:00:00:00:00:01`)
+  if (m === 0) return new Invalid("00:00:00:00:00:00 is not a usable address")
+  if (isMulticastMac(m)) return new Invalid("that is a multicast or broadcast MAC; the first octet must be even")
+  return m
+}
+
+const checkMacIp = (s: string): StaticArpEntry | Invalid => {
+  const slash = s.lastIndexOf("/")
+  if (slash < 0) return new Invalid("expected MAC/IPv4")
+  const mac = checkUnicastMac(s.slice(0, slash), "MAC/IPv4 with the MAC")
+  if (mac instanceof Invalid) return mac
+  const ip = checkHostIpv4(s.slice(slash + 1))
+  if (ip instanceof Invalid) return new Invalid(`${ip.message} after the '/'`)
+  return { mac, ip }
+}
+
+/** Decimal integer in [min, max]; no sign, no exponent, no hex, at most 10 digits. */
+const checkInt = (s: string, min: number, max: number, what: string): number | Invalid => {
+  if (!/^\d{1,10}$/.test(s)) return new Invalid(`expected ${what}, a whole number ${min}..${max}`)
+  const n = Number(s)
+  if (n < min || n > max) return new Invalid(`${what} must be ${min}..${max}`)
+  return n
+}
+
+/** Decimal number in [min, max] (decimals and an exponent allowed, no sign, no hex, no Infinity). */
+const checkDecimal = (s: string, min: number, max: number, what: string): number | Invalid => {
+  if (s.length > 32 || !/^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/.test(s)) {
+    return new Invalid(`expected ${what}, a number ${min}..${max}`)
+  }
+  const n = Number(s)
+  if (!Number.isFinite(n) || n < min || n > max) return new Invalid(`${what} must be ${min}..${max}`)
+  return n
+}
+
+const checkTap = (s: string): string | Invalid => {
+  const bytes = Buffer.byteLength(s, "utf8")
+  if (bytes === 0) return new Invalid("the name is empty")
+  if (bytes > 15) return new Invalid("Linux interface names are at most 15 bytes")
+  if (s === "." || s === "..") return new Invalid("'.' and '..' are not interface names")
+  // the kernel's dev_valid_name: no '/', ':' or whitespace; we also refuse control characters
+  if (/[/:\s\p{Cc}]/u.test(s)) return new Invalid("an interface name cannot contain '/', ':', blanks or control characters")
+  return s
+}
+
+const checkPcap = (s: string): string | Invalid => {
+  if (s.length === 0) return new Invalid("the file name is empty")
+  if (s.includes("\0")) return new Invalid("the file name contains a NUL character")
+  return s
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Default MAC: FNV-1a (two offset bases) over "hostname\0tap" -> 48 bits, then locally administered (bit 1 of the first
+// octet set) and unicast (bit 0 clear). Deterministic: the same host and TAP name always get the same address.
+
+const fnv1a = (bytes: Uint8Array, basis: number): number => {
+  let h = basis >>> 0
+  for (const b of bytes) {
+    h ^= b
+    h = Math.imul(h, 0x01000193) >>> 0
+  }
+  return h >>> 0
+}
+
+export const defaultMac = (tap: string, hostname: string): MacAddress => {
+  const bytes = new TextEncoder().encode(`${hostname}\0${tap}`)
+  const h1 = fnv1a(bytes, 0x811c9dc5)
+  const h2 = fnv1a(bytes, 0x050c5d1f)
+  const first = ((h1 >>> 24) & 0xfc) | 0x02
+  const hi16 = (first << 8) | ((h1 >>> 16) & 0xff)
+  const lo32 = (((h1 & 0xffff) << 16) | (h2 & 0xffff)) >>> 0
+  return makeMac(hi16, lo32)
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Schemas. Each flag's value: a transformation from the string as typed to its typed value, failing with a `Type` issue
+// whose message is the person-readable reason. The issue's path is the flag (the struct keys are the flag names), which is
+// how a ParseError becomes a ConfigError naming the flag, the value and an example.
+
+const Ipv4Type = Schema.declare(
+  (u: unknown): u is Ipv4Address => typeof u === "number" && Number.isInteger(u) && u >= 0 && u <= 0xffffffff,
+  { identifier: "Ipv4Address" }
+)
+const MacType = Schema.declare(
+  (u: unknown): u is MacAddress => typeof u === "number" && Number.isInteger(u) && u >= 0 && u <= 0xffffffffffff,
+  { identifier: "MacAddress" }
+)
+
+const fromString = <A, I>(to: Schema.Schema<A, I>, check: (s: string) => A | Invalid, format: (a: A) => string) =>
+  Schema.transformOrFail(Schema.String, Schema.typeSchema(to), {
+    strict: true,
+    decode: (s, _, ast) => {
+      const r = check(s)
+      return r instanceof Invalid ? ParseResult.fail(new ParseResult.Type(ast, s, r.message)) : ParseResult.succeed(r)
+    },
+    encode: (a) => ParseResult.succeed(format(a))
+  })
+
+const Cidr = fromString(
+  Schema.Struct({ address: Ipv4Type, prefix: Schema.Number }),
+  checkCidr,
+  (c) => `${formatIpv4(c.address)}/${c.prefix}`
+)
+const HostIpv4 = fromString(Ipv4Type, checkHostIpv4, formatIpv4)
+const MacIp = fromString(
+  Schema.Struct({ mac: MacType, ip: Ipv4Type }),
+  checkMacIp,
+  (e) => `${formatMac(e.mac)}/${formatIpv4(e.ip)}`
+)
+const UnicastMac = fromString(MacType, (s) => checkUnicastMac(s, "a MAC"), formatMac)
+const intIn = (min: number, max: number, what: string) => fromString(Schema.Number, (s) => checkInt(s, min, max, what), String)
+const decimalIn = (min: number, max: number, what: string) =>
+  fromString(Schema.Number, (s) => checkDecimal(s, min, max, what), String)
+const Percent = decimalIn(0, 100, "a percentage")
+const TapName = fromString(Schema.String, checkTap, (s) => s)
+const PcapPath = fromString(Schema.String, checkPcap, (s) => s)
+
+const opt = <A, I>(s: Schema.Schema<A, I>) => Schema.optionalWith(s, { exact: true })
+const withDefault = <A, I>(s: Schema.Schema<A, I>, d: A) => Schema.optionalWith(s, { exact: true, default: () => d })
+
+/** Each flag's value on its own; relationships are checked by `KernelArgs`. */
+export const Flags = Schema.Struct({
+  "-i": opt(Cidr),
+  "-g": opt(HostIpv4),
+  "-d": opt(intIn(1, DEBUG_MS_MAX, "the dump interval in ms")),
+  "-a": Schema.Array(MacIp),
+  "--tap": withDefault(TapName, DEFAULTS.tap),
+  "--mac": opt(UnicastMac),
+  "--mtu": withDefault(intIn(MTU_MIN, MTU_MAX, "the MTU"), DEFAULTS.mtu),
+  "--no-offload": Schema.Boolean,
+  "--pcap": opt(PcapPath),
+  "--drop-chance": withDefault(Percent, DEFAULTS.dropChance),
+  "--corrupt-chance": withDefault(Percent, DEFAULTS.corruptChance),
+  "--port": withDefault(intIn(1, 65535, "the port"), DEFAULTS.port),
+  "--interval": opt(decimalIn(INTERVAL_S_MIN, INTERVAL_S_MAX, "the interval in seconds")),
+  "--max-connections": withDefault(intIn(1, MAX_CONNECTIONS_MAX, "the connection limit"), DEFAULTS.maxConnections),
+  hostname: Schema.String
+})
+
+const StaticIpSchema = Schema.TaggedStruct("Static", {
+  address: Ipv4Type,
+  prefix: Schema.Number,
+  gateway: Schema.optionalWith(Ipv4Type, { exact: true })
+})
+const DhcpIpSchema = Schema.TaggedStruct("Dhcp", {})
+
+export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
+  ip: Schema.Union(StaticIpSchema, DhcpIpSchema),
+  staticArp: Schema.Array(Schema.Struct({ mac: MacType, ip: Ipv4Type })),
+  debugMs: Schema.optionalWith(Schema.Number, { exact: true }),
+  tap: Schema.String,
+  mac: MacType,
+  mtu: Schema.Number,
+  offload: Schema.Boolean,
+  pcap: Schema.optionalWith(Schema.String, { exact: true }),
+  dropChance: Schema.Number,
+  corruptChance: Schema.Number,
+  port: Schema.Number,
+  intervalS: Schema.optionalWith(Schema.Number, { exact: true }),
+  maxConnections: Schema.Number
+})
+
+const at = (path: readonly [PropertyKey, ...Array<PropertyKey>], actual: unknown, ast: Schema.Schema.Any["ast"], message: string) =>
+  new ParseResult.Pointer(path, actual, new ParseResult.Type(ast, actual, message))
+
+/**
+ * The one decoder: the lexer's raw record (strings keyed by flag) <-> `Config`.
+ * Encoding gives back a raw record (always with an explicit `--mac`), so `lex(toArgv(encode(c)))` decodes to `c` again.
+ */
+export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail(Flags, Schema.typeSchema(ConfigSchema), {
+  strict: true,
+  decode: (f, _, ast) => {
+    const cidr = f["-i"]
+    const gateway = f["-g"]
+    if (cidr === undefined) {
+      if (gateway !== undefined) {
+        return ParseResult.fail(at(["-g"], gateway, ast,
+          "a gateway needs a static address, give -i too (with DHCP the server supplies the gateway)"))
+      }
+      if (f["-a"].length > 0) {
+        return ParseResult.fail(at(["-a", 0], f["-a"][0], ast,
+          "static ARP entries need a static address (-i); without -i the address comes from DHCP"))
+      }
+    } else {
+      const { address, prefix } = cidr
+      const within = `the subnet ${subnetText(address, prefix)} of -i`
+      if (gateway !== undefined) {
+        if (net(gateway, prefix) !== net(address, prefix)) {
+          return ParseResult.fail(at(["-g"], gateway, ast, `the gateway must be inside ${within}`))
+        }
+        if (gateway === address) return ParseResult.fail(at(["-g"], gateway, ast, "the gateway is our own -i address"))
+        const edge = edgeOfSubnet(gateway, prefix)
+        if (edge !== undefined) return ParseResult.fail(at(["-g"], gateway, ast, edge))
+      }
+      const seen = new Map<number, number>()
+      for (let k = 0; k < f["-a"].length; k++) {
+        const e = f["-a"][k]!
+        if (net(e.ip, prefix) !== net(address, prefix)) {
+          return ParseResult.fail(at(["-a", k], e, ast, `the ARP address must be inside ${within}`))
+        }
+        if (e.ip === address) return ParseResult.fail(at(["-a", k], e, ast, "that is our own -i address"))
+        const first = seen.get(e.ip)
+        if (first !== undefined) {
+          return ParseResult.fail(at(["-a", k], e, ast,
+            `${formatIpv4(e.ip)} already has a static ARP entry (-a number ${first + 1}); each address once`))
+        }
+        seen.set(e.ip, k)
+      }
+    }
+    const ip: StaticIp | DhcpIp = cidr === undefined
+      ? { _tag: "Dhcp" }
+      : gateway === undefined
+      ? { _tag: "Static", address: cidr.address, prefix: cidr.prefix }
+      : { _tag: "Static", address: cidr.address, prefix: cidr.prefix, gateway }
+    const tap = f["--tap"]
+    const config: Config = {
+      ip,
+      staticArp: f["-a"].map((e) => ({ mac: e.mac, ip: e.ip })),
+      ...(f["-d"] !== undefined ? { debugMs: f["-d"] } : {}),
+      tap,
+      mac: f["--mac"] ?? defaultMac(tap, f.hostname),
+      mtu: f["--mtu"],
+      offload: !f["--no-offload"],
+      ...(f["--pcap"] !== undefined ? { pcap: f["--pcap"] } : {}),
+      dropChance: f["--drop-chance"],
+      corruptChance: f["--corrupt-chance"],
+      port: f["--port"],
+      ...(f["--interval"] !== undefined ? { intervalS: f["--interval"] } : {}),
+      maxConnections: f["--max-connections"]
+    }
+    return ParseResult.succeed(config)
+  },
+  encode: (c) => {
+    const f: Schema.Schema.Type<typeof Flags> = {
+      ...(c.ip._tag === "Static" ? { "-i": { address: c.ip.address, prefix: c.ip.prefix } } : {}),
+      ...(c.ip._tag === "Static" && c.ip.gateway !== undefined ? { "-g": c.ip.gateway } : {}),
+      ...(c.debugMs !== undefined ? { "-d": c.debugMs } : {}),
+      "-a": c.staticArp,
+      "--tap": c.tap,
+      "--mac": c.mac,
+      "--mtu": c.mtu,
+      "--no-offload": !c.offload,
+      ...(c.pcap !== undefined ? { "--pcap": c.pcap } : {}),
+      "--drop-chance": c.dropChance,
+      "--corrupt-chance": c.corruptChance,
+      "--port": c.port,
+      ...(c.intervalS !== undefined ? { "--interval": c.intervalS } : {}),
+      "--max-connections": c.maxConnections,
+      hostname: ""
+    }
+    return ParseResult.succeed(f)
+  }
+})
+
+/** A raw record back to argv words (`--flag=value` form, so values starting with '-' survive). */
+export const toArgv = (raw: RawArgs): ReadonlyArray<string> => {
+  const out: Array<string> = []
+  for (const s of FLAGS) {
+    if (s.kind === "value") {
+      const v = raw[s.flag as keyof RawArgs]
+      if (typeof v !== "string") continue
+      if (s.flag.startsWith("--")) out.push(`${s.flag}=${v}`)
+      else out.push(s.flag, v)
+    } else if (s.kind === "repeat") {
+      for (const v of raw["-a"]) out.push("-a", v)
+    } else if (s.kind === "switch" && raw["--no-offload"]) {
+      out.push("--no-offload")
+    }
+  }
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// ParseError -> ConfigError
+
+const valueAt = (raw: RawArgs, path: ReadonlyArray<PropertyKey>): string | undefined => {
+  const v: unknown = raw[path[0] as keyof RawArgs]
+  if (typeof v === "string") return v
+  if (Array.isArray(v) && typeof path[1] === "number") {
+    const x: unknown = v[path[1]]
+    return typeof x === "string" ? x : undefined
+  }
+  return undefined
+}
+
+export const fromParseError = (raw: RawArgs, e: ParseResult.ParseError): ConfigError => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(e)
+  const first = issues[0]
+  const key = first?.path[0]
+  const flag = typeof key === "string" && key.startsWith("-") ? key : "(arguments)"
+  return new ConfigError({
+    reason: "InvalidValue",
+    flag,
+    value: first === undefined ? undefined : valueAt(raw, first.path),
+    message: first?.message ?? "invalid arguments",
+    example: exampleFor(flag)
+  })
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Entry points
+
+export interface DecodeOptions {
+  /** Input to the default MAC; defaults to `os.hostname()`. */
+  readonly hostname?: string
+}
+
+const decodeRaw = Schema.decodeUnknownEither(KernelArgs)
+export const encodeConfig = Schema.encodeSync(KernelArgs)
+
+/** Synchronous decoder; never throws for any array of strings. */
+export const decodeArgvEither = (argv: ReadonlyArray<string>, options: DecodeOptions = {}): Either.Either<Decoded, ConfigError> => {
+  const hostname = options.hostname ?? os.hostname()
+  const l = lex(argv, hostname)
+  switch (l._tag) {
+    case "Help":
+      return Either.right({ _tag: "Help", text: USAGE })
+    case "Version":
+      return Either.right({ _tag: "Version" })
+    case "Error":
+      return Either.left(l.error)
+    case "Raw": {
+      const r = decodeRaw(l.raw, { errors: "first" })
+      return Either.isRight(r) ? Either.right(r.right) : Either.left(fromParseError(l.raw, r.left))
+    }
+  }
+}
+
+/** argv (without `node` and the script) -> Config, or Help/Version, or a ConfigError for `formatConfigError` and exit 2. */
+export const decodeArgv = (argv: ReadonlyArray<string>, options: DecodeOptions = {}): Effect.Effect<Decoded, ConfigError> =>
+  Effect.suspend(() => decodeArgvEither(argv, options))
+
+/** One kernel-style string, as MinIperf read it from the guest's command line. */
+export const decodeKernelString = (s: string, options: DecodeOptions = {}): Effect.Effect<Decoded, ConfigError> =>
+  decodeArgv(["--args", s], options)
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Help
+
+const usageLine = (s: FlagSpec): string => {
+  const names = s.names.join(", ")
+  return s.metavar === "" ? names : `${names} ${s.metavar}`
+}
+
+const column = Math.max(...FLAGS.map((s) => usageLine(s).length)) + 2
+
+export const USAGE: string = [
+  "Usage: miniperf [options]",
+  "       miniperf --args '<MinIperf flags as one string>' [options]",
+  "",
+  "An iperf-compatible server (iperf 2, TCP port 5001) on a userspace TCP/IP stack that owns a TAP device.",
+  "Options take a value as the next word or after '=' (--mtu 9000, --mtu=9000).",
+  "",
+  "MinIperf flags:",
+  ...FLAGS.filter((s) => s.flag.length === 2 && s.kind !== "help").map((s) => `  ${usageLine(s).padEnd(column)}${s.help}`),
+  "",
+  "Node options:",
+  ...FLAGS.filter((s) => !(s.flag.length === 2 && s.kind !== "help")).map((s) => `  ${usageLine(s).padEnd(column)}${s.help}`),
+  "",
+  "Examples:",
+  "  miniperf --tap tap0 -i 198.51.100.2/24 -g 198.51.100.1",
+  "  miniperf --tap tap0 --args '-i 198.51.100.2/24 -g 198.51.100.1 -a 02:00:00:00:00:01/198.51.100.1'",
+  "  miniperf --tap tap0                       (address by DHCP)",
+  `Static ARP entries: up to ${MAX_STATIC_ARP}. Exit status 2 on a bad command line.`
+].join("\n")
