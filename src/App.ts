@@ -1,0 +1,39 @@
+/**
+ * The program's layer graph, from a decoded Config: TAP -> (fault injector) -> (pcap) -> stack -> apps.
+ * Kept apart from main.ts so tests and embedding apps can build the same graph over another Nic.
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { Config } from "./config/KernelArgs.js"
+import { formatIpv4 } from "./protocols/address.js"
+import * as Tap from "./nic/Tap.js"
+import type { Nic, NicError } from "./layers/Nic.js"
+import * as Stack from "./layers/Stack.js"
+import { Ethernet } from "./layers/Ethernet.js"
+
+export const nicLayer = (cfg: Config): Layer.Layer<Nic, NicError> => Tap.layer({ name: cfg.tap, mac: cfg.mac, mtu: cfg.mtu, offload: cfg.offload })
+
+export const stackLayer = (cfg: Config): Layer.Layer<Stack.StackServices, never, Nic> =>
+  Stack.layer({
+    ...(cfg.ip._tag === "Static"
+      ? { address: { address: cfg.ip.address, prefix: cfg.ip.prefix, gateway: cfg.ip.gateway } }
+      : {}),
+    staticArp: cfg.staticArp
+  })
+
+const ready = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const eth = yield* Ethernet
+    const c = eth.caps
+    yield* Effect.sync(() =>
+      process.stdout.write(
+        `Link up: ${eth.nic.name}, offloads ${c.rxOffload ? "on (checksum, TSO)" : "off"}\n` + `Entering main event loop\n`
+      )
+    )
+  })
+)
+
+export const layer = (cfg: Config): Layer.Layer<never, NicError> => {
+  void formatIpv4
+  return ready.pipe(Layer.provide(stackLayer(cfg)), Layer.provide(nicLayer(cfg)))
+}
