@@ -15,11 +15,12 @@
  *       If cb returns exactly `false` the batch was not accepted and its slots are reused at once.
  *       A read error is reported as cb(-errno, meta) after the frames read before it.
  *   stopRx(handle)      uv_poll_stop + uv_close; idempotent.
- *   writeBatch(fd, vnetHdr, frames: Uint8Array[], count, meta: Int32Array|null, maxLen) -> written
+ *   writeBatch(fd, vnetHdr, frames: Uint8Array[], count, meta: Int32Array|null, maxLen, out?) -> written
  *       One write() (writev with a 10-byte virtio_net_hdr built from meta, TX_META_STRIDE int32 per
  *       frame [flags, gsoType, hdrLen, gsoSize, csumStart, csumOffset]) per frame. EAGAIN/ENOBUFS
  *       and per-frame errors (EINVAL, EMSGSIZE, frames > maxLen) drop the frame; the caller
- *       computes dropped = count - written. EBADF/EIO/EBADFD/ENODEV throw.
+ *       computes dropped = count - written. If `out` (Int32Array, length >= 2) is given, out[0] =
+ *       frames written and out[1] = Ethernet bytes written. EBADF/EIO/EBADFD/ENODEV throw.
  *   close(fd)
  */
 #ifndef NAPI_VERSION
@@ -478,9 +479,11 @@ static napi_value tap_stop_rx(napi_env env, napi_callback_info info) {
 /* ---- TX ----------------------------------------------------------------------------------- */
 
 static napi_value tap_write_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], result;
+  size_t argc = 7;
+  napi_value argv[7], result;
   int32_t fd, count, max_len;
+  int32_t* out = NULL;
+  int32_t bytes = 0;
   bool vnet = false, is_array = false, has_meta = false;
   uint32_t arr_len = 0;
   int32_t* meta = NULL;
@@ -497,6 +500,16 @@ static napi_value tap_write_batch(napi_env env, napi_callback_info info) {
     return NULL;
   }
   CHECK(napi_get_array_length(env, argv[2], &arr_len));
+  if (argc >= 7 && napi_typeof(env, argv[6], &t) == napi_ok && t == napi_object) {
+    bool is_ta = false;
+    napi_typedarray_type tt;
+    size_t olen = 0;
+    void* d = NULL;
+    if (napi_is_typedarray(env, argv[6], &is_ta) == napi_ok && is_ta &&
+        napi_get_typedarray_info(env, argv[6], &tt, &olen, &d, NULL, NULL) == napi_ok &&
+        tt == napi_int32_array && olen >= 2)
+      out = (int32_t*)d;
+  }
   if ((uint32_t)count > arr_len) count = (int32_t)arr_len;
   if (napi_typeof(env, argv[4], &t) == napi_ok && t == napi_object) {
     bool is_ta = false;
@@ -546,7 +559,7 @@ static napi_value tap_write_batch(napi_env env, napi_callback_info info) {
     } else {
       do { r = write(fd, data, len); } while (r < 0 && errno == EINTR);
     }
-    if (r >= 0) { written++; continue; }
+    if (r >= 0) { written++; bytes += (int32_t)len; continue; }
     switch (errno) {
       case EAGAIN: case ENOBUFS: case EINVAL: case EMSGSIZE: case ENOMEM: case EFAULT:
         continue; /* this frame is dropped; the caller counts count - written */
@@ -555,6 +568,7 @@ static napi_value tap_write_batch(napi_env env, napi_callback_info info) {
         return NULL;
     }
   }
+  if (out != NULL) { out[0] = written; out[1] = bytes; }
   CHECK(napi_create_int32(env, written, &result));
   return result;
 }

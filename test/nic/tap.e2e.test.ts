@@ -1,0 +1,187 @@
+/**
+ * End-to-end tests of the TAP addon and Tap.make (need root: namespaces and TAP devices).
+ * Each test opens a TAP, moves its kernel side into a fresh namespace as 198.51.100.1/24 and talks
+ * to the Linux kernel through it: ARP request -> ARP reply, UDP from the namespace with and
+ * without checksum offload, TX counters, and the error reasons of open().
+ */
+import { chmodSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import * as path from "node:path"
+import { expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import type { NicShape } from "../../src/layers/Nic.js"
+import { formatMac, parseMac, type MacAddress } from "../../src/protocols/address.js"
+import { PLAIN, VNET_F_NEEDS_CSUM, plainFrame, type Frame } from "../../src/nic/Frame.js"
+import * as Tap from "../../src/nic/Tap.js"
+import { describeRoot, run, uniqueIfName, withNetns, withTapInNetns } from "../support/netns.js"
+
+const OUR_MAC = parseMac("02:00:00:00:00:02")!
+const OUR_IP = [198, 51, 100, 2] as const
+const KERNEL_IP = [198, 51, 100, 1] as const
+
+const putMac = (b: Uint8Array, o: number, m: MacAddress): void => {
+  const s = formatMac(m).split(":")
+  for (let i = 0; i < 6; i++) b[o + i] = parseInt(s[i]!, 16)
+}
+
+/** A hand-built ARP request "who has 198.51.100.1? tell 198.51.100.2", padded to 60 bytes. */
+const arpRequest = (): Uint8Array => {
+  const b = new Uint8Array(60)
+  b.fill(0xff, 0, 6)
+  putMac(b, 6, OUR_MAC)
+  b.set([0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01], 12)
+  putMac(b, 22, OUR_MAC)
+  b.set(OUR_IP, 28)
+  b.set(KERNEL_IP, 38)
+  return b
+}
+
+const isArpReplyToUs = (f: Uint8Array): boolean =>
+  f.length >= 42 &&
+  f[12] === 0x08 &&
+  f[13] === 0x06 &&
+  f[20] === 0 &&
+  f[21] === 2 &&
+  f[28] === 198 && f[29] === 51 && f[30] === 100 && f[31] === 1 &&
+  f[38] === 198 && f[39] === 51 && f[40] === 100 && f[41] === 2
+
+const isUdpToUs = (f: Uint8Array): boolean =>
+  f.length >= 42 && f[12] === 0x08 && f[13] === 0x00 && f[23] === 17 && f[33] === 2
+
+/** Waits (live clock, bounded) for the first received frame matching `pred`; returns a copy. */
+const firstFrame = (nic: NicShape, pred: (b: Uint8Array) => boolean) =>
+  nic.rx.pipe(
+    Stream.mapConcat((batch) => batch.filter((f) => pred(f.data)).map((f): Frame => ({ data: f.data.slice(), meta: f.meta }))),
+    Stream.take(1),
+    Stream.runCollect,
+    Effect.map((c) => Chunk.unsafeHead(c)),
+    Effect.timeoutFail({
+      duration: "5 seconds",
+      onTimeout: () => new Error("no matching frame within 5 s")
+    })
+  )
+
+const arpExchange = (opts: { vnetHdr: boolean; offload: boolean }) =>
+  Effect.gen(function* () {
+    const ns = yield* withNetns("tap")
+    const nic = yield* withTapInNetns(ns, { mac: OUR_MAC, vnetHdr: opts.vnetHdr, offload: opts.offload })
+    expect(nic.caps.rxOffload).toBe(opts.offload)
+    expect(nic.caps.tso).toBe(opts.offload)
+    expect(nic.caps.maxTxFrame).toBe(opts.offload ? 65549 : 1514)
+    const reply = yield* Effect.fork(firstFrame(nic, isArpReplyToUs))
+    yield* Effect.sleep("50 millis") // let the rx stream start polling (the TAP queues frames anyway)
+    yield* nic.tx([plainFrame(arpRequest())])
+    const f = yield* reply.await.pipe(Effect.flatten)
+    // the reply is addressed to our MAC and carries no offload metadata
+    expect(formatMac(Number.parseInt(Buffer.from(f.data.subarray(0, 6)).toString("hex"), 16))).toBe("02:00:00:00:00:02")
+    expect(f.meta).toBe(PLAIN)
+    expect(nic.stats.txFrames).toBe(1)
+    expect(nic.stats.txBytes).toBe(60)
+    expect(nic.stats.txDropped).toBe(0)
+    expect(nic.stats.rxFrames).toBeGreaterThanOrEqual(1)
+    const ls = yield* ns.linkStats(nic.name)
+    expect(ls.rxPackets).toBe(1) // the kernel side received our one ARP request
+    expect(ls.txPackets).toBeGreaterThanOrEqual(1)
+  })
+
+const udpFromKernel = (opts: { offload: boolean }) =>
+  Effect.gen(function* () {
+    const ns = yield* withNetns("udp")
+    const nic = yield* withTapInNetns(ns, {
+      mac: OUR_MAC,
+      offload: opts.offload,
+      vnetHdr: true,
+      neighbors: [["198.51.100.2", "02:00:00:00:00:02"]]
+    })
+    const got = yield* Effect.fork(firstFrame(nic, isUdpToUs))
+    yield* Effect.sleep("50 millis")
+    yield* ns.exec("bash", ["-c", "echo hello-tap > /dev/udp/198.51.100.2/9"])
+    const f = yield* got.await.pipe(Effect.flatten)
+    const udpCsum = (f.data[40]! << 8) | f.data[41]!
+    if (opts.offload) {
+      // checksum offload on: the kernel leaves the UDP checksum partial and says where it goes
+      expect(f.meta.flags & VNET_F_NEEDS_CSUM).toBe(VNET_F_NEEDS_CSUM)
+      expect(f.meta.csumStart).toBe(34)
+      expect(f.meta.csumOffset).toBe(6)
+    } else {
+      expect(f.meta).toBe(PLAIN)
+      expect(udpCsum).not.toBe(0)
+    }
+  })
+
+describeRoot("TAP e2e (namespace, kernel peer)", () => {
+  it.scopedLive("ARP request out, kernel ARP reply in (no vnet header)", () => arpExchange({ vnetHdr: false, offload: false }))
+  it.scopedLive("ARP request out, kernel ARP reply in (vnet header, no offload)", () =>
+    arpExchange({ vnetHdr: true, offload: false }))
+  it.scopedLive("ARP request out, kernel ARP reply in (vnet header + offload)", () =>
+    arpExchange({ vnetHdr: true, offload: true }))
+  it.scopedLive("UDP from the kernel arrives with NEEDS_CSUM meta when offload is on", () => udpFromKernel({ offload: true }))
+  it.scopedLive("UDP from the kernel arrives complete with a vnet header but no offload", () =>
+    udpFromKernel({ offload: false }))
+
+  it.scopedLive("a second concurrent rx consumer fails with reason Read", () =>
+    Effect.gen(function* () {
+      const ns = yield* withNetns("rx2")
+      const nic = yield* withTapInNetns(ns, { mac: OUR_MAC })
+      yield* Effect.forkScoped(Stream.runDrain(nic.rx))
+      yield* Effect.sleep("20 millis")
+      const e = yield* Effect.flip(Stream.runDrain(nic.rx))
+      expect(e.reason).toBe("Read")
+    }))
+
+  it.scopedLive("open errors: bad name -> Open, missing device node -> NoDevice", () =>
+    Effect.gen(function* () {
+      const tooLong = yield* Effect.flip(Tap.make({ name: "x".repeat(20), mac: OUR_MAC }))
+      expect(tooLong.reason).toBe("Open")
+      const slash = yield* Effect.flip(Tap.make({ name: "bad/name", mac: OUR_MAC }))
+      expect(slash.reason).toBe("Open")
+      const noDev = yield* Effect.flip(
+        Tap.make({ name: uniqueIfName("mt"), mac: OUR_MAC, devicePath: "/nonexistent/net/tun" })
+      )
+      expect(noDev.reason).toBe("NoDevice")
+      expect(noDev.message).toContain("modprobe tun")
+    }))
+
+  it.scopedLive("without CAP_NET_ADMIN: creating fails (-> Permission), attaching to an owned persistent TAP works", () =>
+    Effect.gen(function* () {
+      const ns = yield* withNetns("perm")
+      const owned = uniqueIfName("mp")
+      yield* ns.ip(["tuntap", "add", "dev", owned, "mode", "tap", "user", "65534"])
+      // This machine's /dev/net/tun is mode 0600; a private world-accessible node (same major/minor
+      // 10:200) stands in for a distribution's default 0666 /dev/net/tun.
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => mkdtempSync(path.join(tmpdir(), "mpx-tun-"))),
+        (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true }))
+      )
+      chmodSync(dir, 0o755)
+      const node = path.join(dir, "tun")
+      yield* run("mknod", ["-m", "666", node, "c", "10", "200"])
+      const addonPath = path.resolve("build/Release/tap.node")
+      const script = (name: string, devPath: string) =>
+        `const a=require(${JSON.stringify(addonPath)});` +
+        `try{const r=a.open(${JSON.stringify(name)},{vnetHdr:false,offload:false,path:${JSON.stringify(devPath)}});` +
+        `console.log(JSON.stringify({ok:true,name:r.name}));a.close(r.fd)}` +
+        `catch(e){console.log(JSON.stringify({ok:false,code:e.code,message:e.message}))}`
+      const asNobody = (name: string, devPath: string) =>
+        ns
+          .exec("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "-e", script(name, devPath)])
+          .pipe(Effect.map((r) => JSON.parse(r.stdout) as { ok: boolean; code?: string; name?: string; message?: string }))
+      // the machine's node: not even open() is allowed
+      const noNode = yield* asNobody(uniqueIfName("mq"), "/dev/net/tun")
+      expect(noNode.ok).toBe(false)
+      expect(["EACCES", "EPERM"]).toContain(noNode.code)
+      // an accessible node, but creating a TAP needs CAP_NET_ADMIN: TUNSETIFF says EPERM
+      const denied = yield* asNobody(uniqueIfName("mq"), node)
+      expect(denied.ok).toBe(false)
+      expect(denied.code).toBe("EPERM")
+      expect(denied.message).toContain("ip tuntap add")
+      for (const code of [noNode.code!, denied.code!]) {
+        expect(Tap.openError("x", Object.assign(new Error(code), { code })).reason).toBe("Permission")
+      }
+      // attaching to a persistent TAP owned by the user works without privileges
+      const attached = yield* asNobody(owned, node)
+      expect(attached).toEqual({ ok: true, name: owned })
+    }))
+})
