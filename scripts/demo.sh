@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Quick start: install what is missing, build, then run our server on a TAP in a private network
+# namespace and point the real ping and iperf 2 client at it. Needs root (namespaces, /dev/net/tun).
+# Addresses are RFC 5737 documentation addresses; nothing leaves the namespace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates a network namespace and a TAP device)" >&2; exit 1; }
+
+missing=0
+for c in iperf ping ip make g++; do command -v "$c" >/dev/null 2>&1 || missing=1; done
+if [ "$missing" = 1 ]; then
+  echo "== installing iperf, ping, iproute2 and a compiler (apt-get)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iperf iputils-ping iproute2 make g++ python3 >/dev/null
+fi
+if [ ! -f build/Release/tap.node ] || [ ! -d node_modules/effect ]; then
+  echo "== npm ci (builds the TAP addon)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "== building"
+npx tsc -p tsconfig.build.json
+
+NS="mpdemo$$"
+TAP="mpdt$$"
+TAP=${TAP:0:15}
+SRV=""
+cleanup() {
+  if [ -n "$SRV" ] && kill -0 "$SRV" 2>/dev/null; then kill -TERM "$SRV"; wait "$SRV" 2>/dev/null || true; fi
+  ip netns del "$NS" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+
+echo "== starting: miniperf --tap $TAP -i 198.51.100.2/24 (inside namespace $NS)"
+ip netns exec "$NS" node dist/main.js --tap "$TAP" -i 198.51.100.2/24 "$@" &
+SRV=$!
+for _ in $(seq 100); do ip -n "$NS" link show "$TAP" >/dev/null 2>&1 && break; sleep 0.05; done
+ip -n "$NS" addr add 198.51.100.1/24 dev "$TAP"
+ip -n "$NS" link set "$TAP" up
+sleep 0.3
+
+echo "== ping -c 3 198.51.100.2"
+ip netns exec "$NS" ping -c 3 -i 0.2 198.51.100.2
+if ip netns exec "$NS" bash -c 'exec 3<>/dev/tcp/198.51.100.2/5001' 2>/dev/null; then
+  echo "== iperf -c 198.51.100.2 -t 3 -i 1"
+  ip netns exec "$NS" timeout -s KILL 20 iperf -c 198.51.100.2 -t 3 -i 1
+  echo "== iperf -c 198.51.100.2 -t 2 -r"
+  ip netns exec "$NS" timeout -s KILL 20 iperf -c 198.51.100.2 -t 2 -r
+else
+  echo "== TCP port 5001 is not served yet (the iperf server is not built in this version)"
+fi
+echo "== stopping the server"
