@@ -362,6 +362,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
           return ParseResult.fail(at(["-a", k], e, ast, `the ARP address must be inside ${within}`))
         }
         if (e.ip === address) return ParseResult.fail(at(["-a", k], e, ast, "that is our own -i address"))
+        const edge = edgeOfSubnet(e.ip, prefix)
+        if (edge !== undefined) return ParseResult.fail(at(["-a", k], e, ast, edge))
         const first = seen.get(e.ip)
         if (first !== undefined) {
           return ParseResult.fail(at(["-a", k], e, ast,
