@@ -1,0 +1,114 @@
+/**
+ * iperf 2 (2.1.8) console report lines, so our server prints what `iperf -s` prints (iperf-wire.md §A.7):
+ *
+ * ```
+ * [ ID] Interval       Transfer     Bandwidth
+ * [  1] 0.0000-2.0005 sec  6.29 GBytes  27.0 Gbits/sec
+ * [ *2] 0.0000-2.0003 sec   100 KBytes  66.1 Mbits/sec          (a stream the server sends: -r/-d/-R)
+ * [SUM] 0.0000-0.0014 sec   200 KBytes  1.15 Gbits/sec
+ * [ ID] Interval       Transfer     Bandwidth        Jitter   Lost/Total Datagrams
+ * [  1] 0.0000-0.3146 sec  43.1 KBytes  1.12 Mbits/sec   0.008 ms 0/30 (0%)
+ * ```
+ * Units as iperf's `byte_snprintf` with the default format 'a': transfer in adaptive Bytes/KBytes/MBytes/GBytes
+ * (base 1024), bandwidth in adaptive bits/Kbits/Mbits/Gbits per second (base 1000); 4 significant places
+ * ("%4.3f" below 0.9995, "%4.2f" below 9.995, "%4.1f" below 99.95, else "%4.0f"). Times print as "%4.4f"
+ * (the Debian build has fast sampling). An interval ending before 0.1 ms reports 0 bandwidth, as iperf does.
+ * Pure functions of numbers: the shell supplies byte counts and seconds.
+ */
+
+/**
+ * iperf's `SMALLEST_INTERVAL_SEC` for fast-sampling builds (Debian's 2.1.8 is one: it printed
+ * `0.0000-0.0001 sec   100 KBytes  0.000 bits/sec` but a rate for 0.0001 s and up); other builds use 0.005.
+ */
+export const SMALLEST_INTERVAL_S = 0.0001
+
+export const BW_HEADER = "[ ID] Interval       Transfer     Bandwidth"
+export const UDP_HEADER = "[ ID] Interval       Transfer     Bandwidth        Jitter   Lost/Total Datagrams"
+
+const BYTE_LABELS = ["Byte", "KByte", "MByte", "GByte", "TByte", "PByte"] as const
+const BIT_LABELS = ["bit", "Kbit", "Mbit", "Gbit", "Tbit", "Pbit"] as const
+
+/** printf("%W.Pf") for finite x (JS toFixed; padded to width W). */
+const fixed = (x: number, prec: number, width: number): string => x.toFixed(prec).padStart(width, " ")
+
+const fourPlaces = (x: number, label: string): string => {
+  const a = Math.abs(x)
+  const s = a < 0.9995 ? fixed(x, 3, 4) : a < 9.995 ? fixed(x, 2, 4) : a < 99.95 ? fixed(x, 1, 4) : fixed(x, 0, 4)
+  return `${s} ${label}`
+}
+
+/** Adaptive bytes, base 1024, with iperf's trailing "s": `1000 Bytes`, `43.1 KBytes`, `6.29 GBytes`. */
+export const formatBytes = (bytes: number): string => {
+  let v = Math.abs(bytes)
+  let conv = 0
+  while (v >= 1024 && conv < 5) {
+    v /= 1024
+    conv++
+  }
+  return fourPlaces(bytes / 1024 ** conv, BYTE_LABELS[conv]!) + "s"
+}
+
+/** Adaptive bit rate, base 1000, from bytes per second: `469 Kbits/sec`, `27.0 Gbits/sec`. */
+export const formatBitsPerSec = (bytesPerSec: number): string => {
+  const bits = Number.isFinite(bytesPerSec) ? bytesPerSec * 8 : 0
+  let v = Math.abs(bits)
+  let conv = 0
+  while (v >= 1000 && conv < 5) {
+    v /= 1000
+    conv++
+  }
+  return fourPlaces(bits / 1000 ** conv, BIT_LABELS[conv]!) + "s/sec"
+}
+
+/** The id column: `[  1] `, `[ 12] `; a stream the server sends (`reverse`) prints `[ *1] ` (`[*12] ` from 10 on). */
+export const transferId = (id: number, reverse = false): string => {
+  if (!reverse) return `[${String(id).padStart(3, " ")}] `
+  return id < 10 ? `[ *${id}] ` : `[*${id}] `
+}
+
+/** Bandwidth as iperf computes it: bytes over the interval, 0 when the interval ends before 5 ms or is empty. */
+const rate = (bytes: number, startS: number, endS: number): number =>
+  endS < SMALLEST_INTERVAL_S || endS - startS <= 0 ? 0 : bytes / (endS - startS)
+
+/** `[  1] 0.0000-2.0005 sec  6.29 GBytes  27.0 Gbits/sec` (no newline). */
+export const formatInterval = (id: number, startS: number, endS: number, bytes: number, reverse = false): string =>
+  `${transferId(id, reverse)}${startS.toFixed(4)}-${endS.toFixed(4)} sec  ${formatBytes(bytes)}  ${formatBitsPerSec(rate(bytes, startS, endS))}`
+
+/** `[SUM] 0.0000-0.0014 sec   200 KBytes  1.15 Gbits/sec` */
+export const formatSum = (startS: number, endS: number, bytes: number): string =>
+  `[SUM] ${startS.toFixed(4)}-${endS.toFixed(4)} sec  ${formatBytes(bytes)}  ${formatBitsPerSec(rate(bytes, startS, endS))}`
+
+/**
+ * C's `%.Pg` for finite x (P ≥ 1): P significant digits, exponent form when the exponent is < -4 or ≥ P, trailing
+ * zeros removed. iperf prints the loss percentage with `%.2g`: `0`, `3.3`, `50`, `1e+02`.
+ */
+export const formatG = (x: number, precision = 2): string => {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? "nan" : x > 0 ? "inf" : "-inf"
+  if (x === 0) return Object.is(x, -0) ? "-0" : "0"
+  const p = Math.max(1, precision)
+  const [mant, expStr] = x.toExponential(p - 1).split("e") as [string, string]
+  const exp = Number(expStr)
+  const strip = (s: string): string => (s.includes(".") ? s.replace(/\.?0+$/, "") : s)
+  if (exp < -4 || exp >= p) {
+    const e = Math.abs(exp)
+    return `${strip(mant)}e${exp < 0 ? "-" : "+"}${e < 10 ? "0" : ""}${e}`
+  }
+  return strip(x.toFixed(Math.max(0, p - 1 - exp)))
+}
+
+/** `[  1] 0.0000-0.3146 sec  43.1 KBytes  1.12 Mbits/sec   0.008 ms 0/30 (0%)` */
+export const formatUdpInterval = (
+  id: number,
+  startS: number,
+  endS: number,
+  bytes: number,
+  jitterS: number,
+  lost: number,
+  datagrams: number
+): string => {
+  const pct = datagrams === 0 ? Number.NaN : (100 * lost) / datagrams
+  return (
+    `${transferId(id)}${startS.toFixed(4)}-${endS.toFixed(4)} sec  ${formatBytes(bytes)}  ` +
+    `${formatBitsPerSec(rate(bytes, startS, endS))}  ${fixed(jitterS * 1e3, 3, 6)} ms ${lost}/${datagrams} (${formatG(pct, 2)}%)`
+  )
+}
