@@ -288,8 +288,14 @@ const split = (x: number): SecUsec => {
 
 /** The report for a stream, computed as 2.1.8's final server report (`reporter_transfer_protocol_server_udp`). */
 export const report = (st: UdpStream): ServerReportRepr => {
-  const durationS =
-    st.firstArrivalUs < 0 || st.lastArrivalUs < st.firstArrivalUs ? 0 : (st.lastArrivalUs - st.firstArrivalUs) / 1_000_000
+  // TimeDifference(last arrival, first arrival), computed as iperf does (seconds part + µs part / 1e6); < 0 → 0
+  let durationS = 0
+  if (st.firstArrivalUs >= 0) {
+    const s0 = Math.floor(st.firstArrivalUs / 1_000_000)
+    const s1 = Math.floor(st.lastArrivalUs / 1_000_000)
+    durationS = s1 - s0 + (st.lastArrivalUs - s1 * 1_000_000 - (st.firstArrivalUs - s0 * 1_000_000)) / 1_000_000
+    if (durationS < 0) durationS = 0
+  }
   const lost = Math.max(0, st.lost - st.outOfOrder)
   const jitter = st.datagrams === 1 ? 0 : st.jitter
   return {
