@@ -68,11 +68,16 @@ export class Reassembler {
     }
     if (!moreFragments) {
       if (d.total !== -1 && d.total !== end) return this.discard(key, d, "Malformed")
+      // data already received past this end contradicts it (RFC 791 leaves it open; Linux discards too)
+      if (d.ranges.length > 0 && d.ranges[d.ranges.length - 1]! > end) return this.discard(key, d, "Malformed")
       d.total = end
     }
     if (d.total !== -1 && end > d.total) return this.discard(key, d, "Malformed")
     if (end > d.buf.length) {
-      const want = d.total !== -1 ? d.total : Math.min(MAX_PAYLOAD, Math.max(end, d.buf.length * 2))
+      // Doubling amortises copies, but never past what maxBytes still allows this datagram: a datagram
+      // that fits the budget must not be refused because of the growth policy.
+      const budget = this.config.maxBytes - this.bytes + d.buf.length
+      const want = d.total !== -1 ? d.total : Math.max(end, Math.min(MAX_PAYLOAD, d.buf.length * 2, budget))
       const grow = want - d.buf.length
       if (this.bytes + grow > this.config.maxBytes) return this.discard(key, d, "ReassemblyLimit")
       const nb = new Uint8Array(want)
