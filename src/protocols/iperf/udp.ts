@@ -11,9 +11,9 @@
  * const settings = Wire.decodeUdpSettings(payload)           // header at offset 16, once per stream
  * const st = Udp.makeStream(isDrop(settings) ? false : settings.seqNo64)
  * // every datagram of that stream (the first one too):
- * const d = Udp.parseDatagram(payload, st.seqNo64)
- * if (typeof d === "string") count drop
- * else switch (Udp.onDatagram(st, d, payload.length, nowUs)) {
+ * const out = Udp.onPayload(st, payload, nowUs)   // = parseDatagram + onDatagram, without allocating
+ * switch (out) {
+ *   case "Truncated": case "Malformed": count the drop; break
  *   case "Data": break
  *   case "Final":        // first end-of-stream datagram: send the report to the client's (ip, port)
  *     Udp.emitServerReport(Udp.report(st), reportBuf)          // reportBuf: 128 bytes, reusable
@@ -208,6 +208,27 @@ export const onDatagram = (st: UdpStream, d: DatagramRepr, payloadLen: number, n
   }
   return "Data"
 }
+
+/**
+ * Hot path for the shell: parse the prefix of a whole UDP payload and account it, without allocating.
+ * Same result as `parseDatagram` + `onDatagram(st, d, payload.length, nowUs)`.
+ */
+export const onPayload = (st: UdpStream, payload: Uint8Array, nowUs: number): DatagramOutcome | "Truncated" | "Malformed" => {
+  if (payload.length < PREFIX_LEN) return "Truncated"
+  let seq: number
+  if (st.seqNo64) {
+    const hi = i32(payload, F.ID2)
+    if (hi >= 0x200000 || hi < -0x200000) return "Malformed"
+    seq = hi * 0x1_0000_0000 + u32(payload, F.ID)
+  } else {
+    seq = i32(payload, F.ID)
+  }
+  scratch.seq = seq
+  scratch.sec = u32(payload, F.SEC)
+  scratch.usec = u32(payload, F.USEC)
+  return onDatagram(st, scratch, payload.length, nowUs)
+}
+const scratch: { seq: number; sec: number; usec: number } = { seq: 0, sec: 0, usec: 0 }
 
 const updateTransit = (st: UdpStream, v: number): void => {
   st.transitCnt += 1

@@ -97,6 +97,28 @@ describe("iperf UDP accounting (2.1.8's algorithm)", () => {
     expect(Udp.pairSeconds(r.meanTransit) * 1e6).toBeCloseTo(155 / 8, 0)
   })
 
+  it("onPayload (no allocation) gives the same accounting as parseDatagram + onDatagram", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ seq: fc.integer({ min: -50, max: 50 }), usec: fc.nat(999_999), gapUs: fc.nat(20_000), len: fc.integer({ min: 16, max: 1500 }) }), { maxLength: 40 }),
+        (ds) => {
+          const a = Udp.makeStream(true)
+          const b = Udp.makeStream(true)
+          let now = 1_700_000_000_000_000
+          for (const d of ds) {
+            now += d.gapUs
+            const payload = new Uint8Array(d.len)
+            Udp.emitDatagramPrefix(payload, d.seq, 1_700_000_000, d.usec)
+            expect(Udp.onPayload(a, payload, now)).toBe(Udp.onDatagram(b, parsed(payload), d.len, now))
+          }
+          expect(a).toEqual(b)
+          expect(Udp.report(a)).toEqual(Udp.report(b))
+        }
+      )
+    )
+    expect(Udp.onPayload(Udp.makeStream(true), new Uint8Array(15), 0)).toBe("Truncated")
+  })
+
   it("one datagram only: jitter reported as 0; sequence 0 is ignored", () => {
     const st = Udp.makeStream(true)
     expect(Udp.onDatagram(st, { seq: 0, sec: 0, usec: 0 }, 100, 5_000_000)).toBe("Ignored")
