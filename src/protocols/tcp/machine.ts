@@ -237,6 +237,8 @@ export class Tcb {
   sendPending = false
   synAckPending = false
   rexmitUnaPending = false
+  /** Persist fired with a non-zero but SWS-blocked window: send what fits (RFC 9293 override timeout). */
+  forceSend = false
   bytesSinceAck = 0
   lastNowMs: number
 
@@ -429,7 +431,7 @@ const sendSyn = (t: Tcb, now: number, out: Output, withAck: boolean): void => {
 }
 
 const sendAck = (t: Tcb, now: number, out: Output): void => {
-  emitSeg(t, repr(t, now, t.sndNxt, W.ACK, 0), out)
+  emitSeg(t, repr(t, now, t.sndMax, W.ACK, 0), out) // SND.MAX: SND.NXT may be rewound after an RTO
 }
 
 /** Window / keep-alive probe: SEG.SEQ = SND.UNA - 1, no data; elicits an ACK with the window. */
@@ -963,6 +965,11 @@ const transmit = (t: Tcb, now: number, out: Output): void => {
 }
 
 const sendLoop = (t: Tcb, now: number, out: Output): void => {
+  sendLoopInner(t, now, out)
+  t.forceSend = false
+}
+
+const sendLoopInner = (t: Tcb, now: number, out: Output): void => {
   const mss = t.sndMss
   const tsoMax = t.cfg.tso ? Math.max(mss, Math.floor(Math.min(t.cfg.maxSegmentBytes, 65535 - 120) / mss) * mss) : mss
   for (let guard = 0; guard < 4096; guard++) {
@@ -1004,7 +1011,7 @@ const sendLoop = (t: Tcb, now: number, out: Output): void => {
     if (len < 0) len = 0
     const fin = t.closeRequested && len === avail && (cwndRoom > 0 || flight === 0)
     if (len === 0 && !fin) return
-    if (len < mss && !fin && !rexmit) {
+    if (len < mss && !fin && !rexmit && !t.forceSend) {
       // Nagle (RFC 896) and sender-side SWS avoidance (RFC 9293 §3.8.6.2.1)
       const allQueued = len === avail
       const idle = t.sndNxt === t.sndUna
@@ -1012,6 +1019,7 @@ const sendLoop = (t: Tcb, now: number, out: Output): void => {
       if (!((allQueued && (!t.nagle || idle)) || halfWnd)) return
     }
     const s = t.sndNxt
+    t.forceSend = false
     sendData(t, now, out, s, len, fin)
     t.sndNxt = seqAdd(s, len + (fin ? 1 : 0))
     if (fin) return
@@ -1034,7 +1042,8 @@ const updateTimer = (t: Tcb, now: number): void => {
     }
     return
   }
-  if (t.sndWnd === 0 && hasUnsent(t) && canSendData(t.state)) {
+  if (hasUnsent(t) && canSendData(t.state)) {
+    // nothing in flight but unsent data: zero window, or a window too small to pass SWS avoidance
     if (t.timerKind !== TimerKind.Persist) {
       t.timerKind = TimerKind.Persist
       if (t.persistMs === 0) t.persistMs = t.rtt.rtoMs
@@ -1090,8 +1099,11 @@ const onTimer = (t: Tcb, now: number, out: Output): void => {
       return
     }
     case TimerKind.Persist: {
-      t.counters.probes++
-      sendProbe(t, now, out)
+      if (t.sndWnd > 0) t.forceSend = true
+      else {
+        t.counters.probes++
+        sendProbe(t, now, out)
+      }
       t.persistMs = Math.min(t.persistMs * 2, t.cfg.maxRtoMs)
       t.timerAt = now + t.persistMs
       return
