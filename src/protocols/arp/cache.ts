@@ -69,6 +69,8 @@ export class ArpCache<P> {
   }
 
   addStatic(ip: Ipv4Address, mac: MacAddress): void {
+    // keep the table bound: a new static entry displaces a dynamic one (statics alone may exceed it: they are config)
+    if (!this.entries.has(ip) && this.entries.size >= this.config.maxEntries) this.evictOne(-Infinity)
     this.entries.set(ip, { mac, expiresAtMs: Infinity, isStatic: true })
   }
 

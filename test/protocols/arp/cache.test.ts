@@ -88,6 +88,20 @@ describe("ArpCache: entries", () => {
     expect(c.hasEntry(ip(6))).toBe(true)
   })
 
+  it("a static entry added to a full table displaces the dynamic entry closest to expiry", () => {
+    const c = new ArpCache<string>(CFG)
+    for (let i = 1; i <= CFG.maxEntries; i++) c.learn(ip(i), hw(i), i * 10)
+    c.addStatic(ip(9), hw(9))
+    expect(c.size).toBe(CFG.maxEntries)
+    expect(c.hasEntry(ip(1))).toBe(false)
+    expect(c.lookup(ip(9), 1e12)).toBe(hw(9))
+    // replacing a present address never evicts anything
+    c.addStatic(ip(2), hw(7))
+    expect(c.size).toBe(CFG.maxEntries)
+    expect(c.hasEntry(ip(3))).toBe(true)
+    expect(c.isStatic(ip(2))).toBe(true)
+  })
+
   it("a table full of static entries refuses a new dynamic one but still returns its queue", () => {
     const c = new ArpCache<string>(CFG)
     for (let i = 1; i <= CFG.maxEntries; i++) c.addStatic(ip(i), hw(i))
