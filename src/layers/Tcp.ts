@@ -1,0 +1,620 @@
+/**
+ * The TCP shell: demux, listeners with a bounded SYN backlog and accept queue, active opens, the
+ * connection table (bounded), frame building with checksum offload and TSO, one timer fiber for all
+ * connections, and the application side of each connection as Effects.
+ *
+ * Ownership (design.md §3): the pure machine (protocols/tcp/machine.ts) holds each connection's state.
+ * Segments are processed inline in the receive burst, because a mailbox hop per segment costs more than
+ * the processing itself (toolchain-probe.md §4); application calls and timers run in fibers. All of them
+ * run on the one JavaScript thread and touch a Tcb only in synchronous sections, so nothing changes a
+ * connection's state while another piece of code is in the middle of using it. Each connection has a
+ * supervising fiber in the layer's FiberMap: it ends when the connection is closed and, when the layer
+ * closes first, aborts the connection (RST) so the peer is not left waiting.
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberMap from "effect/FiberMap"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { Ipv4Address } from "../protocols/address.js"
+import { formatIpv4 } from "../protocols/address.js"
+import * as Cs from "../protocols/checksum.js"
+import * as Ip from "../protocols/ipv4/wire.js"
+import * as M from "../protocols/tcp/machine.js"
+import * as W from "../protocols/tcp/wire.js"
+import { PLAIN, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, type VnetMeta } from "../nic/Frame.js"
+import { countDrop, type DropCounts } from "./Counters.js"
+import { Ethernet } from "./Ethernet.js"
+import { Interface } from "./Interface.js"
+import { Ipv4, L4_OFFSET } from "./Ipv4.js"
+import { Signal } from "./Signal.js"
+
+// ---------------------------------------------------------------------------------------------
+// Errors, options, public shapes
+// ---------------------------------------------------------------------------------------------
+
+export class TcpError extends Data.TaggedError("TcpError")<{
+  readonly reason: "Refused" | "Reset" | "TimedOut" | "NoRoute" | "AddressInUse" | "TableFull" | "Closed" | "Aborted"
+  readonly detail?: string
+}> {
+  override get message(): string {
+    return `TCP ${this.reason}${this.detail !== undefined ? `: ${this.detail}` : ""}`
+  }
+}
+
+export interface TcpStats {
+  segmentsIn: number
+  segmentsOut: number
+  activeOpens: number
+  passiveOpens: number
+  /** Connections in the table now. */
+  connections: number
+  /** Connections that reached Established, now. */
+  established: number
+  resetsOut: number
+  resetsIn: number
+  retransmits: number
+  synBacklogDrops: number
+  acceptQueueDrops: number
+  tableFullDrops: number
+  readonly drops: DropCounts
+}
+
+export interface ListenOptions {
+  /** Bound on connections in SYN-RECEIVED plus those waiting to be accepted (default 128). */
+  readonly backlog?: number
+  /** "sink": received payload is handed to the connection's sink without a copy (see `TcpConnection.sink`). */
+  readonly recvMode?: "buffer" | "sink"
+  readonly nagle?: boolean
+}
+
+export interface ConnectOptions {
+  readonly localPort?: number
+  readonly recvMode?: "buffer" | "sink"
+  readonly nagle?: boolean
+}
+
+/** Receives in-order payload synchronously, in the receive burst; the bytes are borrowed. */
+export type SinkHandler = (buf: Uint8Array, start: number, end: number) => void
+
+export interface ConnectionInfo {
+  readonly id: number
+  readonly localAddress: Ipv4Address
+  readonly localPort: number
+  readonly remoteAddress: Ipv4Address
+  readonly remotePort: number
+}
+
+export interface TcpConnection extends ConnectionInfo {
+  readonly state: () => M.State
+  readonly counters: () => M.Counters
+  /** Payload bytes received in order so far (both modes). */
+  readonly bytesReceived: () => number
+  /** Buffer mode: next chunk of received bytes (a copy), or None at the peer's FIN. */
+  readonly read: (maxBytes?: number) => Effect.Effect<Option.Option<Uint8Array>, TcpError>
+  /**
+   * Sink mode: install the handler. Bytes that arrived before it (at most `earlyLimit`) are replayed to it
+   * first; bytes past that limit were counted only.
+   */
+  readonly sink: (handler: SinkHandler) => void
+  /** Wait until the peer's FIN (sink mode and buffer mode alike), or fail on reset. */
+  readonly awaitPeerFin: Effect.Effect<void, TcpError>
+  /** Queue bytes; suspends while the send buffer is full. Completes once all are in the buffer. */
+  readonly write: (data: Uint8Array, start?: number, end?: number) => Effect.Effect<void, TcpError>
+  /** Queue as much as fits now without waiting; returns the count. */
+  readonly tryWrite: (data: Uint8Array, start?: number, end?: number) => Effect.Effect<number, TcpError>
+  /** Wait until the send buffer has room (or fail if the connection can no longer send). */
+  readonly awaitWritable: Effect.Effect<void, TcpError>
+  /** Bytes sent and acknowledged plus in flight are not counted here: free space in the send buffer. */
+  readonly sendFree: () => number
+  /** Half-close: FIN after queued data. */
+  readonly shutdownWrite: Effect.Effect<void>
+  /** RST now. */
+  readonly abort: Effect.Effect<void>
+  /** Completes when the connection is fully closed (TIME-WAIT entered or Closed), with the reason if it failed. */
+  readonly awaitClosed: Effect.Effect<M.ErrorReason | undefined>
+}
+
+export interface TcpShape {
+  readonly listen: (port: number, opts?: ListenOptions) => Effect.Effect<Stream.Stream<TcpConnection>, TcpError, Scope.Scope>
+  readonly connect: (address: Ipv4Address, port: number, opts?: ConnectOptions) => Effect.Effect<TcpConnection, TcpError, Scope.Scope>
+  readonly stats: TcpStats
+  readonly connectionCount: () => number
+}
+
+export class Tcp extends Context.Tag("@miniperf/Tcp")<Tcp, TcpShape>() {}
+
+export interface TcpOptions {
+  readonly maxConnections?: number
+  /** Overrides of the machine's defaults (buffer sizes, RTO bounds, MSL, ...). */
+  readonly machine?: Partial<M.Config>
+  /** Bytes a sink-mode connection keeps before its handler is installed (default 64 KiB). */
+  readonly earlyLimit?: number
+  /** Initial sequence numbers; default random (RFC 6528 asks for unpredictable). */
+  readonly iss?: () => number
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection record
+// ---------------------------------------------------------------------------------------------
+
+interface Listener {
+  readonly port: number
+  readonly backlog: number
+  readonly cfg: M.Config
+  readonly accept: Queue.Queue<Conn>
+  /** Connections in SYN-RECEIVED or accepted-but-not-taken. */
+  pending: number
+}
+
+class Conn {
+  readonly readSignal = new Signal()
+  readonly writeSignal = new Signal()
+  readonly stateSignal = new Signal()
+  handler: SinkHandler | undefined = undefined
+  early: Array<Uint8Array> = []
+  earlyBytes = 0
+  received = 0
+  accepted = false
+  removed = false
+  counted = false
+  constructor(
+    readonly id: number,
+    readonly key: number,
+    readonly tcb: M.Tcb,
+    readonly listener: Listener | undefined
+  ) {}
+}
+
+const connKey = (addr: number, port: number): number => addr * 65536 + port
+
+// ---------------------------------------------------------------------------------------------
+// The layer
+// ---------------------------------------------------------------------------------------------
+
+export const make = (opts: TcpOptions = {}) =>
+  Effect.gen(function* () {
+    const ip = yield* Ipv4
+    const eth = yield* Ethernet
+    const iface = yield* Interface
+    const caps = eth.caps
+    const maxConns = opts.maxConnections ?? 1024
+    const earlyLimit = opts.earlyLimit ?? 65536
+    const mss = ip.mtu - 40
+    const baseCfg = M.makeConfig({
+      mss,
+      tso: caps.tso,
+      maxSegmentBytes: caps.tso ? Math.floor(Math.min(64_000, caps.maxTxFrame - 14 - 20 - 60) / mss) * mss : mss,
+      ...opts.machine
+    })
+    const iss = opts.iss ?? (() => Math.floor(Math.random() * 0x100000000))
+    const stats: TcpStats = {
+      segmentsIn: 0,
+      segmentsOut: 0,
+      activeOpens: 0,
+      passiveOpens: 0,
+      connections: 0,
+      established: 0,
+      resetsOut: 0,
+      resetsIn: 0,
+      retransmits: 0,
+      synBacklogDrops: 0,
+      acceptQueueDrops: 0,
+      tableFullDrops: 0,
+      drops: {}
+    }
+
+    /** localPort -> remote key -> connection */
+    const table = new Map<number, Map<number, Conn>>()
+    const listeners = new Map<number, Listener>()
+    const byTcb = new Map<M.Tcb, Conn>()
+    let nextId = 1
+    let nextEphemeral = 32768 + Math.floor(Math.random() * 28000)
+    const supervisors = yield* FiberMap.make<number>()
+    const timerSignal = new Signal()
+    let timerTarget = Infinity
+    const runtime = yield* Effect.runtime<never>()
+    const runFork = Runtime.runFork(runtime)
+
+    // --- output ----------------------------------------------------------------------------
+    const out: M.Output = {
+      segment(tcb, repr) {
+        const hl = W.headerLen(repr)
+        const l4Len = hl + repr.payloadLen
+        const f = ip.alloc(l4Len)
+        if (repr.payloadLen > 0) M.copyPayload(tcb, repr.seq, repr.payloadLen, f, L4_OFFSET + hl)
+        const src = ip.address()
+        const dst = tcb.remote.addr as Ipv4Address
+        const pseudo = Cs.pseudoV4(src, dst, Ip.PROTO_TCP, l4Len)
+        const offload = caps.txChecksumOffload
+        W.emit(repr, f.subarray(L4_OFFSET, L4_OFFSET + l4Len), pseudo, !offload)
+        let meta: VnetMeta = PLAIN
+        if (offload) {
+          const gso = repr.payloadLen > tcb.sndMss
+          meta = {
+            flags: VNET_F_NEEDS_CSUM,
+            gsoType: gso ? VNET_GSO_TCPV4 : 0,
+            hdrLen: gso ? L4_OFFSET + hl : 0,
+            gsoSize: gso ? tcb.sndMss : 0,
+            csumStart: L4_OFFSET,
+            csumOffset: W.CHECKSUM_OFFSET
+          }
+        }
+        stats.segmentsOut++
+        if ((repr.flags & W.RST) !== 0) stats.resetsOut++
+        ip.send(f, dst, Ip.PROTO_TCP, l4Len, { meta, dontFragment: true })
+      },
+      deliver(tcb, buf, start, end) {
+        const c = byTcb.get(tcb)
+        if (c === undefined) return
+        c.received += end - start
+        if (c.handler !== undefined) {
+          c.handler(buf, start, end)
+        } else if (c.earlyBytes < earlyLimit) {
+          const n = Math.min(end - start, earlyLimit - c.earlyBytes)
+          c.early.push(buf.slice(start, start + n))
+          c.earlyBytes += n
+        }
+      }
+    }
+
+    const sendBare = (repr: W.TcpRepr, remote: number): void => {
+      const hl = W.headerLen(repr)
+      const f = ip.alloc(hl)
+      W.emit(repr, f.subarray(L4_OFFSET, L4_OFFSET + hl), Cs.pseudoV4(ip.address(), remote, Ip.PROTO_TCP, hl), true)
+      stats.segmentsOut++
+      if ((repr.flags & W.RST) !== 0) stats.resetsOut++
+      ip.send(f, remote as Ipv4Address, Ip.PROTO_TCP, hl)
+    }
+
+    // --- table -----------------------------------------------------------------------------
+    const insert = (c: Conn): void => {
+      let m = table.get(c.tcb.local.port)
+      if (m === undefined) {
+        m = new Map()
+        table.set(c.tcb.local.port, m)
+      }
+      m.set(c.key, c)
+      byTcb.set(c.tcb, c)
+      stats.connections++
+    }
+
+    const remove = (c: Conn): void => {
+      if (c.removed) return
+      c.removed = true
+      const m = table.get(c.tcb.local.port)
+      if (m !== undefined && m.get(c.key) === c) {
+        m.delete(c.key)
+        if (m.size === 0) table.delete(c.tcb.local.port)
+      }
+      byTcb.delete(c.tcb)
+      stats.connections--
+      if (c.counted) {
+        stats.established--
+        c.counted = false
+      }
+      if (c.listener !== undefined && !c.accepted) c.listener.pending--
+    }
+
+    /** After the machine ran for `c`: route its events to the waiting fibers and keep the timer honest. */
+    const settle = (c: Conn): void => {
+      const t = c.tcb
+      const ev = M.takeEvents(t)
+      if (ev !== 0) {
+        if ((ev & M.EV_CONNECTED) !== 0) {
+          if (!c.counted) {
+            c.counted = true
+            stats.established++
+          }
+          if (c.listener !== undefined && !c.accepted) {
+            c.accepted = true
+            c.listener.pending--
+            if (!c.listener.accept.unsafeOffer(c)) {
+              stats.acceptQueueDrops++
+              M.abort(t, t.lastNowMs, out)
+            }
+          }
+        }
+        if ((ev & (M.EV_READABLE | M.EV_PEER_FIN | M.EV_CLOSED | M.EV_RESET | M.EV_TIMED_OUT)) !== 0) c.readSignal.notify()
+        if ((ev & (M.EV_WRITABLE | M.EV_CLOSED | M.EV_RESET | M.EV_TIMED_OUT)) !== 0) c.writeSignal.notify()
+        if ((ev & (M.EV_CONNECTED | M.EV_PEER_FIN | M.EV_CLOSED | M.EV_RESET | M.EV_TIMED_OUT)) !== 0) c.stateSignal.notify()
+        if ((ev & M.EV_RESET) !== 0) stats.resetsIn++
+        if ((ev & M.EV_CLOSED) !== 0) remove(c)
+      }
+      if (t.state === "TimeWait" && c.counted) {
+        c.counted = false
+        stats.established--
+        c.stateSignal.notify()
+      }
+      const at = M.pollAt(t)
+      if (at !== undefined && at < timerTarget) {
+        timerTarget = at
+        timerSignal.notify()
+      }
+    }
+
+    /** Start the connection's supervising fiber (from plain code: the receive burst, or an Effect). */
+    const supervise = (c: Conn): void => {
+      const fiber = runFork(
+        Effect.gen(function* () {
+          while (!c.removed) yield* c.stateSignal.wait
+        }).pipe(
+          Effect.onInterrupt(() =>
+            Effect.gen(function* () {
+              if (c.removed) return
+              const now = yield* Clock.currentTimeMillis
+              M.abort(c.tcb, now, out)
+              settle(c)
+              remove(c)
+              yield* eth.flush
+            })
+          )
+        )
+      )
+      FiberMap.unsafeSet(supervisors, c.id, fiber)
+    }
+
+    // --- input -----------------------------------------------------------------------------
+    ip.register(Ip.PROTO_TCP, (h, payload, _frame, trusted, nowMs) => {
+      stats.segmentsIn++
+      const seg = W.parse(payload, Cs.pseudoV4(h.src, h.dst, Ip.PROTO_TCP, payload.length), !trusted)
+      if (typeof seg === "string") {
+        countDrop(stats.drops, seg === "Checksum" ? "BadChecksum" : seg === "BadDataOffset" ? "BadHeaderLength" : seg === "BadOption" ? "BadOption" : "Truncated")
+        return
+      }
+      if (h.dst !== iface.current().address) {
+        countDrop(stats.drops, "NotForUs") // no TCP to broadcast addresses
+        return
+      }
+      const key = connKey(h.src, seg.srcPort)
+      const c = table.get(seg.dstPort)?.get(key)
+      if (c !== undefined) {
+        if (c.tcb.state === "TimeWait" && M.timeWaitAcceptsSyn(c.tcb, seg)) {
+          remove(c)
+          c.stateSignal.notify()
+        } else {
+          M.input(c.tcb, seg, payload, seg.headerLen, nowMs, out)
+          settle(c)
+          return
+        }
+      }
+      const l = listeners.get(seg.dstPort)
+      if (l !== undefined && (seg.flags & (W.SYN | W.ACK | W.RST)) === W.SYN) {
+        if (l.pending >= l.backlog) {
+          stats.synBacklogDrops++
+          return
+        }
+        if (stats.connections >= maxConns) {
+          stats.tableFullDrops++
+          return
+        }
+        const tcb = M.acceptSyn(l.cfg, seg, { addr: h.dst, port: seg.dstPort }, { addr: h.src, port: seg.srcPort }, iss(), nowMs, out)
+        const nc = new Conn(nextId++, key, tcb, l)
+        l.pending++
+        stats.passiveOpens++
+        insert(nc)
+        settle(nc)
+        supervise(nc)
+        return
+      }
+      const rst = M.rstFor(seg)
+      if (rst !== undefined) {
+        countDrop(stats.drops, "NoListener")
+        sendBare(rst, h.src)
+      }
+    })
+
+    // --- timers: one fiber for every connection --------------------------------------------
+    yield* Effect.gen(function* () {
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        let next = Infinity
+        for (const m of table.values()) {
+          for (const c of m.values()) {
+            let at = M.pollAt(c.tcb)
+            if (at !== undefined && at <= now) {
+              const before = c.tcb.counters.retransSegs
+              M.poll(c.tcb, now, out)
+              stats.retransmits += c.tcb.counters.retransSegs - before
+              settle(c)
+              at = M.pollAt(c.tcb)
+            }
+            if (at !== undefined && at < next) next = at
+          }
+        }
+        yield* eth.flush
+        timerTarget = next
+        if (next === Infinity) {
+          yield* timerSignal.wait
+        } else {
+          const wait = Math.max(1, next - now)
+          yield* Effect.raceFirst(timerSignal.wait, Effect.sleep(Duration.millis(wait)))
+        }
+      }
+    }).pipe(Effect.forkScoped)
+
+    // --- application side ------------------------------------------------------------------
+    const failure = (c: Conn): TcpError => {
+      const e = c.tcb.error
+      return new TcpError({
+        reason: e === "Refused" ? "Refused" : e === "Reset" ? "Reset" : e === "TimedOut" ? "TimedOut" : e === "Aborted" ? "Aborted" : "Closed"
+      })
+    }
+
+    const kick = (c: Conn) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          M.poll(c.tcb, now, out)
+          settle(c)
+        })
+      )
+
+    const view = (c: Conn): TcpConnection => {
+      const t = c.tcb
+      const read = (maxBytes = 65536): Effect.Effect<Option.Option<Uint8Array>, TcpError> =>
+        Effect.suspend(() => {
+          const n = M.recvAvailable(t)
+          if (n > 0) {
+            const b = new Uint8Array(Math.min(n, maxBytes))
+            const got = M.recv(t, b)
+            c.received += 0
+            return Effect.as(kick(c), Option.some(got === b.length ? b : b.subarray(0, got)))
+          }
+          if (t.finReceived) return Effect.succeed(Option.none())
+          if (t.state === "Closed") return t.error === undefined ? Effect.succeed(Option.none()) : Effect.fail(failure(c))
+          return Effect.zipRight(c.readSignal.wait, read(maxBytes))
+        })
+      const tryWrite = (data: Uint8Array, start = 0, end = data.length): Effect.Effect<number, TcpError> =>
+        Effect.suspend(() => {
+          if (!M.maySend(t)) return Effect.fail(t.error !== undefined ? failure(c) : new TcpError({ reason: "Closed" }))
+          const n = M.send(t, data, start, end)
+          return n > 0 ? Effect.as(kick(c), n) : Effect.succeed(0)
+        })
+      const write = (data: Uint8Array, start = 0, end = data.length): Effect.Effect<void, TcpError> =>
+        Effect.suspend(() => {
+          if (start >= end) return Effect.void
+          return Effect.flatMap(tryWrite(data, start, end), (n) =>
+            n === 0 ? Effect.zipRight(c.writeSignal.wait, write(data, start, end)) : write(data, start + n, end)
+          )
+        })
+      const awaitWritable: Effect.Effect<void, TcpError> = Effect.suspend(() => {
+        if (!M.maySend(t)) return Effect.fail(t.error !== undefined ? failure(c) : new TcpError({ reason: "Closed" }))
+        if (M.sendFree(t) > 0) return Effect.void
+        return Effect.zipRight(c.writeSignal.wait, awaitWritable)
+      })
+      const awaitPeerFin: Effect.Effect<void, TcpError> = Effect.suspend(() => {
+        if (t.finReceived) return Effect.void
+        if (t.state === "Closed") return t.error === undefined ? Effect.void : Effect.fail(failure(c))
+        return Effect.zipRight(c.stateSignal.wait, awaitPeerFin)
+      })
+      const awaitClosed: Effect.Effect<M.ErrorReason | undefined> = Effect.suspend(() => {
+        if (c.removed || t.state === "TimeWait" || t.state === "Closed") return Effect.succeed(t.error)
+        return Effect.zipRight(c.stateSignal.wait, awaitClosed)
+      })
+      return {
+        id: c.id,
+        localAddress: t.local.addr as Ipv4Address,
+        localPort: t.local.port,
+        remoteAddress: t.remote.addr as Ipv4Address,
+        remotePort: t.remote.port,
+        state: () => t.state,
+        counters: () => t.counters,
+        bytesReceived: () => c.received,
+        read,
+        sink: (handler) => {
+          const early = c.early
+          c.early = []
+          for (const b of early) handler(b, 0, b.length)
+          c.handler = handler
+        },
+        awaitPeerFin,
+        write,
+        tryWrite,
+        awaitWritable,
+        sendFree: () => M.sendFree(t),
+        shutdownWrite: Effect.zipRight(
+          Effect.sync(() => M.close(t)),
+          kick(c)
+        ),
+        abort: Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.sync(() => {
+            M.abort(t, now, out)
+            settle(c)
+          })
+        ),
+        awaitClosed
+      }
+    }
+
+    const cfgFor = (o: { readonly recvMode?: "buffer" | "sink"; readonly nagle?: boolean } | undefined): M.Config =>
+      M.makeConfig({ ...baseCfg, ...(o?.recvMode !== undefined ? { recvMode: o.recvMode } : {}), ...(o?.nagle !== undefined ? { nagle: o.nagle } : {}) })
+
+    const listen = (port: number, o?: ListenOptions) =>
+      Effect.gen(function* () {
+        if (!Number.isInteger(port) || port <= 0 || port > 65535) return yield* new TcpError({ reason: "AddressInUse", detail: `bad port ${port}` })
+        if (listeners.has(port)) return yield* new TcpError({ reason: "AddressInUse", detail: `port ${port} is already listening` })
+        const backlog = o?.backlog ?? 128
+        const accept = yield* Queue.bounded<Conn>(backlog)
+        const l: Listener = { port, backlog, cfg: cfgFor(o), accept, pending: 0 }
+        yield* Effect.acquireRelease(
+          Effect.sync(() => listeners.set(port, l)),
+          () =>
+            Effect.gen(function* () {
+              listeners.delete(port)
+              // connections accepted by the kernel side but never taken by the app: reset them
+              const left = yield* Queue.takeAll(accept)
+              const now = yield* Clock.currentTimeMillis
+              for (const c of left) {
+                M.abort(c.tcb, now, out)
+                settle(c)
+              }
+              yield* Queue.shutdown(accept)
+              yield* eth.flush
+            })
+        )
+        return Stream.fromQueue(accept).pipe(Stream.map(view))
+      })
+
+    const connect = (address: Ipv4Address, port: number, o?: ConnectOptions) =>
+      Effect.gen(function* () {
+        if (iface.nextHop(address) === undefined) return yield* new TcpError({ reason: "NoRoute", detail: formatIpv4(address) })
+        if (stats.connections >= maxConns) return yield* new TcpError({ reason: "TableFull" })
+        const key = connKey(address, port)
+        let local = o?.localPort ?? 0
+        if (local === 0) {
+          for (let i = 0; i < 28232; i++) {
+            const p = 32768 + ((nextEphemeral + i) % 28232)
+            if (!listeners.has(p) && table.get(p)?.get(key) === undefined) {
+              local = p
+              nextEphemeral = p + 1 - 32768
+              break
+            }
+          }
+          if (local === 0) return yield* new TcpError({ reason: "AddressInUse", detail: "no free ephemeral port" })
+        } else if (table.get(local)?.get(key) !== undefined) {
+          return yield* new TcpError({ reason: "AddressInUse", detail: `port ${local}` })
+        }
+        const now = yield* Clock.currentTimeMillis
+        const c = yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            const tcb = M.connect(cfgFor(o), { addr: ip.address(), port: local }, { addr: address, port }, iss(), now, out)
+            const nc = new Conn(nextId++, key, tcb, undefined)
+            stats.activeOpens++
+            insert(nc)
+            settle(nc)
+            return nc
+          }),
+          (nc) =>
+            Effect.gen(function* () {
+              if (nc.removed || nc.tcb.state === "TimeWait") return
+              // the user's scope ended: an open connection gets a FIN when the app already half-closed, else RST
+              const t = yield* Clock.currentTimeMillis
+              if (nc.tcb.closeRequested && nc.tcb.state !== "Established") {
+                return
+              }
+              M.abort(nc.tcb, t, out)
+              settle(nc)
+              yield* eth.flush
+            })
+        )
+        supervise(c)
+        yield* eth.flush
+        while (c.tcb.state === "SynSent") yield* c.stateSignal.wait
+        if (c.tcb.state === "Closed") return yield* failure(c)
+        return view(c)
+      })
+
+    // Closing the layer: every connection's supervisor is interrupted (FiberMap's scope), which resets it.
+    yield* Effect.addFinalizer(() => eth.flush)
+
+    return Tcp.of({ listen, connect, stats, connectionCount: () => stats.connections })
+  })
+
+export const layer = (opts: TcpOptions = {}): Layer.Layer<Tcp, never, Ipv4 | Ethernet | Interface> => Layer.scoped(Tcp, make(opts))
