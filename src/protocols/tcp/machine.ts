@@ -712,6 +712,7 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
   }
 
   if (acked > 0) {
+    const ccAcked = seqLe(t.sndUna, t.iss) ? acked - 1 : acked // the SYN is not data
     // RTT (RFC 6298 + Karn; RFC 7323 §4 with timestamps)
     if (t.tsOk && seg.hasTs && seg.tsEcr !== 0) sampleTs(t, seg, now)
     else if (t.rttTiming && seqGt(ack, t.rttSeq)) {
@@ -741,7 +742,7 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
       }
     } else {
       t.dupAcks = 0
-      t.cc.onAck(acked, now, t.rtt.srttMs, t.sndMss)
+      if (ccAcked > 0) t.cc.onAck(ccAcked, now, t.rtt.srttMs, t.sndMss)
     }
     // RFC 6298 §5.2/§5.3: stop when all is acked, else restart
     if (t.sndUna === t.sndMax) {
