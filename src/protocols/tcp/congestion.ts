@@ -108,7 +108,7 @@ export class Cubic implements CongestionControl {
     const cwndSeg = this.cwnd / mss
     // §4.7 fast convergence
     this.wMax = cwndSeg < this.wMax ? (cwndSeg * (1 + BETA)) / 2 : cwndSeg
-    this.ssthresh = Math.max(Math.floor(this.cwnd * BETA), 2 * mss)
+    this.ssthresh = Math.max(Math.round(this.cwnd * BETA), 2 * mss)
     this.epochStart = -1
     this.acc = 0
   }

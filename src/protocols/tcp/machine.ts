@@ -706,6 +706,8 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
     if (t.sndWnd > t.maxSndWnd) t.maxSndWnd = t.sndWnd
     if (t.sndWnd > 0 && oldWnd === 0) t.persistMs = 0
   }
+  // a peer that answers with a closed window is alive: RTOs then act as window probes, never time out
+  if (t.sndWnd === 0) t.retries = 0
   let sackedNew = false
   if (t.sackOk && seg.sack.length > 0) {
     sackedNew = Sack.updateScoreboard(t.scoreboard, seg.sack, t.sndUna, t.sndMax)
