@@ -10,6 +10,8 @@ import * as Tap from "./nic/Tap.js"
 import type { Nic, NicError } from "./layers/Nic.js"
 import * as Stack from "./layers/Stack.js"
 import { Ethernet } from "./layers/Ethernet.js"
+import * as Iperf from "./layers/Iperf.js"
+import * as Tcp from "./layers/Tcp.js"
 
 export const nicLayer = (cfg: Config): Layer.Layer<Nic, NicError> => Tap.layer({ name: cfg.tap, mac: cfg.mac, mtu: cfg.mtu, offload: cfg.offload })
 
@@ -33,7 +35,13 @@ const ready = Layer.effectDiscard(
   })
 )
 
-export const layer = (cfg: Config): Layer.Layer<never, NicError> => {
+export const tcpLayer = (cfg: Config): Layer.Layer<Tcp.Tcp, never, Stack.StackServices> => Tcp.layer({ maxConnections: cfg.maxConnections })
+
+export const iperfLayer = (cfg: Config) =>
+  Iperf.layer({ port: cfg.port, ...(cfg.intervalS !== undefined ? { intervalS: cfg.intervalS } : {}) })
+
+export const layer = (cfg: Config) => {
   void formatIpv4
-  return ready.pipe(Layer.provide(stackLayer(cfg)), Layer.provide(nicLayer(cfg)))
+  const stack = tcpLayer(cfg).pipe(Layer.provideMerge(stackLayer(cfg)))
+  return Layer.merge(ready, iperfLayer(cfg)).pipe(Layer.provide(stack), Layer.provide(nicLayer(cfg)))
 }

@@ -1,0 +1,403 @@
+/**
+ * The iperf 2 server (iperf 2.1.8 and 2.0.x clients; iperf-wire.md §A, §B) over our Tcp and Udp layers.
+ *
+ * TCP: every accepted connection is a session fiber (in a FiberSet under this layer's scope). Received
+ * bytes go to a sink in the receive burst: the settings header is parsed once at stream offset 0, and the
+ * rest is only counted, never copied. The session follows `Session.plan`: the 28-byte ack, sending on the
+ * same socket (`-R`, `--full-duplex`), connect-back now (`-d`) or after this connection closed (`-r`), and a
+ * FIN right after the client's FIN. Data we send are views of one preallocated pattern buffer.
+ * A session that goes wrong (reset, garbage header, refused connect-back) ends alone, with a logged reason.
+ *
+ * UDP: one accounting stream per client (address, port), bounded in number; the 128-byte server report goes
+ * back on the client's end-of-stream datagram and again for every repeat, up to iperf's limit.
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { formatIpv4, type Ipv4Address } from "../protocols/address.js"
+import * as Fmt from "../protocols/iperf/format.js"
+import * as Session from "../protocols/iperf/session.js"
+import * as IperfUdp from "../protocols/iperf/udp.js"
+import * as Wire from "../protocols/iperf/wire.js"
+import { Signal } from "./Signal.js"
+import { Tcp, type TcpConnection, type TcpError } from "./Tcp.js"
+import { Udp } from "./Udp.js"
+
+export interface IperfStats {
+  tcpSessions: number
+  tcpSessionsActive: number
+  tcpBytesIn: number
+  tcpBytesOut: number
+  connectBacks: number
+  connectBackFailures: number
+  rejectedHeaders: number
+  sessionErrors: number
+  udpStreams: number
+  udpStreamsActive: number
+  udpBytesIn: number
+  udpDatagramsIn: number
+  udpReportsOut: number
+  udpStreamDrops: number
+}
+
+export interface IperfShape {
+  readonly port: number
+  readonly stats: IperfStats
+}
+
+export class Iperf extends Context.Tag("@miniperf/Iperf")<Iperf, IperfShape>() {}
+
+export interface IperfOptions {
+  readonly port?: number
+  /** Server-side interval reports every this many seconds (like `iperf -s -i`). */
+  readonly intervalS?: number
+  /** Where console lines go (default: stdout). */
+  readonly print?: (line: string) => void
+  /** Serve UDP too (default true). */
+  readonly udp?: boolean
+  /** Concurrent UDP streams kept (default 64); datagrams of further new streams are dropped and counted. */
+  readonly maxUdpStreams?: number
+  /** A client that sends no complete header within this time is closed (default 10 s). */
+  readonly headerTimeoutMs?: number
+  /** Wall-clock microseconds, for UDP transit times against the client's timestamps. */
+  readonly wallClockUs?: () => number
+}
+
+const defaultPrint = (line: string): void => {
+  process.stdout.write(line + "\n")
+}
+
+const peer = (c: TcpConnection): string => `${formatIpv4(c.remoteAddress)}:${c.remotePort}`
+
+export const make = (opts: IperfOptions = {}) =>
+  Effect.gen(function* () {
+    const tcp = yield* Tcp
+    const udp = yield* Udp
+    const port = opts.port ?? 5001
+    const print = opts.print ?? defaultPrint
+    const headerTimeoutMs = opts.headerTimeoutMs ?? 10_000
+    const wallUs = opts.wallClockUs ?? (() => Math.round((performance.timeOrigin + performance.now()) * 1000))
+    const pattern = Session.makePattern(Session.MAX_WRITE_LEN)
+    const stats: IperfStats = {
+      tcpSessions: 0,
+      tcpSessionsActive: 0,
+      tcpBytesIn: 0,
+      tcpBytesOut: 0,
+      connectBacks: 0,
+      connectBackFailures: 0,
+      rejectedHeaders: 0,
+      sessionErrors: 0,
+      udpStreams: 0,
+      udpStreamsActive: 0,
+      udpBytesIn: 0,
+      udpDatagramsIn: 0,
+      udpReportsOut: 0,
+      udpStreamDrops: 0
+    }
+    let nextId = 1
+    const sessions = yield* FiberSet.make<void, never>()
+
+    // --- sending -----------------------------------------------------------------------------
+    /** Send per `spec` on `c` from the pattern; returns the bytes sent. Time mode stops at T even when blocked. */
+    const runSender = (c: TcpConnection, spec: Session.SendSpec, writeLen: number) =>
+      Effect.gen(function* () {
+        const s = Session.makeSender(spec, yield* Clock.currentTimeMillis)
+        const deadline = Session.deadlineMs(s)
+        while (true) {
+          const now = yield* Clock.currentTimeMillis
+          const n = Session.nextWriteLen(s, now, writeLen)
+          if (n === 0) break
+          const k = yield* c.tryWrite(Session.view(pattern, s.sent, n))
+          if (k > 0) {
+            Session.commit(s, k)
+            stats.tcpBytesOut += k
+            continue
+          }
+          if (deadline === undefined) yield* c.awaitWritable
+          else yield* Effect.raceFirst(c.awaitWritable, Effect.sleep(Duration.millis(Math.max(1, deadline - now))))
+        }
+        return s.sent
+      })
+
+    /** Connect back to the client for `-r`/`-d`, retrying while its listener is not up yet, within its window. */
+    const connectBack = (id: number, to: Ipv4Address, cb: Session.ConnectBack, writeLen: number, windowMs: number | undefined) =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const started = yield* Clock.currentTimeMillis
+          const limit = started + (windowMs ?? 10_000)
+          let conn: TcpConnection | undefined
+          let lastError: TcpError | undefined
+          while (conn === undefined) {
+            const r = yield* Effect.either(tcp.connect(to, cb.port))
+            if (r._tag === "Right") conn = r.right
+            else {
+              lastError = r.left
+              if (r.left.reason !== "Refused" || (yield* Clock.currentTimeMillis) + 100 > limit) break
+              yield* Effect.sleep(Duration.millis(100))
+            }
+          }
+          if (conn === undefined) {
+            stats.connectBackFailures++
+            print(`[${String(id).padStart(3)}] connect back to ${formatIpv4(to)}:${cb.port} failed: ${lastError?.message ?? "unknown"}`)
+            return
+          }
+          stats.connectBacks++
+          const c = conn
+          print(`Connected to ${formatIpv4(to)}:${cb.port}`)
+          print(`[ *${id}] local ${formatIpv4(c.localAddress)} port ${c.localPort} connected with ${formatIpv4(to)} port ${cb.port} (reverse)`)
+          const t0 = yield* Clock.currentTimeMillis
+          const sent = yield* runSender(c, cb.send, writeLen)
+          yield* c.shutdownWrite
+          // the client's listener reads until our FIN, then closes its side
+          const t1 = yield* Clock.currentTimeMillis
+          print(Fmt.formatInterval(id, 0, (t1 - t0) / 1000, sent, true))
+          yield* c.awaitClosed.pipe(Effect.timeout(Duration.seconds(5)), Effect.ignore)
+          print(`[ *${id}] closed`)
+        })
+      ).pipe(
+        Effect.catchAll((e) =>
+          Effect.sync(() => {
+            stats.sessionErrors++
+            print(`[ *${id}] reverse stream ended: ${e.message}`)
+          })
+        )
+      )
+
+    // --- one TCP session ------------------------------------------------------------------------
+    const session = (c: TcpConnection) =>
+      Effect.gen(function* () {
+        const id = nextId++
+        stats.tcpSessions++
+        stats.tcpSessionsActive++
+        const t0 = yield* Clock.currentTimeMillis
+        print(`[${String(id).padStart(3)}] Connection from ${peer(c)}`)
+        const parser = Wire.makeHeaderParser()
+        let header: Wire.FeedResult | undefined
+        const headerSignal = new Signal()
+        let bytes = 0
+        c.sink((buf, start, end) => {
+          bytes += end - start
+          stats.tcpBytesIn += end - start
+          if (header === undefined) {
+            const r = Wire.feedHeader(parser, buf.subarray(start, end))
+            if (r._tag !== "NeedMore") {
+              header = r
+              headerSignal.notify()
+            }
+          }
+        })
+
+        // Interval reports (server side, like iperf -s -i)
+        const intervalFiber =
+          opts.intervalS === undefined
+            ? undefined
+            : yield* Effect.fork(
+                Effect.gen(function* () {
+                  const step = opts.intervalS! * 1000
+                  let k = 0
+                  let last = 0
+                  while (true) {
+                    yield* Effect.sleep(Duration.millis(step))
+                    const b = bytes
+                    print(Fmt.formatInterval(id, (k * step) / 1000, ((k + 1) * step) / 1000, b - last))
+                    last = b
+                    k++
+                  }
+                })
+              )
+
+        // Wait for the header (or the client's FIN / a timeout: a client that never sends one).
+        const gotHeader = yield* Effect.raceFirst(
+          Effect.as(
+            Effect.suspend(function loop(): Effect.Effect<void> {
+              return header !== undefined ? Effect.void : Effect.zipRight(headerSignal.wait, Effect.suspend(loop))
+            }),
+            true
+          ),
+          Effect.raceFirst(
+            Effect.as(Effect.either(c.awaitPeerFin), false),
+            Effect.as(Effect.sleep(Duration.millis(headerTimeoutMs)), false)
+          )
+        )
+        const settled = header as Wire.FeedResult | undefined
+        if (!gotHeader || settled === undefined || settled._tag !== "Done") {
+          if (settled?._tag === "Rejected") {
+            stats.rejectedHeaders++
+            print(`[${String(id).padStart(3)}] bad header from ${peer(c)}: ${settled.reason}; closing`)
+            yield* c.abort
+          } else if (c.state() === "Closed" || c.bytesReceived() > 0) {
+            // the client closed (or reset) before a whole header arrived: count what came and close
+            yield* c.shutdownWrite
+          } else {
+            print(`[${String(id).padStart(3)}] no header from ${peer(c)} within ${headerTimeoutMs} ms; closing`)
+            yield* c.abort
+          }
+          if (intervalFiber !== undefined) yield* Fiber.interrupt(intervalFiber)
+          const t1 = yield* Clock.currentTimeMillis
+          if (bytes > 0) print(Fmt.formatInterval(id, 0, (t1 - t0) / 1000, bytes))
+          print(`[${String(id).padStart(3)}] closed`)
+          return
+        }
+        const settings = settled.settings
+        const plan = Session.plan(settings)
+        if (plan.refuse !== undefined) {
+          stats.rejectedHeaders++
+          print(`[${String(id).padStart(3)}] unsupported test from ${peer(c)} (${plan.refuse}); closing`)
+          yield* c.abort
+          return
+        }
+        if (plan.label !== "") print(`[${String(id).padStart(3)}] ${peer(c)} ${plan.label}`)
+        if (plan.sendAck) yield* c.write(Wire.makeAck())
+
+        const clientIp = c.remoteAddress
+        const backWindow = Session.connectBackWindowMs(settings)
+        let backFiber: Fiber.RuntimeFiber<void> | undefined
+        if (plan.connectBack?.when === "now") {
+          backFiber = yield* FiberSet.run(sessions, connectBack(nextId++, clientIp, plan.connectBack, plan.writeLen, backWindow))
+        }
+        const sender =
+          plan.sendHere === undefined
+            ? undefined
+            : yield* Effect.fork(
+                Effect.gen(function* () {
+                  const sent = yield* runSender(c, plan.sendHere!, plan.writeLen)
+                  yield* c.shutdownWrite
+                  return sent
+                })
+              )
+
+        // Receive until the client's FIN; in time mode give up at T + 2 s past the header like the real server.
+        type End = { readonly kind: "fin" } | { readonly kind: "error"; readonly error: TcpError } | { readonly kind: "deadline" }
+        const awaitFin: Effect.Effect<End> = c.awaitPeerFin.pipe(
+          Effect.as<End>({ kind: "fin" }),
+          Effect.catchAll((error) => Effect.succeed<End>({ kind: "error", error }))
+        )
+        const fin: End =
+          plan.receiveDeadlineMs === undefined
+            ? yield* awaitFin
+            : yield* Effect.raceFirst(
+                awaitFin,
+                Effect.as(
+                  Effect.sleep(Duration.millis(plan.receiveDeadlineMs + (plan.sendHere !== undefined ? 2_000 : 0))),
+                  { kind: "deadline" } as End
+                )
+              )
+        const tEnd = yield* Clock.currentTimeMillis
+        let sentHere = 0
+        if (sender !== undefined) {
+          const r = yield* Fiber.await(sender)
+          if (r._tag === "Success") sentHere = r.value
+        }
+        yield* c.shutdownWrite
+        if (intervalFiber !== undefined) yield* Fiber.interrupt(intervalFiber)
+        if (fin.kind === "error") {
+          stats.sessionErrors++
+          print(`[${String(id).padStart(3)}] ${peer(c)} ended the test early: ${fin.error.message}`)
+        } else if (fin.kind === "deadline") {
+          stats.sessionErrors++
+          print(`[${String(id).padStart(3)}] ${peer(c)} did not finish within the test time + 2 s; closing`)
+        }
+        print(Fmt.formatInterval(id, 0, (tEnd - t0) / 1000, bytes))
+        if (sender !== undefined) print(Fmt.formatInterval(id, 0, (tEnd - t0) / 1000, sentHere, true))
+        yield* c.awaitClosed.pipe(Effect.timeout(Duration.seconds(3)), Effect.ignore)
+        print(`[${String(id).padStart(3)}] closed`)
+        if (plan.connectBack?.when === "afterClose" && fin.kind === "fin") {
+          yield* Effect.sleep(Duration.millis(Session.CONNECT_BACK_DELAY_MS))
+          backFiber = yield* FiberSet.run(sessions, connectBack(nextId++, clientIp, plan.connectBack, plan.writeLen, backWindow))
+        }
+        void backFiber
+      }).pipe(
+        Effect.catchAll((e) =>
+          Effect.sync(() => {
+            stats.sessionErrors++
+            print(`[---] session with ${peer(c)} failed: ${e.message}`)
+          })
+        ),
+        Effect.ensuring(Effect.sync(() => stats.tcpSessionsActive--))
+      )
+
+    const conns = yield* tcp.listen(port, { recvMode: "sink", backlog: 256, nagle: false })
+    yield* conns.pipe(
+      Stream.runForEach((c) => FiberSet.run(sessions, session(c))),
+      Effect.forkScoped
+    )
+    print(`Server listening on TCP port ${port}`)
+
+    // --- UDP ---------------------------------------------------------------------------------------
+    if (opts.udp !== false) {
+      const maxStreams = opts.maxUdpStreams ?? 64
+      interface UdpSession {
+        readonly id: number
+        readonly st: IperfUdp.UdpStream
+        readonly src: Ipv4Address
+        readonly srcPort: number
+        lastMs: number
+        printed: boolean
+      }
+      const streams = new Map<number, UdpSession>()
+      const reportBuf = new Uint8Array(IperfUdp.REPORT_LEN)
+      const sendReport = (s: UdpSession, nowMs: number): void => {
+        IperfUdp.emitServerReport(IperfUdp.report(s.st), reportBuf)
+        if (udp.send(port, s.src, s.srcPort, reportBuf)) stats.udpReportsOut++
+        IperfUdp.noteReportSent(s.st, nowMs)
+        if (!s.printed) {
+          s.printed = true
+          const r = IperfUdp.report(s.st)
+          print(
+            Fmt.formatUdpInterval(s.id, 0, IperfUdp.pairSeconds(r.stop), s.st.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams)
+          )
+        }
+      }
+      yield* udp.bind(port, (d) => {
+        const key = d.src * 65536 + d.srcPort
+        let s = streams.get(key)
+        if (s !== undefined && s.st.finished && IperfUdp.isSettled(s.st, d.nowMs)) {
+          streams.delete(key)
+          stats.udpStreamsActive--
+          s = undefined
+        }
+        if (s === undefined) {
+          if (streams.size >= maxStreams) {
+            // make room: forget streams that are done or silent for 10 s
+            for (const [k, o] of streams) {
+              if ((o.st.finished && IperfUdp.isSettled(o.st, d.nowMs)) || d.nowMs - o.lastMs > 10_000) {
+                streams.delete(k)
+                stats.udpStreamsActive--
+              }
+            }
+            if (streams.size >= maxStreams) {
+              stats.udpStreamDrops++
+              return
+            }
+          }
+          const settings = Wire.decodeUdpSettings(d.payload)
+          if (typeof settings === "string") {
+            stats.rejectedHeaders++
+            return
+          }
+          s = { id: nextId++, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, lastMs: d.nowMs, printed: false }
+          streams.set(key, s)
+          stats.udpStreams++
+          stats.udpStreamsActive++
+          print(`[${String(s.id).padStart(3)}] UDP stream from ${formatIpv4(d.src)}:${d.srcPort}`)
+        }
+        s.lastMs = d.nowMs
+        stats.udpDatagramsIn++
+        stats.udpBytesIn += d.payload.length
+        const r = IperfUdp.onPayload(s.st, d.payload, wallUs())
+        if (r === "Final") sendReport(s, d.nowMs)
+        else if (r === "AfterFinal" && IperfUdp.shouldResend(s.st)) sendReport(s, d.nowMs)
+      })
+      print(`Server listening on UDP port ${port}`)
+    }
+
+    return Iperf.of({ port, stats })
+  })
+
+export const layer = (opts: IperfOptions = {}): Layer.Layer<Iperf, TcpError | import("./Udp.js").UdpError, Tcp | Udp> =>
+  Layer.scoped(Iperf, make(opts))
