@@ -240,6 +240,7 @@ export class Tcb {
   /** Persist fired with a non-zero but SWS-blocked window: send what fits (RFC 9293 override timeout). */
   forceSend = false
   bytesSinceAck = 0
+  segsSinceAck = 0
   lastNowMs: number
 
   // congestion & recovery
@@ -318,8 +319,8 @@ const advertiseWindow = (t: Tcb, syn: boolean): number => {
   const s = syn ? 0 : t.rcvWscale
   let w = Math.min(recvFree(t) >>> s, 65535)
   const edgeNow = seqDiff(t.rcvAdvEdge, t.rcvNxt)
-  if (!syn && w * 2 ** s < edgeNow) w = Math.min(Math.ceil(edgeNow / 2 ** s), 65535) // never shrink
-  const e = seqAdd(t.rcvNxt, w * 2 ** s)
+  if (!syn && w * (1 << s) < edgeNow) w = Math.min(Math.ceil(edgeNow / (1 << s)), 65535) // never shrink
+  const e = seqAdd(t.rcvNxt, w * (1 << s))
   if (seqGt(e, t.rcvAdvEdge) || syn) t.rcvAdvEdge = e
   return w
 }
@@ -396,6 +397,7 @@ const emitSeg = (t: Tcb, r: W.TcpRepr, out: Output): void => {
     t.ackNow = false
     t.ackDelayAt = NEVER
     t.bytesSinceAck = 0
+    t.segsSinceAck = 0
   }
   t.counters.segsOut++
   out.segment(t, r)
@@ -655,7 +657,7 @@ const inputSynchronized = (t: Tcb, seg: W.TcpRepr, buf: Uint8Array, off: number,
     if (seqGt(seg.ack, t.sndUna) && seqLe(seg.ack, t.sndMax)) {
       if (t.tsOk && seg.tsEcr !== 0 && t.retries === 0) sampleTs(t, seg, now)
       established(t, now)
-      t.sndWnd = seg.window * 2 ** t.sndWscale
+      t.sndWnd = seg.window * (1 << t.sndWscale)
       t.maxSndWnd = Math.max(t.maxSndWnd, t.sndWnd)
       t.sndWl1 = seg.seq
       t.sndWl2 = seg.ack
@@ -698,9 +700,11 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
   const ack = seg.ack
   const acked = seqDiff(ack, t.sndUna)
   const oldWnd = t.sndWnd
+  // RFC 7661 (simplified): grow cwnd only while the sender actually uses it
+  const cwndLimited = flightSize(t) * 2 >= t.cc.cwnd
   // window update (RFC 9293 SND.WL1/SND.WL2)
   if (seqLt(t.sndWl1, seg.seq) || (t.sndWl1 === seg.seq && seqLe(t.sndWl2, ack))) {
-    t.sndWnd = seg.window * 2 ** t.sndWscale
+    t.sndWnd = seg.window * (1 << t.sndWscale)
     t.sndWl1 = seg.seq
     t.sndWl2 = ack
     if (t.sndWnd > t.maxSndWnd) t.maxSndWnd = t.sndWnd
@@ -744,7 +748,7 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
       }
     } else {
       t.dupAcks = 0
-      if (ccAcked > 0) t.cc.onAck(ccAcked, now, t.rtt.srttMs, t.sndMss)
+      if (ccAcked > 0 && cwndLimited) t.cc.onAck(ccAcked, now, t.rtt.srttMs, t.sndMss)
     }
     // RFC 6298 §5.2/§5.3: stop when all is acked, else restart
     if (t.sndUna === t.sndMax) {
@@ -855,8 +859,10 @@ const processData = (t: Tcb, seg: W.TcpRepr, buf: Uint8Array, off: number, now: 
       t.ackNow = true // filling a gap: ACK at once (RFC 5681 §4.2)
       t.lastOooOff = t.lastOooOff - n
     } else {
+      // RFC 1122 4.2.3.2 / RFC 5681 4.2: ACK at least every second segment (a GSO super-segment counts as many)
       t.bytesSinceAck += n
-      if (t.bytesSinceAck >= 2 * t.cfg.mss || t.bytesSinceAck >= 2 * t.sndMss) t.ackNow = true
+      t.segsSinceAck++
+      if (t.segsSinceAck >= 2 || t.bytesSinceAck >= 2 * t.sndMss) t.ackNow = true
       else if (t.ackDelayAt === NEVER) t.ackDelayAt = now + t.cfg.ackDelayMs
     }
   } else {
