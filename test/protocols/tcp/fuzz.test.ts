@@ -124,7 +124,7 @@ describe("machine fuzz", () => {
           Tcp.poll(t, now, out)
         }
       }),
-      { numRuns: 300 }
+      { numRuns: 300, seed: 4242 }
     )
     expect([...visited]).toEqual(expect.arrayContaining(["Established", "CloseWait", "FinWait1", "FinWait2", "LastAck", "TimeWait", "Closed"]))
     expect(dataIn).toBeGreaterThan(0)
