@@ -38,6 +38,8 @@ export interface LinkOpts {
   reorderDelayMs: number
   bytesPerMs: number
   queueBytes: number
+  /** Flip one random byte (the receiver must drop it on the checksum). */
+  corruptRate?: number
 }
 
 export interface RunOpts {
@@ -60,6 +62,7 @@ interface Packet {
   order: number
   dir: 0 | 1
   bytes: Uint8Array
+  corrupted?: boolean
 }
 
 const A_ADDR = 0xc6336401 // 198.51.100.1
@@ -91,6 +94,7 @@ export interface RunResult {
   wireSegments: number
   dropped: number
   maxPayload: [number, number]
+  corruptDropped: number
 }
 
 const sha = (seed: number, total: number): string => {
@@ -106,6 +110,7 @@ export const run = (o: RunOpts): RunResult => {
   let now = 0
   let wireSegments = 0
   let dropped = 0
+  let corruptDropped = 0
   const maxPayload: [number, number] = [0, 0]
   const linkFree = [0, 0] // time at which each direction's bottleneck is free
   const a = new Side(0x1111, o.bytesAtoB)
@@ -147,6 +152,13 @@ export const run = (o: RunOpts): RunResult => {
         return
       }
       let at = linkFree[dir]! + o.link.delayMs
+      if (o.link.corruptRate !== undefined && rnd() < o.link.corruptRate) {
+        const c = bytes.slice()
+        const i = Math.floor(rnd() * c.length)
+        c[i] = c[i]! ^ (1 + Math.floor(rnd() * 255))
+        push({ at, order: order++, dir, bytes: c, corrupted: true })
+        return
+      }
       if (rnd() < o.link.reorderRate) at += o.link.reorderDelayMs * rnd()
       push({ at, order: order++, dir, bytes })
       if (rnd() < o.link.dupRate) push({ at: at + rnd() * 3, order: order++, dir, bytes })
@@ -205,7 +217,11 @@ export const run = (o: RunOpts): RunResult => {
       const src = p.dir === 0 ? A_ADDR : B_ADDR
       const dst = p.dir === 0 ? B_ADDR : A_ADDR
       const r = W.parse(p.bytes, Cs.pseudoV4(src, dst, 6, p.bytes.length), true)
-      if (W.isDrop(r)) throw new Error(`harness: bad segment ${r}`)
+      if (W.isDrop(r)) {
+        if (p.corrupted !== true) throw new Error(`harness: bad segment ${r}`)
+        corruptDropped++
+        continue
+      }
       o.trace?.(`${now.toFixed(1)} ${p.dir === 0 ? "A>B" : "B>A"} ${fmt(r)}`)
       if (to.tcb === undefined) {
         if ((r.flags & (W.SYN | W.ACK | W.RST)) === W.SYN) {
@@ -233,7 +249,8 @@ export const run = (o: RunOpts): RunResult => {
     b: b.tcb!,
     wireSegments,
     dropped,
-    maxPayload
+    maxPayload,
+    corruptDropped
   }
 }
 

@@ -114,3 +114,15 @@ describe("two Tcbs over a lossy, reordering, duplicating channel (virtual time)"
     expect(r.a.rtt.hasSample).toBe(true)
   })
 })
+
+describe("corruption", () => {
+  it("2% corrupted segments are dropped on the checksum, 2 MB each way still byte-exact", () => {
+    const cfg = Tcp.makeConfig()
+    const r = run({
+      seed: 21, link: link(0.01, { corruptRate: 0.02 }), cfgA: cfg, cfgB: cfg, issA: 1, issB: 2,
+      bytesAtoB: 2 * MB, bytesBtoA: 2 * MB, maxVirtualMs: 120_000
+    })
+    expectExact(r, 30_000)
+    expect(r.corruptDropped).toBeGreaterThan(20)
+  })
+})
