@@ -230,6 +230,8 @@ export const make = (opts: IperfOptions = {}) =>
             stats.rejectedHeaders++
             print(`[${String(id).padStart(3)}] bad header from ${peer(c)}: ${settled.reason}; closing`)
             yield* c.abort
+          } else if (c.state() === "Closed" && c.bytesReceived() === 0) {
+            print(`[${String(id).padStart(3)}] ${peer(c)} closed the connection before sending a header`)
           } else if (c.state() === "Closed" || c.bytesReceived() > 0) {
             // the client closed (or reset) before a whole header arrived: count what came and close
             yield* c.shutdownWrite
