@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import fc from "fast-check"
 import { MAC_BROADCAST, ipv4, readIpv4 } from "../../src/protocols/address.js"
 import * as ArpWire from "../../src/protocols/arp/wire.js"
@@ -23,7 +24,7 @@ const PEER = ipv4(198, 51, 100, 1)
 const OFFNET = ipv4(203, 0, 113, 9)
 
 const withStack = <A, E>(
-  body: (ch: Channel) => Effect.Effect<A, E, Stack.StackServices>,
+  body: (ch: Channel) => Effect.Effect<A, E, Stack.StackServices | Scope.Scope>,
   opts: Stack.StackOptions = { address: { address: US, prefix: 24, gateway: undefined } }
 ) =>
   Effect.gen(function* () {
@@ -169,7 +170,7 @@ describe("IPv4 and ICMP", () => {
       Effect.gen(function* () {
         yield* learnPeer(ch)
         const f = ipFrame(PEER_MAC, STACK_MAC, PEER, US, Ip.PROTO_ICMP, icmpEcho(1, 1, new Uint8Array(8)))
-        f[14 + 10] ^= 0xff
+        f[24] = f[24]! ^ 0xff
         yield* ch.inject([f])
         expect(ch.take()).toHaveLength(0)
         expect((yield* Ipv4).stats.drops.BadChecksum).toBe(1)
@@ -243,7 +244,7 @@ describe("UDP", () => {
         yield* (yield* Udp).bind(7000, (d) => void got.push([...d.payload, d.srcPort]))
         yield* ch.inject([ipFrame(PEER_MAC, STACK_MAC, PEER, US, Ip.PROTO_UDP, udpDatagram(PEER, US, 40000, 7000, new Uint8Array([5, 6])))])
         const bad = ipFrame(PEER_MAC, STACK_MAC, PEER, US, Ip.PROTO_UDP, udpDatagram(PEER, US, 40000, 7000, new Uint8Array([5, 6])))
-        bad[bad.length - 1] ^= 1
+        bad[bad.length - 1] = bad[bad.length - 1]! ^ 1
         yield* ch.inject([bad])
         expect(got).toEqual([[5, 6, 40000]])
         expect((yield* Udp).stats.drops.BadChecksum).toBe(1)
