@@ -28,7 +28,22 @@
  * `copyPayload(tcb, repr.seq, repr.payloadLen, frame, off)` before returning (the ring may change after).
  * With `cfg.tso` a data segment may carry up to `cfg.maxSegmentBytes` (a multiple of `tcb.sndMss`):
  * the shell marks it for TSO with gso_size = tcb.sndMss.
- * `Output.deliver(tcb, buf, start, end)` (sink mode only) hands in-order payload over without a copy.
+ * `Output.deliver(tcb, buf, start, end)` (sink mode only) hands in-order payload over without a copy
+ * (EV_READABLE is not raised in sink mode: the callback is the signal).
+ *
+ * Supported: all RFC 9293 states incl. simultaneous open/close and TIME-WAIT (2 * cfg.mslMs); MSS option
+ * (peer's honoured, 536 default); window scaling, timestamps + PAWS (RFC 7323); SACK-permitted, SACK
+ * blocks (RFC 2018) and SACK loss recovery (RFC 6675 pipe/NextSeg rule 1); NewReno (RFC 5681/6582)
+ * and CUBIC (RFC 9438, default) behind one interface; RTO per RFC 6298 (min/max configurable, Karn,
+ * backoff kept until a valid sample); delayed ACK (every 2nd segment or ackDelayMs; at once for
+ * out-of-order or gap-filling data); Nagle + sender SWS avoidance with an override via the persist
+ * timer; zero-window persist probes with their own backoff; window update on read; keep-alive;
+ * RFC 5961 challenge ACKs (rate-limited per connection); bounded everything (send/receive rings,
+ * cfg.maxRanges out-of-order ranges and SACK scoreboard ranges).
+ * Not supported: urgent data (URG is ignored, the bytes are normal data), ECN, TCP Fast Open (data on
+ * a SYN is dropped and must be resent), RACK/TLP, D-SACK, receiver-side SWS avoidance beyond the
+ * read-time window-update threshold, RFC 7323's 24-day PAWS idle rule, PMTU discovery.
+ * ISS generation (RFC 6528) is the shell's job (it has a clock and randomness).
  */
 import * as Cc from "./congestion.js"
 import { RecvBuf } from "./recvbuf.js"
@@ -1018,6 +1033,7 @@ const sendLoopInner = (t: Tcb, now: number, out: Output): void => {
       len = Math.min(len, next - seqDiff(t.sndNxt, t.sndUna))
     }
     if (len < 0) len = 0
+    if (len > mss && len < avail) len -= len % mss // TSO: whole segments only, unless it is the tail of the data
     const fin = t.closeRequested && len === avail && (cwndRoom > 0 || flight === 0)
     if (len === 0 && !fin) return
     if (len < mss && !fin && !rexmit && !t.forceSend) {
@@ -1231,3 +1247,9 @@ export const timeWaitAcceptsSyn = (t: Tcb, seg: W.TcpRepr): boolean =>
   t.state === "TimeWait" &&
   (seg.flags & (W.SYN | W.ACK | W.RST)) === W.SYN &&
   (seqGt(seg.seq, t.rcvNxt) || (t.tsOk && seg.hasTs && tsLt(t.tsRecent, seg.tsVal)))
+
+/** Nagle on/off (TCP_NODELAY is `setNagle(t, false)`). Call poll after. */
+export const setNagle = (t: Tcb, on: boolean): void => {
+  t.nagle = on
+  t.sendPending = true
+}
