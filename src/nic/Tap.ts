@@ -90,7 +90,10 @@ export const make = (opts: TapOptions): Effect.Effect<NicShape, NicError, Scope.
           addon.close(o.fd)
         })
     )
-    return makeShape(addon, opened, opts, mtu, dev)
+    return yield* Effect.try({
+      try: () => makeShape(addon, opened, opts, mtu, dev),
+      catch: (e) => new NicError({ reason: "Open", message: `TAP ${opened.name}: ${String(e)}`, cause: e })
+    })
   })
 
 /** Per-device state shared by make's finalizer and the shape. */

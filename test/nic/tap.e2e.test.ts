@@ -9,7 +9,9 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import type { NicShape } from "../../src/layers/Nic.js"
 import { formatMac, parseMac, type MacAddress } from "../../src/protocols/address.js"
@@ -120,6 +122,49 @@ describeRoot("TAP e2e (namespace, kernel peer)", () => {
   it.scopedLive("UDP from the kernel arrives with NEEDS_CSUM meta when offload is on", () => udpFromKernel({ offload: true }))
   it.scopedLive("UDP from the kernel arrives complete with a vnet header but no offload", () =>
     udpFromKernel({ offload: false }))
+
+  it.scopedLive("a full rx buffer drops whole batches (counted) and never overwrites a borrowed frame", () =>
+    Effect.gen(function* () {
+      const ns = yield* withNetns("drop")
+      // ring = (2 * 1 + 2) * 4 = 16 slots: small enough that a leak of rejected batches would overwrite
+      const nic = yield* Tap.make({ name: uniqueIfName("mt"), mac: OUR_MAC, rxBatch: 4, rxBufferBatches: 1 })
+      yield* run("ip", ["link", "set", "dev", nic.name, "netns", ns.name])
+      yield* ns.ip(["link", "set", "dev", nic.name, "txqueuelen", "10000"])
+      yield* ns.ip(["addr", "add", "198.51.100.1/24", "dev", nic.name])
+      yield* ns.ip(["link", "set", "dev", nic.name, "up"])
+      yield* ns.ip(["neigh", "replace", "198.51.100.2", "lladdr", "02:00:00:00:00:02", "dev", nic.name, "nud", "permanent"])
+      const first = yield* Deferred.make<{ readonly kept: ReadonlyArray<Frame>; readonly copies: ReadonlyArray<Uint8Array> }>()
+      let batches = 0
+      yield* Effect.forkScoped(
+        Stream.runForEach(nic.rx, (batch) =>
+          Effect.gen(function* () {
+            batches++
+            if (batches > 1) return
+            const copies = batch.map((f) => f.data.slice())
+            // hold the first batch while the kernel sends a burst: the buffer fills and batches drop
+            yield* ns.exec("bash", ["-c", "for i in $(seq 1 300); do echo pkt-$i > /dev/udp/198.51.100.2/9; done"])
+            yield* Deferred.succeed(first, { kept: batch, copies })
+          })
+        )
+      )
+      yield* Effect.sleep("50 millis")
+      yield* ns.exec("bash", ["-c", "echo first > /dev/udp/198.51.100.2/9"])
+      const { copies, kept } = yield* Deferred.await(first).pipe(
+        Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("no first batch") })
+      )
+      for (const [i, f] of kept.entries()) expect(f.data).toEqual(copies[i])
+      // every frame the kernel handed to us was either delivered or counted as dropped
+      const settled = Effect.gen(function* () {
+        const ls = yield* ns.linkStats(nic.name)
+        return ls.txPackets === nic.stats.rxFrames + nic.stats.rxDropped && ls.txPackets >= 301
+      })
+      yield* settled.pipe(
+        Effect.repeat({ until: (ok) => ok, schedule: Schedule.spaced("20 millis") }),
+        Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("counters did not settle") })
+      )
+      expect(nic.stats.rxDropped).toBeGreaterThan(0)
+      expect(nic.stats.rxFrames).toBeGreaterThan(0)
+    }))
 
   it.scopedLive("a second concurrent rx consumer fails with reason Read", () =>
     Effect.gen(function* () {
