@@ -14,7 +14,9 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import type { NicShape } from "../../src/layers/Nic.js"
-import { formatMac, parseMac, type MacAddress } from "../../src/protocols/address.js"
+import { formatMac, ipv4, parseMac, writeIpv4, type MacAddress } from "../../src/protocols/address.js"
+import { setU16 } from "../../src/protocols/bytes.js"
+import * as Cs from "../../src/protocols/checksum.js"
 import { PLAIN, VNET_F_NEEDS_CSUM, plainFrame, type Frame } from "../../src/nic/Frame.js"
 import * as Tap from "../../src/nic/Tap.js"
 import { describeRoot, run, uniqueIfName, withNetns, withTapInNetns } from "../support/netns.js"
@@ -122,6 +124,57 @@ describeRoot("TAP e2e (namespace, kernel peer)", () => {
   it.scopedLive("UDP from the kernel arrives with NEEDS_CSUM meta when offload is on", () => udpFromKernel({ offload: true }))
   it.scopedLive("UDP from the kernel arrives complete with a vnet header but no offload", () =>
     udpFromKernel({ offload: false }))
+
+  it.scopedLive("TX with vnet header: the kernel honours NEEDS_CSUM (partial UDP checksum) only when the meta says so", () =>
+    Effect.gen(function* () {
+      const ns = yield* withNetns("txcs")
+      const nic = yield* withTapInNetns(ns, { mac: OUR_MAC, offload: true })
+      expect(nic.caps.txChecksumOffload).toBe(true)
+      const link = yield* ns.ip(["-j", "link", "show", "dev", nic.name])
+      const kernelMac = parseMac((JSON.parse(link.stdout) as Array<{ address: string }>)[0]!.address)!
+      const src = ipv4(198, 51, 100, 2)
+      const dst = ipv4(198, 51, 100, 1)
+      const udpLen = 8 + 8
+      const b = new Uint8Array(14 + 20 + udpLen)
+      putMac(b, 0, kernelMac)
+      putMac(b, 6, OUR_MAC)
+      setU16(b, 12, 0x0800)
+      b.set([0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0], 14)
+      setU16(b, 16, 20 + udpLen)
+      writeIpv4(b, 26, src)
+      writeIpv4(b, 30, dst)
+      setU16(b, 24, Cs.finish(Cs.sum(b, 14, 34)))
+      setU16(b, 34, 40000)
+      setU16(b, 36, 9) // nobody listens: a good datagram counts as NoPorts, a bad one as InCsumErrors
+      setU16(b, 38, udpLen)
+      b.set(new TextEncoder().encode("partial!"), 42)
+      // CHECKSUM_PARTIAL convention: the field holds the folded pseudo-header sum, not complemented
+      setU16(b, 40, Cs.fold(Cs.pseudoV4(src, dst, 17, udpLen)))
+      const partial = { flags: VNET_F_NEEDS_CSUM, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 34, csumOffset: 6 }
+      const udpCounters = ns.exec("cat", ["/proc/net/snmp"]).pipe(
+        Effect.map((r) => {
+          const lines = r.stdout.split("\n").filter((l) => l.startsWith("Udp:"))
+          const names = lines[0]!.split(/\s+/)
+          const values = lines[1]!.split(/\s+/).map(Number)
+          return (name: string) => values[names.indexOf(name)]!
+        })
+      )
+      // the kernel handles a TAP write in softirq context: wait (bounded) until it has counted it
+      const countedUpTo = (n: number) =>
+        udpCounters.pipe(
+          Effect.repeat({ until: (c) => c("NoPorts") + c("InCsumErrors") >= n, schedule: Schedule.spaced("10 millis") }),
+          Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("UDP counters did not move") })
+        )
+      yield* nic.tx([{ data: b, meta: partial }])
+      const after1 = yield* countedUpTo(1)
+      expect(after1("NoPorts")).toBe(1)
+      expect(after1("InCsumErrors")).toBe(0)
+      yield* nic.tx([{ data: b, meta: PLAIN }]) // same bytes without NEEDS_CSUM: a bad checksum
+      const after2 = yield* countedUpTo(2)
+      expect(after2("NoPorts")).toBe(1)
+      expect(after2("InCsumErrors")).toBe(1)
+      expect(nic.stats.txFrames).toBe(2)
+    }))
 
   it.scopedLive("a full rx buffer drops whole batches (counted) and never overwrites a borrowed frame", () =>
     Effect.gen(function* () {
