@@ -111,6 +111,8 @@ export interface Config {
   readonly maxSegmentBytes: number
   /** Challenge ACKs per second per connection (RFC 5961 §7). */
   readonly challengeAckLimit: number
+  /** Tail loss probe (RFC 8985 §7) before the RTO. */
+  readonly tailLossProbe: boolean
   /** Bound on distinct out-of-order ranges (receiver) and SACK scoreboard ranges (sender). */
   readonly maxRanges: number
 }
@@ -138,6 +140,7 @@ export const defaultConfig: Config = Object.freeze({
   tso: false,
   maxSegmentBytes: 64_000,
   challengeAckLimit: 10,
+  tailLossProbe: true,
   maxRanges: 32
 })
 
@@ -169,6 +172,9 @@ export class Counters {
   retransBytes = 0
   rtoExpiries = 0
   fastRetransmits = 0
+  /** Retransmissions found lost by SACK (data sent after them was SACKed) and sent again. */
+  lostRetransmits = 0
+  tailLossProbes = 0
   dupAcksIn = 0
   oooSegs = 0
   oooDropped = 0
@@ -265,6 +271,14 @@ export class Tcb {
   recoverSeq: SeqNum
   highRxt: SeqNum
   readonly scoreboard: RangeSet
+  /** The Retransmit deadline is a tail-loss probe; a probe was already sent for this flight. */
+  tlpPending = false
+  tlpUsed = false
+  /** Extra bytes beyond cwnd allowed by limited transmit (RFC 3042). */
+  limitedTransmit = 0
+  /** SND.UNA when it was last retransmitted, and SND.MAX at that moment (lost-retransmission check). */
+  rxtUna = 0 as SeqNum
+  rxtMark = 0 as SeqNum
 
   // RFC 5961 challenge ACK limit
   chWindowStart = 0
@@ -730,6 +744,14 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
   let sackedNew = false
   if (t.sackOk && seg.sack.length > 0) {
     sackedNew = Sack.updateScoreboard(t.scoreboard, seg.sack, t.sndUna, t.sndMax)
+    // the retransmission of SND.UNA was lost if data sent after it has been SACKed (Linux-style check)
+    if (
+      sackedNew && t.inRecovery && acked === 0 && t.rxtUna === t.sndUna &&
+      t.scoreboard.highest() > seqDiff(t.rxtMark, t.sndUna) && !t.rexmitUnaPending
+    ) {
+      t.rexmitUnaPending = true
+      t.counters.lostRetransmits++
+    }
   }
 
   if (acked > 0) {
@@ -751,6 +773,7 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
     if (seqLt(t.highRxt, ack)) t.highRxt = ack
     t.scoreboard.shift(acked)
     t.retries = 0
+    t.tlpUsed = false
     if (t.inRecovery) {
       if (seqGe(ack, t.recoverSeq)) {
         t.inRecovery = false
@@ -763,6 +786,7 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
       }
     } else {
       t.dupAcks = 0
+      t.limitedTransmit = 0
       if (ccAcked > 0 && cwndLimited) t.cc.onAck(ccAcked, now, t.rtt.srttMs, t.sndMss)
     }
     // RFC 6298 §5.2/§5.3: stop when all is acked, else restart
@@ -771,10 +795,7 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
         t.timerKind = TimerKind.Idle
         t.timerAt = NEVER
       }
-    } else {
-      t.timerKind = TimerKind.Retransmit
-      t.timerAt = now + t.rtt.rtoMs
-    }
+    } else armRto(t, now)
     if (finAcked(t)) {
       if (t.state === "FinWait1") t.state = "FinWait2"
       else if (t.state === "Closing") enterTimeWait(t, now)
@@ -803,8 +824,18 @@ const onDupAck = (t: Tcb, now: number): void => {
     if (!t.sackOk) t.cc.cwnd += t.sndMss // RFC 6582 §3.2 step 4: inflate
     return
   }
-  const lost = t.dupAcks >= 3 || (t.sackOk && Sack.isLost(t.scoreboard, 0, t.sndMss) && !t.scoreboard.isEmpty)
-  if (!lost || !seqGt(t.sndUna, t.recoverSeq)) return
+  // RFC 5827 early retransmit: with fewer than 4 segments out and nothing new to send, lower DupThresh
+  const segsOut = Math.ceil(flightSize(t) / t.sndMss)
+  const dupThresh = segsOut < 4 && !hasUnsent(t) ? Math.max(1, segsOut - 1) : 3
+  const lost = t.dupAcks >= dupThresh || (t.sackOk && Sack.isLost(t.scoreboard, 0, t.sndMss) && !t.scoreboard.isEmpty)
+  if (!lost) {
+    // RFC 3042 limited transmit: the first two duplicate ACKs each let one new segment out
+    if (t.dupAcks <= 2) t.limitedTransmit = t.dupAcks * t.sndMss
+    return
+  }
+  // RFC 6582 §3.2 step 2: only when the ACK covers everything sent before the last recovery / RTO
+  if (!seqGe(t.sndUna, t.recoverSeq)) return
+  t.limitedTransmit = 0
   // RFC 6582 §3.2 step 2 / RFC 6675 §5: enter loss recovery, fast retransmit
   t.inRecovery = true
   t.recoverSeq = t.sndMax
@@ -953,10 +984,8 @@ const sendData = (t: Tcb, now: number, out: Output, s: SeqNum, len: number, fin:
     }
   }
   if (seqGt(end, t.sndMax)) t.sndMax = end
-  if (t.timerKind !== TimerKind.Retransmit) {
-    t.timerKind = TimerKind.Retransmit
-    t.timerAt = now + t.rtt.rtoMs
-  }
+  // (re)arm; a pending tail-loss probe is re-armed on every new transmission (RFC 8985 §7.2)
+  if (t.timerKind !== TimerKind.Retransmit || (t.tlpPending && !rexmit)) armRto(t, now)
   emitSeg(t, r, out)
 }
 
@@ -982,6 +1011,8 @@ const transmit = (t: Tcb, now: number, out: Output): void => {
       t.rexmitUnaPending = false
       const n = retransmitAt(t, now, out, t.sndUna, t.sndMss)
       if (seqLt(t.highRxt, seqAdd(t.sndUna, n))) t.highRxt = seqAdd(t.sndUna, n)
+      t.rxtUna = t.sndUna
+      t.rxtMark = t.sndMax
     }
     sendLoop(t, now, out)
   }
@@ -1024,7 +1055,7 @@ const sendLoopInner = (t: Tcb, now: number, out: Output): void => {
     const avail = t.sendbuf.len - off
     if (avail < 0) return // FIN already sent
     const flight = inFlight(t)
-    const cwndRoom = cwnd - flight
+    const cwndRoom = cwnd + (t.inRecovery ? 0 : t.limitedTransmit) - flight
     const wndRoom = seqDiff(seqAdd(t.sndUna, t.sndWnd), t.sndNxt)
     const rexmit = seqLt(t.sndNxt, t.sndMax)
     let len = Math.min(avail, rexmit ? mss : tsoMax, wndRoom, cwndRoom)
@@ -1058,13 +1089,49 @@ const seqMin = (a: SeqNum, b: SeqNum): SeqNum => (seqLe(a, b) ? a : b)
 // Timers
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Arm the retransmission timer. With cfg.tailLossProbe, and once per flight, a probe timeout
+ * PTO = 2 * SRTT (+ the peer's ACK delay when one segment is out) comes first (RFC 8985 §7 TLP):
+ * a lost tail then gets repaired by SACK/fast recovery instead of waiting for the RTO.
+ */
+const armRto = (t: Tcb, now: number): void => {
+  t.timerKind = TimerKind.Retransmit
+  t.timerAt = now + t.rtt.rtoMs
+  t.tlpPending = false
+  if (t.cfg.tailLossProbe && !t.tlpUsed && !t.inRecovery && t.rtt.hasSample && canSendData(t.state)) {
+    const pto = Math.max(10, Math.ceil(2 * t.rtt.srttMs + (flightSize(t) <= t.sndMss ? t.cfg.ackDelayMs : 0)))
+    if (pto < t.rtt.rtoMs) {
+      t.timerAt = now + pto
+      t.tlpPending = true
+    }
+  }
+}
+
+/** TLP fired: one new segment if the window allows, else the last segment again. No backoff, no cwnd change. */
+const sendTailLossProbe = (t: Tcb, now: number, out: Output): void => {
+  t.tlpPending = false
+  t.tlpUsed = true
+  t.counters.tailLossProbes++
+  const off = seqDiff(t.sndNxt, t.bufSeq)
+  const avail = t.sendbuf.len - off
+  const wndRoom = seqDiff(seqAdd(t.sndUna, t.sndWnd), t.sndNxt)
+  if (t.sndNxt === t.sndMax && avail > 0 && wndRoom > 0) {
+    const len = Math.min(t.sndMss, avail, wndRoom)
+    const fin = t.closeRequested && len === avail
+    const s0 = t.sndNxt
+    sendData(t, now, out, s0, len, fin)
+    t.sndNxt = seqAdd(s0, len + (fin ? 1 : 0))
+  } else {
+    const lastOff = Math.max(seqDiff(t.sndUna, t.bufSeq), Math.min(t.sendbuf.len, seqDiff(t.sndMax, t.bufSeq)) - t.sndMss)
+    retransmitAt(t, now, out, seqAdd(t.bufSeq, Math.max(0, lastOff)), t.sndMss)
+  }
+  t.timerAt = now + t.rtt.rtoMs
+}
+
 const updateTimer = (t: Tcb, now: number): void => {
   if (t.state === "TimeWait" || t.state === "Closed") return
   if (t.sndMax !== t.sndUna) {
-    if (t.timerKind !== TimerKind.Retransmit) {
-      t.timerKind = TimerKind.Retransmit
-      t.timerAt = now + t.rtt.rtoMs
-    }
+    if (t.timerKind !== TimerKind.Retransmit) armRto(t, now)
     return
   }
   if (hasUnsent(t) && canSendData(t.state)) {
@@ -1089,6 +1156,13 @@ const updateTimer = (t: Tcb, now: number): void => {
 const onTimer = (t: Tcb, now: number, out: Output): void => {
   switch (t.timerKind) {
     case TimerKind.Retransmit: {
+      if (t.tlpPending) {
+        if (t.state === "SynSent" || t.state === "SynReceived") t.tlpPending = false
+        else {
+          sendTailLossProbe(t, now, out)
+          return
+        }
+      }
       t.retries++
       const limit = SYN_STATES(t.state) ? t.cfg.synRetries : t.cfg.maxRetries
       if (t.retries > limit) {
@@ -1110,6 +1184,7 @@ const onTimer = (t: Tcb, now: number, out: Output): void => {
         t.cc.onRto(now, inFlight(t), t.sndMss)
         t.inRecovery = false
         t.dupAcks = 0
+        t.limitedTransmit = 0
         t.recoverSeq = t.sndMax
         t.sndNxt = t.sndUna
         t.highRxt = t.sndUna

@@ -36,7 +36,7 @@ class Rec implements Tcp.Output {
   }
 }
 
-const base = Tcp.makeConfig({ timestamps: false, sack: false, windowScale: false, congestion: "newreno", sendBufBytes: 64 * 1024, recvBufBytes: 64 * 1024 })
+const base = Tcp.makeConfig({ timestamps: false, sack: false, windowScale: false, congestion: "newreno", tailLossProbe: false, sendBufBytes: 64 * 1024, recvBufBytes: 64 * 1024 })
 const cfgWith = (p: Partial<Tcp.Config>) => Tcp.makeConfig({ ...base, ...p })
 
 const peer = (p: Partial<W.TcpRepr>): W.TcpRepr =>
@@ -402,6 +402,27 @@ describe("ESTABLISHED: sending, Nagle, RTO (RFC 6298), Karn", () => {
     input(t, rec, 170, ackOf(ISS + 2921))
     expect(t.timerKind).toBe(TimerKind.Idle)
     expect(Tcp.pollAt(t)).toBeUndefined()
+  })
+  it("tail loss probe (RFC 8985 §7): at 2*SRTT the last segment is resent, no backoff; then the RTO", () => {
+    const { t, rec } = established(cfgWith({ tailLossProbe: true }))
+    Tcp.send(t, bytes(3 * 1460))
+    expect(poll(t, rec, 100)).toHaveLength(3)
+    expect(Tcp.pollAt(t)).toBe(120) // PTO = 2 * 10 ms
+    expect(poll(t, rec, 120)).toEqual([expect.objectContaining({ seq: ISS + 1 + 2920, payloadLen: 1460 })])
+    expect(t.counters.tailLossProbes).toBe(1)
+    expect(t.rtt.rtoMs).toBe(200)
+    expect(t.cc.cwnd).toBe(10 * 1460)
+    expect(Tcp.pollAt(t)).toBe(320)
+    expect(poll(t, rec, 320)).toEqual([expect.objectContaining({ seq: ISS + 1, payloadLen: 1460 })])
+    expect(t.counters.rtoExpiries).toBe(1)
+  })
+  it("tail loss probe sends new data when there is some, and adds the ACK delay for a single segment", () => {
+    const { t, rec } = established(cfgWith({ tailLossProbe: true }))
+    t.cc.cwnd = 1460
+    Tcp.send(t, bytes(2000))
+    expect(poll(t, rec, 100)).toHaveLength(1)
+    expect(Tcp.pollAt(t)).toBe(160) // 2 * 10 + 40
+    expect(poll(t, rec, 160)).toEqual([expect.objectContaining({ seq: ISS + 1 + 1460, payloadLen: 540 })])
   })
   it("gives up after maxRetries with TimedOut", () => {
     const { t, rec } = established(cfgWith({ maxRetries: 2 }))
