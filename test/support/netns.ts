@@ -229,3 +229,6 @@ export const withTapInNetns = (
     }
     return nic
   })
+
+/** The brief's name for describeRoot: run as root, skip with one line outside CI, fail under CI. */
+export const skipUnlessRoot = describeRoot
