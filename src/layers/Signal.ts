@@ -1,21 +1,23 @@
 /**
- * A one-slot wake-up for a single waiting fiber, notified from plain synchronous code (the receive burst).
- * A notification with no waiter is remembered, so a wake-up is never lost between a check and a wait.
+ * A wake-up for fibers waiting on a condition that plain synchronous code (the receive burst) changes.
+ * `notify` wakes every fiber waiting now and is also remembered for the next `wait`, so a wake-up is
+ * never lost between a check and a wait. Waiters always re-check their condition (wake-ups may
+ * be spurious).
  */
 import * as Effect from "effect/Effect"
 
 export class Signal {
-  private resume: ((e: Effect.Effect<void>) => void) | undefined = undefined
+  private waiters: Array<(e: Effect.Effect<void>) => void> = []
   private pending = false
 
   notify(): void {
-    const r = this.resume
-    if (r !== undefined) {
-      this.resume = undefined
-      r(Effect.void)
-    } else {
-      this.pending = true
-    }
+    // Also remembered when someone is waiting: a fiber that checked its condition but has not reached
+    // `wait` yet (the runtime may yield in between) then returns at once instead of missing this wake-up.
+    this.pending = true
+    if (this.waiters.length === 0) return
+    const ws = this.waiters
+    this.waiters = []
+    for (const r of ws) r(Effect.void)
   }
 
   /** Completes at the next notification (at once if one is pending). Interruptible. */
@@ -25,9 +27,10 @@ export class Signal {
       resume(Effect.void)
       return
     }
-    this.resume = resume
+    this.waiters.push(resume)
     return Effect.sync(() => {
-      if (this.resume === resume) this.resume = undefined
+      const i = this.waiters.indexOf(resume)
+      if (i >= 0) this.waiters.splice(i, 1)
     })
   })
 
