@@ -6,6 +6,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { Config } from "./config/KernelArgs.js"
 import { formatIpv4 } from "./protocols/address.js"
+import * as FaultInjector from "./nic/FaultInjector.js"
+import * as Pcap from "./nic/Pcap.js"
 import * as Tap from "./nic/Tap.js"
 import type { Nic, NicError } from "./layers/Nic.js"
 import * as Stack from "./layers/Stack.js"
@@ -13,7 +15,18 @@ import { Ethernet } from "./layers/Ethernet.js"
 import * as Iperf from "./layers/Iperf.js"
 import * as Tcp from "./layers/Tcp.js"
 
-export const nicLayer = (cfg: Config): Layer.Layer<Nic, NicError> => Tap.layer({ name: cfg.tap, mac: cfg.mac, mtu: cfg.mtu, offload: cfg.offload })
+/**
+ * TAP, then the fault injector (when --drop-chance/--corrupt-chance ask for one), then the pcap writer on
+ * top, so the capture shows what the stack really saw and sent.
+ */
+export const nicLayer = (cfg: Config): Layer.Layer<Nic, NicError> => {
+  let nic: Layer.Layer<Nic, NicError> = Tap.layer({ name: cfg.tap, mac: cfg.mac, mtu: cfg.mtu, offload: cfg.offload })
+  if (cfg.dropChance > 0 || cfg.corruptChance > 0) {
+    nic = FaultInjector.layer({ dropRate: cfg.dropChance / 100, corruptRate: cfg.corruptChance / 100, seed: Date.now() >>> 0 }).pipe(Layer.provide(nic))
+  }
+  if (cfg.pcap !== undefined) nic = Pcap.layer(cfg.pcap).pipe(Layer.provide(nic))
+  return nic
+}
 
 export const stackLayer = (cfg: Config): Layer.Layer<Stack.StackServices, never, Nic> =>
   Stack.layer({

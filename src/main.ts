@@ -42,8 +42,7 @@ const main = (): void => {
   })
   const program = Layer.launch(App.layer(cfg)).pipe(
     Effect.onInterrupt(() => Effect.sync(() => process.stdout.write("System is going down to halt now\n"))),
-    Effect.tapErrorCause(() => Effect.void),
-    Effect.catchTag("NicError", (e) =>
+    Effect.catchAll((e) =>
       Effect.sync(() => {
         process.stderr.write(`miniperf: ${e.message}\n`)
         process.exitCode = 1

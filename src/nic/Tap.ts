@@ -236,6 +236,11 @@ const makeShape = (
       try {
         addon.writeBatch(fd, vnet, txData, n, meta, caps.maxTxFrame, txOut)
       } catch (e) {
+        // EIO: the kernel side of the TAP is down (no carrier yet). A real NIC drops then; so do we.
+        if (Addon.isAddonError(e) && e.code === "EIO") {
+          stats.txDropped += n
+          return Effect.void
+        }
         return Effect.fail(
           new NicError({
             reason: "Write",
