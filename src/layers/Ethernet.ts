@@ -44,6 +44,8 @@ export interface EthernetShape {
   /** Time of the current burst, or of the last Clock read. */
   readonly nowMs: () => number
   readonly register: (etherType: number, handler: FrameHandler) => void
+  /** Called after each receive burst, before its transmissions are flushed (e.g. to coalesce ACKs). */
+  readonly onBurstEnd: (f: (nowMs: number) => void) => void
   /** Queue a frame for transmission. The frame's bytes must not be reused by the caller afterwards. */
   readonly send: (frame: Frame) => void
   /** Transmit everything queued now. */
@@ -62,6 +64,7 @@ export const make = (opts: EthernetOptions = {}) =>
     const nic = yield* Nic
     const txLimit = opts.txQueueLimit ?? 4096
     const handlers = new Map<number, FrameHandler>()
+    const burstEnd: Array<(nowMs: number) => void> = []
     const stats: EthernetStats = {
       rxFrames: 0,
       rxBytes: 0,
@@ -131,6 +134,10 @@ export const make = (opts: EthernetOptions = {}) =>
         inBurst = true
         try {
           for (let i = 0; i < batch.length; i++) input(batch[i]!)
+          for (let i = 0; i < burstEnd.length; i++) burstEnd[i]!(now)
+        } catch (e) {
+          stats.rxHandlerErrors++
+          lastHandlerError = e
         } finally {
           inBurst = false
         }
@@ -160,6 +167,7 @@ export const make = (opts: EthernetOptions = {}) =>
       nic,
       nowMs: () => now,
       register: (type, h) => void handlers.set(type, h),
+      onBurstEnd: (f) => void burstEnd.push(f),
       send,
       flush,
       stats

@@ -380,7 +380,12 @@ export const make = (opts: TcpOptions = {}) =>
           remove(c)
           c.stateSignal.notify()
         } else {
-          M.input(c.tcb, seg, payload, seg.headerLen, nowMs, out)
+          const t = c.tcb
+          if (!t.holdAck) {
+            t.holdAck = true
+            held.push(c)
+          }
+          M.input(t, seg, payload, seg.headerLen, nowMs, out)
           settle(c)
           return
         }
@@ -409,6 +414,20 @@ export const make = (opts: TcpOptions = {}) =>
         countDrop(stats.drops, "NoListener")
         sendBare(rst, h.src)
       }
+    })
+
+    // ACKs held during a receive burst go out once at its end (one ACK per burst per connection).
+    const held: Array<Conn> = []
+    eth.onBurstEnd((nowMs) => {
+      for (let i = 0; i < held.length; i++) {
+        const c = held[i]!
+        c.tcb.holdAck = false
+        if (c.tcb.ackNow) {
+          M.poll(c.tcb, nowMs, out)
+          settle(c)
+        }
+      }
+      held.length = 0
     })
 
     // --- timers: one fiber for every connection --------------------------------------------

@@ -261,6 +261,11 @@ export class Tcb {
   /** Persist fired with a non-zero but SWS-blocked window: send what fits (RFC 9293 override timeout). */
   forceSend = false
   bytesSinceAck = 0
+  /**
+   * Set by the shell while it feeds a receive burst: pure ACKs wait (ackNow stays set) until the shell
+   * clears it and polls at the end of the burst, so a burst of segments costs one ACK, not one per two.
+   */
+  holdAck = false
   segsSinceAck = 0
   lastNowMs: number
 
@@ -1016,7 +1021,7 @@ const transmit = (t: Tcb, now: number, out: Output): void => {
     }
     sendLoop(t, now, out)
   }
-  if (t.ackNow && t.state !== "Closed" && t.state !== "SynSent") sendAck(t, now, out)
+  if (t.ackNow && !t.holdAck && t.state !== "Closed" && t.state !== "SynSent") sendAck(t, now, out)
 }
 
 const sendLoop = (t: Tcb, now: number, out: Output): void => {
