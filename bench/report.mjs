@@ -1,0 +1,169 @@
+// Turns the per-run records of scripts/bench.sh into the bench table (markdown), prints it and, given a second
+// argument, writes it there too. Usage: node bench/report.mjs RAW.tsv [OUT.md]
+// RAW.tsv columns: row mode run c2s_gbps s2c_gbps srv_cpu_pct host_pct bg_pct hwm_kb note
+// (for mode "ping" the c2s column holds the RTT median in microseconds). Conditions come from BENCH_META_* variables.
+import { readFileSync, writeFileSync } from "node:fs"
+
+const [rawPath, outPath] = process.argv.slice(2)
+if (rawPath === undefined) {
+  process.stderr.write("usage: node bench/report.mjs RAW.tsv [OUT.md]\n")
+  process.exit(2)
+}
+const env = (k, d = "") => process.env[`BENCH_META_${k}`] ?? d
+
+const num = (s) => (s === undefined || s === "" ? undefined : Number(s))
+const records = readFileSync(rawPath, "utf8")
+  .split("\n")
+  .filter((l) => l.trim() !== "")
+  .map((l) => {
+    const [row, mode, run, c2s, s2c, cpu, host, bg, hwm, note] = l.split("\t")
+    return { row, mode, run: Number(run), c2s: num(c2s), s2c: num(s2c), cpu: num(cpu), host: num(host), bg: num(bg), hwmKb: num(hwm), note: note ?? "" }
+  })
+
+const defined = (xs) => xs.filter((x) => x !== undefined && Number.isFinite(x))
+const median = (xs) => {
+  const v = defined(xs).sort((a, b) => a - b)
+  if (v.length === 0) return undefined
+  const m = v.length >> 1
+  return v.length % 2 === 1 ? v[m] : (v[m - 1] + v[m]) / 2
+}
+const max = (xs) => (defined(xs).length === 0 ? undefined : Math.max(...defined(xs)))
+const min = (xs) => (defined(xs).length === 0 ? undefined : Math.min(...defined(xs)))
+const fmtG = (x) => (x === undefined ? "-" : x >= 10 ? x.toFixed(1) : x.toFixed(2))
+const fmtI = (x) => (x === undefined ? "-" : String(Math.round(x)))
+const fmtMB = (kb) => (kb === undefined ? "-" : String(Math.round(kb / 1024)))
+const fmtRatio = (a, b) => (a === undefined || b === undefined || b === 0 ? "-" : (a / b).toFixed(2))
+
+const ROW_LABEL = {
+  kernel: "kernel `iperf -s`, veth (ceiling)",
+  ours: "ours, TAP, offloads (default)",
+  "ours-nooff": "ours, TAP, `--no-offload`",
+  lwip: "lwIP 2.1.3 anchor, TAP"
+}
+const ROW_ORDER = ["kernel", "ours", "ours-nooff", "lwip"]
+const CELLS = [
+  { mode: "c", label: "`-c`", pick: (r) => r.c2s },
+  { mode: "p4", label: "`-P 4`", pick: (r) => r.c2s },
+  { mode: "r", label: "`-r` c2s", pick: (r) => r.c2s },
+  { mode: "r", label: "`-r` s2c", pick: (r) => r.s2c }
+]
+// issue 6 targets (median, this machine)
+const TARGETS = {
+  "ours|`-c`": 10,
+  "ours|`-P 4`": 10,
+  "ours|`-r` s2c": 8,
+  "ours-nooff|`-c`": 2
+}
+
+const rows = ROW_ORDER.filter((r) => records.some((x) => x.row === r))
+const of = (row, mode) => records.filter((x) => x.row === row && x.mode === mode)
+const lines = []
+const out = (s = "") => lines.push(s)
+
+const bgAll = defined(records.map((r) => r.bg))
+out(`# MinIperf bench${env("QUICK") === "1" ? " (quick mode)" : ""}: ${env("START")} .. ${env("END")}`)
+out()
+out(`- machine: ${env("MACHINE")}`)
+out(`- software: ${env("VERSIONS")}`)
+out(
+  `- method: real iperf 2.1.8 client (\`-f m\`), each cell the median of ${env("RUNS")} run(s) x ${env("SECS")} s, runs of one mode ` +
+    `interleaved across the servers, each run on a fresh server and fresh namespaces; TAP kernel side MTU 1500, txqueuelen ${env("TXQLEN")}`
+)
+out(
+  `- load: load average ${env("LOAD_START")} at start, ${env("LOAD_END")} at end; box busy in the 1 s before each run ` +
+    `(200 = both cores; runs wait for <= ${env("IDLE_MAX")}): median ${fmtI(median(bgAll))}, max ${fmtI(max(bgAll))}`
+)
+if (env("LWIP_NOTE") !== "") out(`- ${env("LWIP_NOTE")}`)
+if (env("NOTE") !== "") out(`- note: ${env("NOTE")}`)
+out()
+out("| server | mode | Gbit/s | min-max | x kernel | srv CPU % | peak RSS MB | host % | bg % | issue 6 target |")
+out("|---|---|--:|---|--:|--:|--:|--:|--:|---|")
+for (const row of rows) {
+  for (const cell of CELLS) {
+    const rs = of(row, cell.mode)
+    if (rs.length === 0) continue
+    const vals = rs.map(cell.pick)
+    const med = median(vals)
+    const kmed = median(of("kernel", cell.mode).map(cell.pick))
+    const target = TARGETS[`${row}|${cell.label}`]
+    const tgt = target === undefined ? "" : `>= ${target}: ${med !== undefined && med >= target ? "met" : "NOT met"}`
+    const n = defined(vals).length
+    out(
+      `| ${ROW_LABEL[row]} | ${cell.label} | ${fmtG(med)} | ${n === 0 ? "-" : `${fmtG(min(vals))}-${fmtG(max(vals))}`}` +
+        `${n < rs.length ? ` (${n}/${rs.length} runs)` : ""} | ${row === "kernel" ? "1.00" : fmtRatio(med, kmed)} | ` +
+        `${fmtI(median(rs.map((r) => r.cpu)))} | ${fmtMB(max(rs.map((r) => r.hwmKb)))} | ${fmtI(median(rs.map((r) => r.host)))} | ` +
+        `${fmtI(max(rs.map((r) => r.bg)))} | ${tgt} |`
+    )
+  }
+}
+
+const p64 = rows.filter((r) => of(r, "p64").length > 0)
+if (p64.length > 0) {
+  out()
+  out(`\`-P 64\` (1 run x ${env("SECS")} s):`)
+  out()
+  out("| server | Gbit/s | x kernel | srv CPU % | peak RSS MB | bg % | issue 6 target |")
+  out("|---|--:|--:|--:|--:|--:|---|")
+  const k = median(of("kernel", "p64").map((r) => r.c2s))
+  for (const row of p64) {
+    const rs = of(row, "p64")
+    const g = median(rs.map((r) => r.c2s))
+    const hwm = max(rs.map((r) => r.hwmKb))
+    const tgt = row === "ours" || row === "ours-nooff" ? `RSS <= 200 MB: ${hwm !== undefined && hwm <= 200 * 1024 ? "met" : "NOT met"}` : ""
+    out(
+      `| ${ROW_LABEL[row]} | ${fmtG(g)} | ${row === "kernel" ? "1.00" : fmtRatio(g, k)} | ${fmtI(median(rs.map((r) => r.cpu)))} | ` +
+        `${fmtMB(hwm)} | ${fmtI(max(rs.map((r) => r.bg)))} | ${tgt} |`
+    )
+  }
+}
+
+const pings = rows.filter((r) => of(r, "ping").length > 0)
+if (pings.length > 0) {
+  out()
+  out(`Ping RTT median (${env("PINGS")} pings, \`ping -i 0.002\`, per-reply times):`)
+  out()
+  out("| server | RTT median us | x kernel | bg % | issue 6 target |")
+  out("|---|--:|--:|--:|---|")
+  const k = median(of("kernel", "ping").map((r) => r.c2s))
+  for (const row of pings) {
+    const rs = of(row, "ping")
+    const us = median(rs.map((r) => r.c2s))
+    const tgt =
+      row === "ours" || row === "ours-nooff"
+        ? `<= 3x kernel: ${us !== undefined && k !== undefined && us <= 3 * k ? "met" : "NOT met"}`
+        : ""
+    const note = rs.map((r) => r.note).filter((s) => s !== "").join("; ")
+    out(`| ${ROW_LABEL[row]} | ${fmtI(us)}${note ? ` (${note})` : ""} | ${row === "kernel" ? "1.00" : fmtRatio(us, k)} | ${fmtI(max(rs.map((r) => r.bg)))} | ${tgt} |`)
+  }
+}
+
+out()
+out(
+  "Columns: Gbit/s is the iperf client's report (`[SUM]` for `-P`); `-r` is iperf's tradeoff test, c2s then s2c on a new connection. " +
+    "srv CPU % is utime+stime of the server process over the client run (100 = one core, median of the runs); for the kernel row " +
+    "that is the `iperf -s` process only, the kernel's own TCP work in softirq is not in it. peak RSS is VmHWM of the server " +
+    "process after the run (max of the runs). host % is the busy share of the whole box during the run (200 = both cores: the client, " +
+    "the kernel and the server share them). bg % is the busy share in the 1 s before the run (worst of the runs)."
+)
+const notes = records.filter((r) => r.note !== "" && r.mode !== "ping")
+if (notes.length > 0) {
+  out()
+  out("Run notes: " + notes.map((r) => `${r.row} ${r.mode} run ${r.run}: ${r.note}`).join("; "))
+}
+out()
+out("<details><summary>per run</summary>")
+out()
+out("| server | mode | run | c2s Gbit/s (ping: us) | s2c Gbit/s | srv CPU % | VmHWM MB | host % | bg % | note |")
+out("|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
+for (const r of records) {
+  out(
+    `| ${r.row} | ${r.mode} | ${r.run} | ${r.c2s ?? "-"} | ${r.s2c ?? "-"} | ${fmtI(r.cpu)} | ${fmtMB(r.hwmKb)} | ${fmtI(r.host)} | ` +
+      `${fmtI(r.bg)} | ${r.note} |`
+  )
+}
+out()
+out("</details>")
+
+const text = lines.join("\n") + "\n"
+process.stdout.write(text)
+if (outPath !== undefined) writeFileSync(outPath, text)
