@@ -46,6 +46,11 @@ export interface EthernetShape {
   readonly register: (etherType: number, handler: FrameHandler) => void
   /** Called after each receive burst, before its transmissions are flushed (e.g. to coalesce ACKs). */
   readonly onBurstEnd: (f: (nowMs: number) => void) => void
+  /**
+   * A buffer of exactly `len` bytes for an outgoing frame, from a bounded pool of recycled buffers (NOT
+   * zeroed: write every byte). After the frame is sent through `send`, the buffer goes back to the pool.
+   */
+  readonly allocTx: (len: number) => Uint8Array
   /** Queue a frame for transmission. The frame's bytes must not be reused by the caller afterwards. */
   readonly send: (frame: Frame) => void
   /** Transmit everything queued now. */
@@ -77,6 +82,31 @@ export const make = (opts: EthernetOptions = {}) =>
       drops: {}
     }
     let now = yield* Clock.currentTimeMillis
+
+    // TX buffer pool: size classes, each a bounded free list of ArrayBuffers. A frame built in a pooled
+    // buffer returns it after Nic.tx (which copies or writes synchronously, per the Nic contract).
+    const CLASS_SIZE = [128, 2048, 16384, 65600] as const
+    const CLASS_KEEP = [4096, 2048, 256, 256] as const
+    const free: Array<Array<ArrayBuffer>> = CLASS_SIZE.map(() => [])
+    const owned = new WeakMap<ArrayBuffer, number>()
+    const allocTx = (len: number): Uint8Array => {
+      let c = 0
+      while (c < CLASS_SIZE.length && CLASS_SIZE[c]! < len) c++
+      if (c === CLASS_SIZE.length) return new Uint8Array(len)
+      const ab = free[c]!.pop() ?? new ArrayBuffer(CLASS_SIZE[c]!)
+      owned.set(ab, c)
+      return new Uint8Array(ab, 0, len)
+    }
+    const recycle = (batch: ReadonlyArray<Frame>): void => {
+      for (let i = 0; i < batch.length; i++) {
+        const ab = batch[i]!.data.buffer as ArrayBuffer
+        const c = owned.get(ab)
+        if (c === undefined) continue
+        owned.delete(ab)
+        const list = free[c]!
+        if (list.length < CLASS_KEEP[c]!) list.push(ab)
+      }
+    }
     let txq: Array<Frame> = []
     let inBurst = false
     const wake = yield* Queue.sliding<void>(1)
@@ -98,7 +128,10 @@ export const make = (opts: EthernetOptions = {}) =>
         stats.txFrames++
         stats.txBytes += batch[i]!.data.length
       }
-      return nic.tx(batch).pipe(Effect.catchAll((e) => Effect.logWarning(`tx failed: ${e.message}`)))
+      return nic.tx(batch).pipe(
+        Effect.catchAll((e) => Effect.logWarning(`tx failed: ${e.message}`)),
+        Effect.zipRight(Effect.sync(() => recycle(batch)))
+      )
     })
 
     const input = (frame: Frame): void => {
@@ -168,6 +201,7 @@ export const make = (opts: EthernetOptions = {}) =>
       nowMs: () => now,
       register: (type, h) => void handlers.set(type, h),
       onBurstEnd: (f) => void burstEnd.push(f),
+      allocTx,
       send,
       flush,
       stats

@@ -56,7 +56,7 @@ export interface Ipv4Shape {
   readonly register: (protocol: number, handler: ProtocolHandler) => void
   readonly address: () => Ipv4Address
   readonly mtu: number
-  /** A zeroed outgoing frame with `l4Len` bytes of transport data starting at L4_OFFSET. */
+  /** An outgoing frame (from the TX pool, not zeroed) with `l4Len` bytes of transport data at L4_OFFSET: write them all. */
   readonly alloc: (l4Len: number) => Uint8Array
   /**
    * Fill the IPv4 and Ethernet headers of a frame from `alloc` and send it to `dst`. Datagrams over the
@@ -108,7 +108,7 @@ export const make = (opts: Ipv4Options = {}) =>
     let tokens = burst
     let tokensAt = eth.nowMs()
 
-    const alloc = (l4Len: number): Uint8Array => new Uint8Array(L4_OFFSET + l4Len)
+    const alloc = (l4Len: number): Uint8Array => eth.allocTx(L4_OFFSET + l4Len)
 
     const emitHeaders = (
       b: Uint8Array,
@@ -162,7 +162,7 @@ export const make = (opts: Ipv4Options = {}) =>
       stats.fragmentedOut++
       for (let i = 0; i < plan.length; i++) {
         const [off, len] = plan[i]!
-        const f = new Uint8Array(L4_OFFSET + len)
+        const f = eth.allocTx(L4_OFFSET + len)
         f.set(frame.subarray(L4_OFFSET + off, L4_OFFSET + off + len), L4_OFFSET)
         emitHeaders(f, src, dst, protocol, len, id, o, i < plan.length - 1, off)
         stats.fragmentsOut++
