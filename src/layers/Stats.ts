@@ -1,0 +1,357 @@
+/**
+ * The stack's statistics as Effect Metrics, and MinIperf's `-d` dump as one consumer of them.
+ *
+ * The hot path is untouched: every layer keeps plain mutable numbers in its `stats` object (bumped per
+ * frame, no Effect). This layer maps each number to a `Metric.counter` (monotonic numbers: frames,
+ * bytes, drops) or a `Metric.gauge` (levels: connections now, ARP cache size), tagged with
+ * `stack=<nic name>`, and `sample` copies the live numbers into them (a counter grows by the delta since
+ * the last sample). Sampling runs at each dump and every `sampleEveryMs` (default 1 s), so an embedding
+ * app sees them in `Metric.snapshot` at most that stale, or calls `sample` itself first. The cost is one
+ * pass over about a hundred numbers per sample, nothing per packet.
+ *
+ * Drops by reason become `miniperf_<layer>_drops{reason=...}` counters, created when a reason first
+ * shows up.
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import type { DropReason } from "../protocols/drop.js"
+import type { DropCounts } from "./Counters.js"
+import { Arp } from "./Arp.js"
+import { Dhcp } from "./Dhcp.js"
+import { Ethernet } from "./Ethernet.js"
+import { Icmp } from "./Icmp.js"
+import { Iperf } from "./Iperf.js"
+import { Ipv4 } from "./Ipv4.js"
+import { Tcp } from "./Tcp.js"
+import { Udp } from "./Udp.js"
+
+export type StatKind = "counter" | "gauge"
+
+export interface StatDef {
+  readonly layer: string
+  readonly name: string
+  readonly kind: StatKind
+  readonly read: () => number
+}
+
+type AnyMetric = Metric.Metric.Counter<number> | Metric.Metric.Gauge<number>
+
+export interface StatMetric {
+  readonly def: StatDef
+  /** `miniperf_<layer>_<name>`, tagged stack=<nic> (and reason=... for drops). */
+  readonly metric: AnyMetric
+}
+
+export interface StatsShape {
+  /** The stack tag on every metric (the NIC's name, made unique per process). */
+  readonly stackTag: string
+  /** Every metric, drop reasons included once seen. */
+  readonly metrics: () => ReadonlyArray<StatMetric>
+  /** Copy the live numbers into the metrics now. */
+  readonly sample: Effect.Effect<void>
+  /** Sample, then read every metric back: `layer.name` (drops: `layer.drops.Reason`) -> value. */
+  readonly read: Effect.Effect<ReadonlyMap<string, number>>
+  /** The dump's lines for the current values (sampled first). */
+  readonly dumpLines: Effect.Effect<ReadonlyArray<string>>
+}
+
+export class Stats extends Context.Tag("@miniperf/Stats")<Stats, StatsShape>() {}
+
+export interface StatsOptions {
+  /** Dump every this many ms (`-d`); omit for no dump. */
+  readonly dumpEveryMs?: number
+  /** Background sampling for Metric readers (default 1000 ms; 0 = only on demand and at dumps). */
+  readonly sampleEveryMs?: number
+  /** Where the dump goes (default stdout). */
+  readonly print?: (line: string) => void
+}
+
+const usedTags = new Map<string, number>()
+
+const uniqueTag = (name: string): string => {
+  const n = usedTags.get(name) ?? 0
+  usedTags.set(name, n + 1)
+  return n === 0 ? name : `${name}#${n}`
+}
+
+const defaultPrint = (line: string): void => {
+  process.stdout.write(line + "\n")
+}
+
+const valueOf = (m: AnyMetric): number => {
+  const s = m.unsafeValue([]) as { readonly count?: number; readonly value?: number }
+  return s.count ?? s.value ?? 0
+}
+
+export const make = (opts: StatsOptions = {}) =>
+  Effect.gen(function* () {
+    const eth = yield* Ethernet
+    const arp = yield* Arp
+    const ip = yield* Ipv4
+    const icmp = yield* Icmp
+    const udp = yield* Udp
+    const tcp = Option.getOrUndefined(yield* Effect.serviceOption(Tcp))
+    const iperf = Option.getOrUndefined(yield* Effect.serviceOption(Iperf))
+    const dhcp = Option.getOrUndefined(yield* Effect.serviceOption(Dhcp))
+    const nic = eth.nic
+    const stackTag = uniqueTag(nic.name)
+    const startMs = yield* Clock.currentTimeMillis
+
+    const defs: Array<StatDef> = []
+    const c = (layer: string, name: string, read: () => number): void => void defs.push({ layer, name, kind: "counter", read })
+    const g = (layer: string, name: string, read: () => number): void => void defs.push({ layer, name, kind: "gauge", read })
+    const dropSources: Array<readonly [string, DropCounts]> = []
+
+    const es = eth.stats
+    c("link", "rx_frames", () => es.rxFrames)
+    c("link", "rx_bytes", () => es.rxBytes)
+    c("link", "tx_frames", () => es.txFrames)
+    c("link", "tx_bytes", () => es.txBytes)
+    c("link", "rx_ring_drops", () => nic.stats.rxDropped)
+    c("link", "tx_link_drops", () => nic.stats.txDropped)
+    c("link", "tx_queue_drops", () => es.txQueueDrops)
+    c("link", "rx_unknown_type", () => es.rxUnknownType)
+    c("link", "rx_not_for_us", () => es.rxNotForUs)
+    c("link", "rx_handler_errors", () => es.rxHandlerErrors)
+    dropSources.push(["link", es.drops])
+
+    const as = arp.stats
+    c("arp", "requests_in", () => as.requestsIn)
+    c("arp", "replies_in", () => as.repliesIn)
+    c("arp", "requests_out", () => as.requestsOut)
+    c("arp", "replies_out", () => as.repliesOut)
+    c("arp", "pending_drops", () => as.pendingDrops)
+    g("arp", "cache_entries", () => arp.cacheSize())
+    dropSources.push(["arp", as.drops])
+
+    const is = ip.stats
+    c("ipv4", "packets_in", () => is.packetsIn)
+    c("ipv4", "packets_out", () => is.packetsOut)
+    c("ipv4", "delivered", () => is.delivered)
+    c("ipv4", "fragments_in", () => is.fragmentsIn)
+    c("ipv4", "reassembled", () => is.reassembled)
+    c("ipv4", "reassembly_timeouts", () => is.reassemblyTimeouts)
+    c("ipv4", "fragments_out", () => is.fragmentsOut)
+    c("ipv4", "fragmented_out", () => is.fragmentedOut)
+    c("ipv4", "no_route", () => is.noRoute)
+    c("ipv4", "icmp_errors_out", () => is.icmpErrorsOut)
+    c("ipv4", "icmp_errors_rate_limited", () => is.icmpErrorsRateLimited)
+    dropSources.push(["ipv4", is.drops])
+
+    const ics = icmp.stats
+    c("icmp", "echo_requests_in", () => ics.echoRequestsIn)
+    c("icmp", "echo_replies_out", () => ics.echoRepliesOut)
+    c("icmp", "echo_replies_in", () => ics.echoRepliesIn)
+    c("icmp", "unreachable_in", () => ics.unreachableIn)
+    c("icmp", "other_in", () => ics.otherIn)
+    dropSources.push(["icmp", ics.drops])
+
+    const us = udp.stats
+    c("udp", "datagrams_in", () => us.datagramsIn)
+    c("udp", "datagrams_out", () => us.datagramsOut)
+    c("udp", "no_port", () => us.noPort)
+    dropSources.push(["udp", us.drops])
+
+    if (tcp !== undefined) {
+      const ts = tcp.stats
+      c("tcp", "active_opens", () => ts.activeOpens)
+      c("tcp", "passive_opens", () => ts.passiveOpens)
+      g("tcp", "established", () => ts.established)
+      g("tcp", "connections", () => ts.connections)
+      c("tcp", "segments_in", () => ts.segmentsIn)
+      c("tcp", "segments_out", () => ts.segmentsOut)
+      c("tcp", "retransmits", () => ts.retransmits)
+      c("tcp", "resets_in", () => ts.resetsIn)
+      c("tcp", "resets_out", () => ts.resetsOut)
+      c("tcp", "syn_backlog_drops", () => ts.synBacklogDrops)
+      c("tcp", "accept_queue_drops", () => ts.acceptQueueDrops)
+      c("tcp", "table_full_drops", () => ts.tableFullDrops)
+      dropSources.push(["tcp", ts.drops])
+    }
+
+    if (iperf !== undefined) {
+      const ps = iperf.stats
+      c("iperf", "tcp_sessions", () => ps.tcpSessions)
+      g("iperf", "tcp_sessions_active", () => ps.tcpSessionsActive)
+      c("iperf", "tcp_bytes_in", () => ps.tcpBytesIn)
+      c("iperf", "tcp_bytes_out", () => ps.tcpBytesOut)
+      c("iperf", "connect_backs", () => ps.connectBacks)
+      c("iperf", "connect_back_failures", () => ps.connectBackFailures)
+      c("iperf", "rejected_headers", () => ps.rejectedHeaders)
+      c("iperf", "session_errors", () => ps.sessionErrors)
+      c("iperf", "udp_streams", () => ps.udpStreams)
+      g("iperf", "udp_streams_active", () => ps.udpStreamsActive)
+      c("iperf", "udp_datagrams_in", () => ps.udpDatagramsIn)
+      c("iperf", "udp_bytes_in", () => ps.udpBytesIn)
+      c("iperf", "udp_reports_out", () => ps.udpReportsOut)
+      c("iperf", "udp_stream_drops", () => ps.udpStreamDrops)
+    }
+
+    if (dhcp !== undefined) {
+      const ds = dhcp.stats.counters
+      c("dhcp", "discovers_out", () => ds.discoversOut)
+      c("dhcp", "requests_out", () => ds.requestsOut)
+      c("dhcp", "offers_in", () => ds.offersIn)
+      c("dhcp", "acks_in", () => ds.acksIn)
+      c("dhcp", "naks_in", () => ds.naksIn)
+      c("dhcp", "ignored_in", () => ds.ignoredIn)
+      c("dhcp", "bad_options_in", () => ds.badOptionsIn)
+      c("dhcp", "binds", () => ds.binds)
+      c("dhcp", "renewals", () => ds.renewals)
+      c("dhcp", "rebinds", () => ds.rebinds)
+      c("dhcp", "expiries", () => ds.expiries)
+      dropSources.push(["dhcp", dhcp.stats.drops])
+    }
+
+    const tagged = <M extends AnyMetric>(m: M): M => Metric.tagged(m as Metric.Metric<unknown, number, unknown>, "stack", stackTag) as unknown as M
+    const makeMetric = (d: StatDef): AnyMetric =>
+      tagged(
+        d.kind === "counter"
+          ? Metric.counter(`miniperf_${d.layer}_${d.name}`, { description: `${d.layer} ${d.name.replace(/_/g, " ")}` })
+          : Metric.gauge(`miniperf_${d.layer}_${d.name}`, { description: `${d.layer} ${d.name.replace(/_/g, " ")}` })
+      ).register()
+
+    const entries: Array<{ readonly sm: StatMetric; last: number }> = defs.map((def) => ({ sm: { def, metric: makeMetric(def) }, last: 0 }))
+    const dropEntries = new Map<string, { readonly sm: StatMetric; last: number }>()
+
+    const update = (e: { readonly sm: StatMetric; last: number }): void => {
+      const v = e.sm.def.read()
+      if (e.sm.def.kind === "gauge") {
+        ;(e.sm.metric as Metric.Metric.Gauge<number>).unsafeUpdate(v, [])
+      } else if (v !== e.last) {
+        ;(e.sm.metric as Metric.Metric.Counter<number>).unsafeUpdate(v - e.last, [])
+      }
+      e.last = v
+    }
+
+    const sampleNow = (): void => {
+      for (const e of entries) update(e)
+      for (const [layer, counts] of dropSources) {
+        for (const reason of Object.keys(counts) as Array<DropReason>) {
+          const key = `${layer}.drops.${reason}`
+          let e = dropEntries.get(key)
+          if (e === undefined) {
+            const def: StatDef = { layer, name: `drops.${reason}`, kind: "counter", read: () => counts[reason] ?? 0 }
+            const metric = Metric.tagged(
+              Metric.counter(`miniperf_${layer}_drops`, { description: `${layer} drops by reason` }),
+              "reason",
+              reason
+            ).pipe((m) => Metric.tagged(m, "stack", stackTag))
+            e = { sm: { def, metric: metric.register() }, last: 0 }
+            dropEntries.set(key, e)
+          }
+          update(e)
+        }
+      }
+    }
+
+    const sample = Effect.sync(sampleNow)
+
+    const read = Effect.sync(() => {
+      sampleNow()
+      const m = new Map<string, number>()
+      for (const e of entries) m.set(`${e.sm.def.layer}.${e.sm.def.name}`, valueOf(e.sm.metric))
+      for (const [k, e] of dropEntries) m.set(k, valueOf(e.sm.metric))
+      return m as ReadonlyMap<string, number>
+    })
+
+    const dumpLines = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.map(read, (v) => formatDump(v, (now - startMs) / 1000, dhcp?.state()))
+    )
+
+    if (opts.dumpEveryMs !== undefined && opts.dumpEveryMs > 0) {
+      const every = opts.dumpEveryMs
+      const print = opts.print ?? defaultPrint
+      yield* Effect.gen(function* () {
+        while (true) {
+          yield* Effect.sleep(Duration.millis(every))
+          const lines = yield* dumpLines
+          yield* Effect.sync(() => {
+            for (const l of lines) print(l)
+          })
+        }
+      }).pipe(Effect.forkScoped)
+    }
+    const bgEvery = opts.sampleEveryMs ?? 1000
+    if (bgEvery > 0) {
+      yield* Effect.sleep(Duration.millis(bgEvery)).pipe(Effect.zipRight(sample), Effect.forever, Effect.forkScoped)
+    }
+    sampleNow()
+
+    return Stats.of({
+      stackTag,
+      metrics: () => [...entries.map((e) => e.sm), ...[...dropEntries.values()].map((e) => e.sm)],
+      sample,
+      read,
+      dumpLines
+    })
+  })
+
+/** The dump's lines: one header, then one line per layer present. Drops by reason only when non-zero. */
+export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcpState?: string): ReadonlyArray<string> => {
+  const n = (k: string): number => v.get(k) ?? 0
+  const drops = (layer: string): string => {
+    const parts: Array<string> = []
+    let total = 0
+    for (const [k, x] of v) {
+      if (k.startsWith(`${layer}.drops.`) && x > 0) {
+        parts.push(`${k.slice(layer.length + 7)} ${x}`)
+        total += x
+      }
+    }
+    return parts.length === 0 ? "drops 0" : `drops ${total} (${parts.join(", ")})`
+  }
+  const has = (layer: string): boolean => {
+    for (const k of v.keys()) if (k.startsWith(`${layer}.`)) return true
+    return false
+  }
+  const lines: Array<string> = [`--- statistics at ${uptimeS.toFixed(1)} s ---`]
+  lines.push(
+    `link: in ${n("link.rx_frames")} frames ${n("link.rx_bytes")} bytes, out ${n("link.tx_frames")} frames ${n("link.tx_bytes")} bytes; ` +
+      `rx ring drops ${n("link.rx_ring_drops")}, tx drops ${n("link.tx_queue_drops")} queue ${n("link.tx_link_drops")} link, ` +
+      `unknown type ${n("link.rx_unknown_type")}, not for us ${n("link.rx_not_for_us")}, ${drops("link")}`
+  )
+  lines.push(
+    `arp: requests in ${n("arp.requests_in")} out ${n("arp.requests_out")}, replies in ${n("arp.replies_in")} out ${n("arp.replies_out")}, ` +
+      `cache ${n("arp.cache_entries")}, pending drops ${n("arp.pending_drops")}, ${drops("arp")}`
+  )
+  lines.push(
+    `ipv4: in ${n("ipv4.packets_in")}, out ${n("ipv4.packets_out")}, delivered ${n("ipv4.delivered")}, ${drops("ipv4")}, ` +
+      `checksum errors ${n("ipv4.drops.BadChecksum")}, fragments in ${n("ipv4.fragments_in")} out ${n("ipv4.fragments_out")}, ` +
+      `reassembled ${n("ipv4.reassembled")}, reassembly timeouts ${n("ipv4.reassembly_timeouts")}, no route ${n("ipv4.no_route")}, ` +
+      `icmp errors out ${n("ipv4.icmp_errors_out")}`
+  )
+  lines.push(
+    `icmp: echo requests ${n("icmp.echo_requests_in")}, echo replies ${n("icmp.echo_replies_out")}, ` +
+      `replies in ${n("icmp.echo_replies_in")}, unreachable in ${n("icmp.unreachable_in")}, other ${n("icmp.other_in")}, ${drops("icmp")}`
+  )
+  lines.push(`udp: in ${n("udp.datagrams_in")}, out ${n("udp.datagrams_out")}, no port ${n("udp.no_port")}, ${drops("udp")}`)
+  if (has("tcp")) {
+    lines.push(
+      `tcp: active opens ${n("tcp.active_opens")}, passive opens ${n("tcp.passive_opens")}, established ${n("tcp.established")}, ` +
+        `connections ${n("tcp.connections")}, segments in ${n("tcp.segments_in")} out ${n("tcp.segments_out")}, ` +
+        `retransmits ${n("tcp.retransmits")}, resets in ${n("tcp.resets_in")} out ${n("tcp.resets_out")}, ` +
+        `backlog drops ${n("tcp.syn_backlog_drops")}, ${drops("tcp")}`
+    )
+  }
+  if (has("iperf")) {
+    lines.push(
+      `iperf: tcp sessions ${n("iperf.tcp_sessions")} (active ${n("iperf.tcp_sessions_active")}), bytes in ${n("iperf.tcp_bytes_in")} out ${n("iperf.tcp_bytes_out")}, ` +
+        `udp streams ${n("iperf.udp_streams")}, udp bytes in ${n("iperf.udp_bytes_in")}, errors ${n("iperf.session_errors")}`
+    )
+  }
+  if (has("dhcp")) {
+    lines.push(
+      `dhcp: state ${dhcpState ?? "?"}, discovers ${n("dhcp.discovers_out")}, requests ${n("dhcp.requests_out")}, offers ${n("dhcp.offers_in")}, ` +
+        `acks ${n("dhcp.acks_in")}, naks ${n("dhcp.naks_in")}, renewals ${n("dhcp.renewals")}, rebinds ${n("dhcp.rebinds")}, expiries ${n("dhcp.expiries")}, ${drops("dhcp")}`
+    )
+  }
+  return lines
+}
+
+export const layer = (opts: StatsOptions = {}): Layer.Layer<Stats, never, Ethernet | Arp | Ipv4 | Icmp | Udp> => Layer.scoped(Stats, make(opts))
