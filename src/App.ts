@@ -12,7 +12,9 @@ import * as Tap from "./nic/Tap.js"
 import type { Nic, NicError } from "./layers/Nic.js"
 import * as Stack from "./layers/Stack.js"
 import { Ethernet } from "./layers/Ethernet.js"
+import * as Dhcp from "./layers/Dhcp.js"
 import * as Iperf from "./layers/Iperf.js"
+import * as Stats from "./layers/Stats.js"
 import * as Tcp from "./layers/Tcp.js"
 
 /**
@@ -53,8 +55,16 @@ export const tcpLayer = (cfg: Config): Layer.Layer<Tcp.Tcp, never, Stack.StackSe
 export const iperfLayer = (cfg: Config) =>
   Iperf.layer({ port: cfg.port, ...(cfg.intervalS !== undefined ? { intervalS: cfg.intervalS } : {}) })
 
+/** The DHCP client when no -i was given (prints the lease when bound). */
+export const dhcpLayer = (cfg: Config) => (cfg.ip._tag === "Dhcp" ? Dhcp.layer({}) : Layer.empty)
+
+/** Metrics for every layer, and the -d dump when asked for. */
+export const statsLayer = (cfg: Config) => Stats.layer(cfg.debugMs !== undefined ? { dumpEveryMs: cfg.debugMs } : {})
+
 export const layer = (cfg: Config) => {
   void formatIpv4
   const stack = tcpLayer(cfg).pipe(Layer.provideMerge(stackLayer(cfg)))
-  return Layer.merge(ready, iperfLayer(cfg)).pipe(Layer.provide(stack), Layer.provide(nicLayer(cfg)))
+  const withDhcp = dhcpLayer(cfg).pipe(Layer.provideMerge(stack))
+  const apps = iperfLayer(cfg).pipe(Layer.provideMerge(withDhcp))
+  return Layer.merge(ready, statsLayer(cfg)).pipe(Layer.provide(apps), Layer.provide(nicLayer(cfg)))
 }

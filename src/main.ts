@@ -26,17 +26,13 @@ const main = (): void => {
     process.exit(0)
   }
   const cfg = d
-  if (cfg.ip._tag === "Dhcp") {
-    process.stderr.write(
-      "miniperf: no -i given, and the DHCP client is not available yet: give a static address, e.g. -i 198.51.100.2/24\n"
-    )
-    process.exit(2)
-  }
   const ip = cfg.ip
   const banner = Effect.sync(() => {
     const lines = [
       `Interface ${cfg.tap}: MAC ${formatMac(cfg.mac)}, MTU ${cfg.mtu}, offloads ${cfg.offload ? "requested" : "off"}`,
-      `Initialize network interface 0: ${formatIpv4(ip.address)} netmask ${formatIpv4(prefixMask(ip.prefix))} gw ${formatIpv4(ip.gateway ?? 0)}`
+      ip._tag === "Dhcp"
+        ? "Initialize network interface 0: DHCP"
+        : `Initialize network interface 0: ${formatIpv4(ip.address)} netmask ${formatIpv4(prefixMask(ip.prefix))} gw ${formatIpv4(ip.gateway ?? 0)}`
     ]
     process.stdout.write(lines.join("\n") + "\n")
   })

@@ -313,7 +313,7 @@ export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcp
   const lines: Array<string> = [`--- statistics at ${uptimeS.toFixed(1)} s ---`]
   lines.push(
     `link: in ${n("link.rx_frames")} frames ${n("link.rx_bytes")} bytes, out ${n("link.tx_frames")} frames ${n("link.tx_bytes")} bytes; ` +
-      `rx ring drops ${n("link.rx_ring_drops")}, tx drops ${n("link.tx_queue_drops")} queue ${n("link.tx_link_drops")} link, ` +
+      `rx ring drops ${n("link.rx_ring_drops")}, tx drops: queue ${n("link.tx_queue_drops")} link ${n("link.tx_link_drops")}, ` +
       `unknown type ${n("link.rx_unknown_type")}, not for us ${n("link.rx_not_for_us")}, ${drops("link")}`
   )
   lines.push(

@@ -60,6 +60,10 @@ export interface ServerOptions {
   readonly args?: ReadonlyArray<string>
   /** Extra setup on the kernel side after the address is set (neighbour entries, ...). */
   readonly ready?: RegExp
+  /** Start the server without `-i` (its DHCP client runs); default false. */
+  readonly dhcp?: boolean
+  /** Runs once the kernel side of the TAP is up, before waiting for `ready` (start a DHCP server, tcpdump, ...). */
+  readonly setup?: (ns: Netns, tap: string) => Effect.Effect<void, NetnsError, Scope.Scope>
 }
 
 const sleep = (ms: number) => Effect.sleep(Duration.millis(ms))
@@ -68,7 +72,7 @@ export const withServer = (prefix: string, opts: ServerOptions = {}): Effect.Eff
   Effect.gen(function* () {
     const ns = yield* withNetns(prefix)
     const tap = uniqueIfName("mp")
-    const child = yield* ns.spawn("node", [MAIN, "--tap", tap, "-i", `${SERVER_IP}/24`, ...(opts.args ?? [])])
+    const child = yield* ns.spawn("node", [MAIN, "--tap", tap, ...(opts.dhcp === true ? [] : ["-i", `${SERVER_IP}/24`]), ...(opts.args ?? [])])
     let out = ""
     child.stdout?.on("data", (d: Buffer) => (out += d.toString()))
     child.stderr?.on("data", (d: Buffer) => (out += d.toString()))
@@ -90,6 +94,7 @@ export const withServer = (prefix: string, opts: ServerOptions = {}): Effect.Eff
     yield* ns.ip(["link", "set", "dev", tap, "txqueuelen", "10000"])
     yield* ns.ip(["addr", "add", `${CLIENT_IP}/24`, "dev", tap])
     yield* ns.ip(["link", "set", "dev", tap, "up"])
+    if (opts.setup !== undefined) yield* opts.setup(ns, tap)
     yield* waitFor(opts.ready ?? /Entering main event loop/)
     return {
       ns,
