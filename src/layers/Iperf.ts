@@ -72,6 +72,13 @@ const defaultPrint = (line: string): void => {
   process.stdout.write(line + "\n")
 }
 
+/**
+ * Buffers of iperf connections. The send buffer bounds data in flight for -R/-d/-r; the receive window of a
+ * sink-mode connection costs no memory until segments arrive out of order (the ring's pages are untouched).
+ */
+const SEND_BUF = 1 << 20
+const RECV_WINDOW = 4 << 20
+
 const peer = (c: TcpConnection): string => `${formatIpv4(c.remoteAddress)}:${c.remotePort}`
 
 export const make = (opts: IperfOptions = {}) =>
@@ -108,6 +115,11 @@ export const make = (opts: IperfOptions = {}) =>
       Effect.gen(function* () {
         const s = Session.makeSender(spec, yield* Clock.currentTimeMillis)
         const deadline = Session.deadlineMs(s)
+        // Time mode: one timer for the whole stream wakes the writer at T even if it is blocked on a full buffer.
+        const timer =
+          deadline === undefined
+            ? undefined
+            : yield* Effect.fork(Effect.zipRight(Effect.sleep(Duration.millis(Math.max(0, deadline - s.startMs))), Effect.sync(() => c.wakeWriters())))
         while (true) {
           const now = yield* Clock.currentTimeMillis
           const n = Session.nextWriteLen(s, now, writeLen)
@@ -118,9 +130,9 @@ export const make = (opts: IperfOptions = {}) =>
             stats.tcpBytesOut += k
             continue
           }
-          if (deadline === undefined) yield* c.awaitWritable
-          else yield* Effect.raceFirst(c.awaitWritable, Effect.sleep(Duration.millis(Math.max(1, deadline - now))))
+          yield* c.awaitWritable
         }
+        if (timer !== undefined) yield* Fiber.interrupt(timer)
         return s.sent
       })
 
@@ -133,7 +145,7 @@ export const make = (opts: IperfOptions = {}) =>
           let conn: TcpConnection | undefined
           let lastError: TcpError | undefined
           while (conn === undefined) {
-            const r = yield* Effect.either(tcp.connect(to, cb.port))
+            const r = yield* Effect.either(tcp.connect(to, cb.port, { sendBufBytes: SEND_BUF }))
             if (r._tag === "Right") conn = r.right
             else {
               lastError = r.left
@@ -323,7 +335,7 @@ export const make = (opts: IperfOptions = {}) =>
         Effect.ensuring(Effect.sync(() => stats.tcpSessionsActive--))
       )
 
-    const conns = yield* tcp.listen(port, { recvMode: "sink", backlog: 256, nagle: false })
+    const conns = yield* tcp.listen(port, { recvMode: "sink", backlog: 256, nagle: false, sendBufBytes: SEND_BUF, recvBufBytes: RECV_WINDOW })
     yield* conns.pipe(
       Stream.runForEach((c) => FiberSet.run(sessions, session(c))),
       Effect.forkScoped

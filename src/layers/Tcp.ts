@@ -73,12 +73,18 @@ export interface ListenOptions {
   /** "sink": received payload is handed to the connection's sink without a copy (see `TcpConnection.sink`). */
   readonly recvMode?: "buffer" | "sink"
   readonly nagle?: boolean
+  /** Send buffer per connection (default the layer's, 256 KiB). */
+  readonly sendBufBytes?: number
+  /** Receive buffer per connection: the window (in sink mode, the out-of-order bound). Default 256 KiB. */
+  readonly recvBufBytes?: number
 }
 
 export interface ConnectOptions {
   readonly localPort?: number
   readonly recvMode?: "buffer" | "sink"
   readonly nagle?: boolean
+  readonly sendBufBytes?: number
+  readonly recvBufBytes?: number
 }
 
 /** Receives in-order payload synchronously, in the receive burst; the bytes are borrowed. */
@@ -110,8 +116,13 @@ export interface TcpConnection extends ConnectionInfo {
   readonly write: (data: Uint8Array, start?: number, end?: number) => Effect.Effect<void, TcpError>
   /** Queue as much as fits now without waiting; returns the count. */
   readonly tryWrite: (data: Uint8Array, start?: number, end?: number) => Effect.Effect<number, TcpError>
-  /** Wait until the send buffer has room (or fail if the connection can no longer send). */
+  /**
+   * Wait until the send buffer has room (a quarter of it free), or until `wakeWriters` is called; fails if
+   * the connection can no longer send. Callers re-check their own conditions afterwards.
+   */
   readonly awaitWritable: Effect.Effect<void, TcpError>
+  /** Wake fibers suspended in `write`/`awaitWritable` (e.g. a sender whose time is up). */
+  readonly wakeWriters: () => void
   /** Bytes sent and acknowledged plus in flight are not counted here: free space in the send buffer. */
   readonly sendFree: () => number
   /** Half-close: FIN after queued data. */
@@ -164,6 +175,8 @@ class Conn {
   received = 0
   accepted = false
   removed = false
+  /** Room appeared in the send buffer but less than the wake-up threshold. */
+  writePending = false
   counted = false
   constructor(
     readonly id: number,
@@ -307,6 +320,10 @@ export const make = (opts: TcpOptions = {}) =>
     const settle = (c: Conn): void => {
       const t = c.tcb
       const ev = M.takeEvents(t)
+      if (c.writePending && (M.sendFree(t) >= t.cfg.sendBufBytes >>> 2 || !M.maySend(t))) {
+        c.writePending = false
+        c.writeSignal.notify()
+      }
       if (ev !== 0) {
         if ((ev & M.EV_CONNECTED) !== 0) {
           if (!c.counted) {
@@ -323,7 +340,12 @@ export const make = (opts: TcpOptions = {}) =>
           }
         }
         if ((ev & (M.EV_READABLE | M.EV_PEER_FIN | M.EV_CLOSED | M.EV_RESET | M.EV_TIMED_OUT)) !== 0) c.readSignal.notify()
-        if ((ev & (M.EV_WRITABLE | M.EV_CLOSED | M.EV_RESET | M.EV_TIMED_OUT)) !== 0) c.writeSignal.notify()
+        // A writer waiting for room is woken once a quarter of the send buffer is free, not per ACK.
+        if ((ev & (M.EV_CLOSED | M.EV_RESET | M.EV_TIMED_OUT)) !== 0) c.writeSignal.notify()
+        else if ((ev & M.EV_WRITABLE) !== 0) {
+          if (M.sendFree(t) >= t.cfg.sendBufBytes >>> 2 || !M.maySend(t)) c.writeSignal.notify()
+          else c.writePending = true
+        }
         if ((ev & (M.EV_CONNECTED | M.EV_PEER_FIN | M.EV_CLOSED | M.EV_RESET | M.EV_TIMED_OUT)) !== 0) c.stateSignal.notify()
         if ((ev & M.EV_RESET) !== 0) stats.resetsIn++
         if ((ev & M.EV_CLOSED) !== 0) remove(c)
@@ -505,8 +527,8 @@ export const make = (opts: TcpOptions = {}) =>
         })
       const awaitWritable: Effect.Effect<void, TcpError> = Effect.suspend(() => {
         if (!M.maySend(t)) return Effect.fail(t.error !== undefined ? failure(c) : new TcpError({ reason: "Closed" }))
-        if (M.sendFree(t) > 0) return Effect.void
-        return Effect.zipRight(c.writeSignal.wait, awaitWritable)
+        if (M.sendFree(t) >= t.cfg.sendBufBytes >>> 2) return Effect.void
+        return c.writeSignal.wait
       })
       const awaitPeerFin: Effect.Effect<void, TcpError> = Effect.suspend(() => {
         if (t.finReceived) return Effect.void
@@ -537,6 +559,7 @@ export const make = (opts: TcpOptions = {}) =>
         write,
         tryWrite,
         awaitWritable,
+        wakeWriters: () => c.writeSignal.notify(),
         sendFree: () => M.sendFree(t),
         shutdownWrite: Effect.zipRight(
           Effect.sync(() => M.close(t)),
@@ -552,8 +575,14 @@ export const make = (opts: TcpOptions = {}) =>
       }
     }
 
-    const cfgFor = (o: { readonly recvMode?: "buffer" | "sink"; readonly nagle?: boolean } | undefined): M.Config =>
-      M.makeConfig({ ...baseCfg, ...(o?.recvMode !== undefined ? { recvMode: o.recvMode } : {}), ...(o?.nagle !== undefined ? { nagle: o.nagle } : {}) })
+    const cfgFor = (o: ListenOptions | ConnectOptions | undefined): M.Config =>
+      M.makeConfig({
+        ...baseCfg,
+        ...(o?.recvMode !== undefined ? { recvMode: o.recvMode } : {}),
+        ...(o?.nagle !== undefined ? { nagle: o.nagle } : {}),
+        ...(o?.sendBufBytes !== undefined ? { sendBufBytes: Math.max(4096, Math.min(64 << 20, o.sendBufBytes)) } : {}),
+        ...(o?.recvBufBytes !== undefined ? { recvBufBytes: Math.max(4096, Math.min(64 << 20, o.recvBufBytes)) } : {})
+      })
 
     const listen = (port: number, o?: ListenOptions) =>
       Effect.gen(function* () {
