@@ -55,6 +55,9 @@ const TARGETS = {
   "ours-nooff|`-c`": 2
 }
 
+const idleMax = Number(env("IDLE_MAX", "20"))
+// "*": some run of the cell started while the box was busier than the idle threshold (the idle wait timed out)
+const star = (rs) => (rs.some((r) => r.bg !== undefined && r.bg > idleMax) ? "*" : "")
 const rows = ROW_ORDER.filter((r) => records.some((x) => x.row === r))
 const of = (row, mode) => records.filter((x) => x.row === row && x.mode === mode)
 const lines = []
@@ -89,7 +92,7 @@ for (const row of rows) {
     const tgt = target === undefined ? "" : `>= ${target}: ${med !== undefined && med >= target ? "met" : "NOT met"}`
     const n = defined(vals).length
     out(
-      `| ${ROW_LABEL[row]} | ${cell.label} | ${fmtG(med)} | ${n === 0 ? "-" : `${fmtG(min(vals))}-${fmtG(max(vals))}`}` +
+      `| ${ROW_LABEL[row]} | ${cell.label} | ${fmtG(med)}${star(rs)} | ${n === 0 ? "-" : `${fmtG(min(vals))}-${fmtG(max(vals))}`}` +
         `${n < rs.length ? ` (${n}/${rs.length} runs)` : ""} | ${row === "kernel" ? "1.00" : fmtRatio(med, kmed)} | ` +
         `${fmtI(median(rs.map((r) => r.cpu)))} | ${fmtMB(max(rs.map((r) => r.hwmKb)))} | ${fmtI(median(rs.map((r) => r.host)))} | ` +
         `${fmtI(max(rs.map((r) => r.bg)))} | ${tgt} |`
@@ -111,7 +114,7 @@ if (p64.length > 0) {
     const hwm = max(rs.map((r) => r.hwmKb))
     const tgt = row === "ours" || row === "ours-nooff" ? `RSS <= 200 MB: ${hwm !== undefined && hwm <= 200 * 1024 ? "met" : "NOT met"}` : ""
     out(
-      `| ${ROW_LABEL[row]} | ${fmtG(g)} | ${row === "kernel" ? "1.00" : fmtRatio(g, k)} | ${fmtI(median(rs.map((r) => r.cpu)))} | ` +
+      `| ${ROW_LABEL[row]} | ${fmtG(g)}${star(rs)} | ${row === "kernel" ? "1.00" : fmtRatio(g, k)} | ${fmtI(median(rs.map((r) => r.cpu)))} | ` +
         `${fmtMB(hwm)} | ${fmtI(max(rs.map((r) => r.bg)))} | ${tgt} |`
     )
   }
@@ -133,7 +136,7 @@ if (pings.length > 0) {
         ? `<= 3x kernel: ${us !== undefined && k !== undefined && us <= 3 * k ? "met" : "NOT met"}`
         : ""
     const note = rs.map((r) => r.note).filter((s) => s !== "").join("; ")
-    out(`| ${ROW_LABEL[row]} | ${fmtI(us)}${note ? ` (${note})` : ""} | ${row === "kernel" ? "1.00" : fmtRatio(us, k)} | ${fmtI(max(rs.map((r) => r.bg)))} | ${tgt} |`)
+    out(`| ${ROW_LABEL[row]} | ${fmtI(us)}${star(rs)}${note ? ` (${note})` : ""} | ${row === "kernel" ? "1.00" : fmtRatio(us, k)} | ${fmtI(max(rs.map((r) => r.bg)))} | ${tgt} |`)
   }
 }
 
@@ -143,7 +146,9 @@ out(
     "srv CPU % is utime+stime of the server process over the client run (100 = one core, median of the runs); for the kernel row " +
     "that is the `iperf -s` process only, the kernel's own TCP work in softirq is not in it. peak RSS is VmHWM of the server " +
     "process after the run (max of the runs). host % is the busy share of the whole box during the run (200 = both cores: the client, " +
-    "the kernel and the server share them). bg % is the busy share in the 1 s before the run (worst of the runs)."
+    "the kernel and the server share them). bg % is the busy share in the 1 s before the run (worst of the runs); " +
+    `a figure marked * had at least one run that started with the box busier than ${idleMax} % because the bounded idle wait ` +
+    "timed out (other sessions were using the cores): read it with care."
 )
 const notes = records.filter((r) => r.note !== "" && r.mode !== "ping")
 if (notes.length > 0) {

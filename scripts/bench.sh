@@ -21,7 +21,7 @@
 #   BENCH_ROWS=kernel,ours,ours-nooff,lwip   servers to measure (lwip only if it builds)
 #   BENCH_P64=1            the -P 64 run (0 = skip);  BENCH_PINGS=1000 pings per server (0 = skip)
 #   BENCH_IDLE_MAX=20      "idle" = box busy <= this % (200 = both cores busy) over 1 s
-#   BENCH_QUIET_WAIT=20    wait at most this many seconds for idle before each run
+#   BENCH_QUIET_WAIT=30    wait at most this many seconds for idle before each run
 #   BENCH_BUDGET_S=780     after this many seconds, stop waiting for idle (keeps the full run < 15 min)
 #   BENCH_TXQLEN           txqueuelen of the TAP's kernel side (default: the kernel's, 1000, as in the anchors)
 #   BENCH_ANCHORS=DIR      anchors directory (default: /work/shared/anchors or ../shared/anchors)
@@ -43,7 +43,7 @@ ROWS=${BENCH_ROWS:-kernel,ours,ours-nooff,lwip}
 P64=${BENCH_P64:-1}
 PINGS=${BENCH_PINGS:-1000}
 IDLE_MAX=${BENCH_IDLE_MAX:-20}
-QUIET_WAIT=${BENCH_QUIET_WAIT:-20}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-30}
 BUDGET_S=${BENCH_BUDGET_S:-780}
 TXQLEN=${BENCH_TXQLEN:-}
 HZ=$(getconf CLK_TCK)
@@ -308,8 +308,9 @@ export BENCH_META_QUICK="${BENCH_QUICK:-0}"
 OUT_MD=""
 if [ "${BENCH_NO_SAVE:-0}" != 1 ]; then
   mkdir -p bench/results
-  OUT_MD=bench/results/$(date -u +%Y%m%dT%H%M%SZ)$([ "${BENCH_QUICK:-0}" = 1 ] && echo -quick).md
+  OUT_MD=bench/results/$(date -u +%Y%m%dT%H%M%SZ)
+  if [ "${BENCH_QUICK:-0}" = 1 ]; then OUT_MD=$OUT_MD-quick.md; else OUT_MD=$OUT_MD.md; fi
 fi
 node bench/report.mjs "$RAW" ${OUT_MD:+"$OUT_MD"}
-[ -n "$OUT_MD" ] && say "written to $OUT_MD"
+if [ -n "$OUT_MD" ]; then say "written to $OUT_MD"; fi
 say "raw per-run data and logs: $WORK (elapsed $(( $(date +%s) - START_S )) s)"
