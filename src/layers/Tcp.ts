@@ -438,6 +438,21 @@ export const make = (opts: TcpOptions = {}) =>
       }
     })
 
+    // Our address went away (DHCP lease lost, or changed): connections bound to it end now, not after
+    // their retransmissions give up. The RST they would send finds no route while unconfigured.
+    iface.onChange((c, p) => {
+      if (p.address === 0 || c.address === p.address) return
+      const now = eth.nowMs()
+      for (const m of [...table.values()]) {
+        for (const conn of [...m.values()]) {
+          if (conn.tcb.local.addr !== p.address) continue
+          M.abort(conn.tcb, now, out)
+          settle(conn)
+          remove(conn)
+        }
+      }
+    })
+
     // ACKs held during a receive burst go out once at its end (one ACK per burst per connection).
     const held: Array<Conn> = []
     eth.onBurstEnd((nowMs) => {

@@ -118,11 +118,4 @@ describeRoot("e2e: bad flags exit 2 with one line", () => {
       })
     )
   }
-  it.live("without -i: says DHCP is not available yet, exit 2", () =>
-    Effect.gen(function* () {
-      const r = yield* runMain(["--tap", "mpnone0"])
-      expect(r.code).toBe(2)
-      expect(r.stderr).toMatch(/DHCP client is not available yet/)
-    })
-  )
 })

@@ -3,6 +3,7 @@ import { createHash } from "node:crypto"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as Interface from "../../src/layers/Interface.js"
 import * as Tcp from "../../src/layers/Tcp.js"
 import { A_IP, B_IP, make, runVirtual } from "../support/twoStacks.js"
 
@@ -78,6 +79,25 @@ describe("TCP between two stacks on a simulated link", () => {
       const f = yield* Effect.fork(Effect.scoped(Effect.flip(Effect.flatMap(Tcp.Tcp, (t) => t.connect(B_IP, 9))).pipe(Effect.provide(net.a))))
       const r = yield* runVirtual(f, 5, 10_000)
       expect(r.value.reason).toBe("Refused")
+    })
+  )
+
+  it.scoped("losing the local address (DHCP expiry) ends the connections bound to it at once", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 3, delay: "1 millis" })
+      const server = Effect.gen(function* () {
+        const conns = yield* (yield* Tcp.Tcp).listen(5001)
+        const c = yield* Stream.runHead(conns).pipe(Effect.flatMap(Effect.orDie))
+        const iface = yield* Interface.Interface
+        iface.set(Interface.UNCONFIGURED)
+        return yield* c.awaitClosed
+      }).pipe(Effect.provide(net.b))
+      const sf = yield* Effect.fork(Effect.scoped(server))
+      // the client holds its connection open (its scope would reset it otherwise)
+      yield* Effect.fork(Effect.scoped(Effect.zipRight(Effect.flatMap(Tcp.Tcp, (t) => t.connect(B_IP, 5001)), Effect.never).pipe(Effect.provide(net.a))))
+      const r = yield* runVirtual(sf, 5, 10_000)
+      expect(r.value).toBe("Aborted")
+      expect(r.virtualMs).toBeLessThan(1000)
     })
   )
 })
