@@ -204,24 +204,29 @@ export const make = (opts: IperfOptions = {}) =>
           }
         })
 
-        // Interval reports (server side, like iperf -s -i)
+        // Interval reports (server side, like iperf -s -i); the last, partial interval is printed at the end.
+        const ival = { step: (opts.intervalS ?? 0) * 1000, k: 0, lastBytes: 0 }
         const intervalFiber =
           opts.intervalS === undefined
             ? undefined
             : yield* Effect.fork(
                 Effect.gen(function* () {
-                  const step = opts.intervalS! * 1000
-                  let k = 0
-                  let last = 0
                   while (true) {
-                    yield* Effect.sleep(Duration.millis(step))
+                    yield* Effect.sleep(Duration.millis(ival.step))
                     const b = bytes
-                    print(Fmt.formatInterval(id, (k * step) / 1000, ((k + 1) * step) / 1000, b - last))
-                    last = b
-                    k++
+                    print(Fmt.formatInterval(id, (ival.k * ival.step) / 1000, ((ival.k + 1) * ival.step) / 1000, b - ival.lastBytes))
+                    ival.lastBytes = b
+                    ival.k++
                   }
                 })
               )
+        const finishIntervals = (tEnd: number) =>
+          Effect.gen(function* () {
+            if (intervalFiber === undefined) return
+            yield* Fiber.interrupt(intervalFiber)
+            const from = ival.k * ival.step
+            if (tEnd - t0 - from >= 1) print(Fmt.formatInterval(id, from / 1000, (tEnd - t0) / 1000, bytes - ival.lastBytes))
+          })
 
         // Wait for the header (or the client's FIN / a timeout: a client that never sends one).
         const gotHeader = yield* Effect.raceFirst(
@@ -251,8 +256,8 @@ export const make = (opts: IperfOptions = {}) =>
             print(`[${String(id).padStart(3)}] no header from ${peer(c)} within ${headerTimeoutMs} ms; closing`)
             yield* c.abort
           }
-          if (intervalFiber !== undefined) yield* Fiber.interrupt(intervalFiber)
           const t1 = yield* Clock.currentTimeMillis
+          yield* finishIntervals(t1)
           if (bytes > 0) print(Fmt.formatInterval(id, 0, (t1 - t0) / 1000, bytes))
           print(`[${String(id).padStart(3)}] closed`)
           return
@@ -308,7 +313,7 @@ export const make = (opts: IperfOptions = {}) =>
           if (r._tag === "Success") sentHere = r.value
         }
         yield* c.shutdownWrite
-        if (intervalFiber !== undefined) yield* Fiber.interrupt(intervalFiber)
+        yield* finishIntervals(tEnd)
         if (fin.kind === "error") {
           stats.sessionErrors++
           print(`[${String(id).padStart(3)}] ${peer(c)} ended the test early: ${fin.error.message}`)

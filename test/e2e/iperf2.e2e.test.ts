@@ -225,4 +225,22 @@ describeRoot("e2e: iperf 2.1.8 client, every TCP mode and UDP (iperf-wire.md §E
       })
     )
   )
+
+  it.live("--interval 0.5: the server prints interval lines like iperf -s -i, then the total", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* withServer("ival", { args: ["--interval", "0.5"] })
+        const r = yield* s.client("iperf", ["-c", SERVER_IP, "-t", "2"])
+        noFailure(r)
+        yield* s.waitFor(/\[\s*1\] closed/)
+        const ours = reportLines(s.output()).filter((l) => l.id === "1")
+        for (const [a, b] of [[0, 0.5], [0.5, 1], [1, 1.5]] as const) {
+          expect(ours.some((l) => l.start === a && l.end === b), s.output()).toBe(true)
+        }
+        // the last interval ends at the client's FIN (on time or a little after 2 s), then the whole-test line
+        expect(ours.some((l) => l.start === 1.5 && l.end >= 1.9 && l.end < 2.5), s.output()).toBe(true)
+        expect(ours.some((l) => l.start === 0 && l.end >= 1.9 && l.end < 2.5), s.output()).toBe(true)
+      })
+    )
+  )
 })
