@@ -5,7 +5,6 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { Config } from "./config/KernelArgs.js"
-import { formatIpv4 } from "./protocols/address.js"
 import * as FaultInjector from "./nic/FaultInjector.js"
 import * as Pcap from "./nic/Pcap.js"
 import * as Tap from "./nic/Tap.js"
@@ -62,7 +61,6 @@ export const dhcpLayer = (cfg: Config) => (cfg.ip._tag === "Dhcp" ? Dhcp.layer({
 export const statsLayer = (cfg: Config) => Stats.layer(cfg.debugMs !== undefined ? { dumpEveryMs: cfg.debugMs } : {})
 
 export const layer = (cfg: Config) => {
-  void formatIpv4
   const stack = tcpLayer(cfg).pipe(Layer.provideMerge(stackLayer(cfg)))
   const withDhcp = dhcpLayer(cfg).pipe(Layer.provideMerge(stack))
   const apps = iperfLayer(cfg).pipe(Layer.provideMerge(withDhcp))
