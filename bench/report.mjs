@@ -1,6 +1,6 @@
 // Turns the per-run records of scripts/bench.sh into the bench table (markdown), prints it and, given a second
 // argument, writes it there too. Usage: node bench/report.mjs RAW.tsv [OUT.md]
-// RAW.tsv columns: row mode run c2s_gbps s2c_gbps srv_cpu_pct host_pct bg_pct hwm_kb note
+// RAW.tsv columns: row mode run c2s_gbps s2c_gbps srv_cpu_pct host_pct bg_pct hwm_kb others_pct note
 // (for mode "ping" the c2s column holds the RTT median in microseconds). Conditions come from BENCH_META_* variables.
 import { readFileSync, writeFileSync } from "node:fs"
 
@@ -16,8 +16,11 @@ const records = readFileSync(rawPath, "utf8")
   .split("\n")
   .filter((l) => l.trim() !== "")
   .map((l) => {
-    const [row, mode, run, c2s, s2c, cpu, host, bg, hwm, note] = l.split("\t")
-    return { row, mode, run: Number(run), c2s: num(c2s), s2c: num(s2c), cpu: num(cpu), host: num(host), bg: num(bg), hwmKb: num(hwm), note: note ?? "" }
+    const [row, mode, run, c2s, s2c, cpu, host, bg, hwm, others, note] = l.split("\t")
+    return {
+      row, mode, run: Number(run), c2s: num(c2s), s2c: num(s2c), cpu: num(cpu), host: num(host), bg: num(bg), hwmKb: num(hwm),
+      others: num(others), note: note ?? ""
+    }
   })
 
 const defined = (xs) => xs.filter((x) => x !== undefined && Number.isFinite(x))
@@ -56,8 +59,10 @@ const TARGETS = {
 }
 
 const idleMax = Number(env("IDLE_MAX", "20"))
-// "*": some run of the cell started while the box was busier than the idle threshold (the idle wait timed out)
-const star = (rs) => (rs.some((r) => r.bg !== undefined && r.bg > idleMax) ? "*" : "")
+// "*": in some run of the cell, the box was busier than the idle threshold just before the run (the idle wait timed
+// out), or other sessions' processes used more than that threshold during it
+const busy = (x) => x !== undefined && x > idleMax
+const star = (rs) => (rs.some((r) => busy(r.bg) || busy(r.others)) ? "*" : "")
 const rows = ROW_ORDER.filter((r) => records.some((x) => x.row === r))
 const of = (row, mode) => records.filter((x) => x.row === row && x.mode === mode)
 const lines = []
@@ -79,8 +84,8 @@ out(
 if (env("LWIP_NOTE") !== "") out(`- ${env("LWIP_NOTE")}`)
 if (env("NOTE") !== "") out(`- note: ${env("NOTE")}`)
 out()
-out("| server | mode | Gbit/s | min-max | x kernel | srv CPU % | peak RSS MB | host % | bg % | issue 6 target |")
-out("|---|---|--:|---|--:|--:|--:|--:|--:|---|")
+out("| server | mode | Gbit/s | min-max | x kernel | srv CPU % | peak RSS MB | host % | bg % | others % | issue 6 target |")
+out("|---|---|--:|---|--:|--:|--:|--:|--:|--:|---|")
 for (const row of rows) {
   for (const cell of CELLS) {
     const rs = of(row, cell.mode)
@@ -95,7 +100,7 @@ for (const row of rows) {
       `| ${ROW_LABEL[row]} | ${cell.label} | ${fmtG(med)}${star(rs)} | ${n === 0 ? "-" : `${fmtG(min(vals))}-${fmtG(max(vals))}`}` +
         `${n < rs.length ? ` (${n}/${rs.length} runs)` : ""} | ${row === "kernel" ? "1.00" : fmtRatio(med, kmed)} | ` +
         `${fmtI(median(rs.map((r) => r.cpu)))} | ${fmtMB(max(rs.map((r) => r.hwmKb)))} | ${fmtI(median(rs.map((r) => r.host)))} | ` +
-        `${fmtI(max(rs.map((r) => r.bg)))} | ${tgt} |`
+        `${fmtI(max(rs.map((r) => r.bg)))} | ${fmtI(max(rs.map((r) => r.others)))} | ${tgt} |`
     )
   }
 }
@@ -105,8 +110,8 @@ if (p64.length > 0) {
   out()
   out(`\`-P 64\` (1 run x ${env("SECS")} s):`)
   out()
-  out("| server | Gbit/s | x kernel | srv CPU % | peak RSS MB | bg % | issue 6 target |")
-  out("|---|--:|--:|--:|--:|--:|---|")
+  out("| server | Gbit/s | x kernel | srv CPU % | peak RSS MB | bg % | others % | issue 6 target |")
+  out("|---|--:|--:|--:|--:|--:|--:|---|")
   const k = median(of("kernel", "p64").map((r) => r.c2s))
   for (const row of p64) {
     const rs = of(row, "p64")
@@ -115,7 +120,7 @@ if (p64.length > 0) {
     const tgt = row === "ours" || row === "ours-nooff" ? `RSS <= 200 MB: ${hwm !== undefined && hwm <= 200 * 1024 ? "met" : "NOT met"}` : ""
     out(
       `| ${ROW_LABEL[row]} | ${fmtG(g)}${star(rs)} | ${row === "kernel" ? "1.00" : fmtRatio(g, k)} | ${fmtI(median(rs.map((r) => r.cpu)))} | ` +
-        `${fmtMB(hwm)} | ${fmtI(max(rs.map((r) => r.bg)))} | ${tgt} |`
+        `${fmtMB(hwm)} | ${fmtI(max(rs.map((r) => r.bg)))} | ${fmtI(max(rs.map((r) => r.others)))} | ${tgt} |`
     )
   }
 }
@@ -125,8 +130,8 @@ if (pings.length > 0) {
   out()
   out(`Ping RTT median (${env("PINGS")} pings, \`ping -i 0.002\`, per-reply times):`)
   out()
-  out("| server | RTT median us | x kernel | bg % | issue 6 target |")
-  out("|---|--:|--:|--:|---|")
+  out("| server | RTT median us | x kernel | bg % | others % | issue 6 target |")
+  out("|---|--:|--:|--:|--:|---|")
   const k = median(of("kernel", "ping").map((r) => r.c2s))
   for (const row of pings) {
     const rs = of(row, "ping")
@@ -136,7 +141,7 @@ if (pings.length > 0) {
         ? `<= 3x kernel: ${us !== undefined && k !== undefined && us <= 3 * k ? "met" : "NOT met"}`
         : ""
     const note = rs.map((r) => r.note).filter((s) => s !== "").join("; ")
-    out(`| ${ROW_LABEL[row]} | ${fmtI(us)}${star(rs)}${note ? ` (${note})` : ""} | ${row === "kernel" ? "1.00" : fmtRatio(us, k)} | ${fmtI(max(rs.map((r) => r.bg)))} | ${tgt} |`)
+    out(`| ${ROW_LABEL[row]} | ${fmtI(us)}${star(rs)}${note ? ` (${note})` : ""} | ${row === "kernel" ? "1.00" : fmtRatio(us, k)} | ${fmtI(max(rs.map((r) => r.bg)))} | ${fmtI(max(rs.map((r) => r.others)))} | ${tgt} |`)
   }
 }
 
@@ -146,9 +151,10 @@ out(
     "srv CPU % is utime+stime of the server process over the client run (100 = one core, median of the runs); for the kernel row " +
     "that is the `iperf -s` process only, the kernel's own TCP work in softirq is not in it. peak RSS is VmHWM of the server " +
     "process after the run (max of the runs). host % is the busy share of the whole box during the run (200 = both cores: the client, " +
-    "the kernel and the server share them). bg % is the busy share in the 1 s before the run (worst of the runs); " +
-    `a figure marked * had at least one run that started with the box busier than ${idleMax} % because the bounded idle wait ` +
-    "timed out (other sessions were using the cores): read it with care."
+    "the kernel and the server share them). bg % is the busy share in the 1 s before the run (worst of the runs). others % is the CPU " +
+    "that user-space processes outside the bench (other sessions) used during the run, children they reaped included, kernel " +
+    `threads not (worst of the runs). A figure marked * had at least one run with bg % or others % above ${idleMax}: the bounded ` +
+    "idle wait timed out or another session started meanwhile, so read it with care."
 )
 const notes = records.filter((r) => r.note !== "" && r.mode !== "ping")
 if (notes.length > 0) {
@@ -158,12 +164,12 @@ if (notes.length > 0) {
 out()
 out("<details><summary>per run</summary>")
 out()
-out("| server | mode | run | c2s Gbit/s (ping: us) | s2c Gbit/s | srv CPU % | VmHWM MB | host % | bg % | note |")
-out("|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
+out("| server | mode | run | c2s Gbit/s (ping: us) | s2c Gbit/s | srv CPU % | VmHWM MB | host % | bg % | others % | note |")
+out("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 for (const r of records) {
   out(
     `| ${r.row} | ${r.mode} | ${r.run} | ${r.c2s ?? "-"} | ${r.s2c ?? "-"} | ${fmtI(r.cpu)} | ${fmtMB(r.hwmKb)} | ${fmtI(r.host)} | ` +
-      `${fmtI(r.bg)} | ${r.note} |`
+      `${fmtI(r.bg)} | ${fmtI(r.others)} | ${r.note} |`
   )
 }
 out()

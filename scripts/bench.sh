@@ -100,6 +100,18 @@ trap 'exit 130' INT TERM
 # ---- CPU and idle -------------------------------------------------------------------------------------------
 host_cpu() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; } # busy total (ticks)
 proc_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo ""; }           # utime+stime
+# CPU ticks used by every user-space process outside this script (not the script, not its children: the server under
+# test and the client), children reaped meanwhile included through their parents' cutime/cstime: the difference over a
+# run is what other sessions took from the cores while we measured. Kernel threads are left out (softirq work for our own
+# traffic may run there).
+others_ticks() {
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v me=$$ '{
+    pid = $1; rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
+    if (pid == me || f[2] == me || int(f[7] / 2097152) % 2 == 1) next
+    s += f[12] + f[13] + f[14] + f[15]
+  } END { print s + 0 }'
+}
+pct_of() { awk -v a="$1" -v b="$2" -v w0="$3" -v w1="$4" -v hz="$HZ" 'BEGIN{ if (a == "" || b == "" || w1 <= w0) print ""; else printf "%.0f", (b - a) / hz / (w1 - w0) * 100 }'; }
 busy_pct() { # busy % of the box (NCPU*100 scale) over 1 s
   local a b; a=$(host_cpu); sleep 1; b=$(host_cpu)
   echo "$a $b" | awk -v n="$NCPU" '{d=$4-$2; printf "%.0f", (d>0)?($3-$1)/d*100*n:0}'
@@ -212,8 +224,8 @@ iperf_rates() {
 }
 
 # ---- one run ------------------------------------------------------------------------------------------------
-# raw.tsv columns: row mode run c2s_gbps s2c_gbps srv_cpu_pct host_pct bg_pct hwm_kb note
-record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; }
+# raw.tsv columns: row mode run c2s_gbps s2c_gbps srv_cpu_pct host_pct bg_pct hwm_kb others_pct note
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; }
 
 run_iperf() { # row mode run
   local row=$1 mode=$2 run=$3
@@ -227,19 +239,20 @@ run_iperf() { # row mode run
   esac
   local slog=$LOGS/$row.$mode.$run.server.log clog=$LOGS/$row.$mode.$run.client.log note=""
   if ! start_row "$row" "$slog"; then
-    record "$row" "$mode" "$run" "" "" "" "" "" "" "server did not start"; stop_row; return
+    record "$row" "$mode" "$run" "" "" "" "" "" "" "" "server did not start"; stop_row; return
   fi
-  local bg t0 t1 h0 h1 w0 w1 rc=0
+  local bg t0 t1 h0 h1 o0 o1 w0 w1 rc=0
   bg=$(wait_idle)
-  t0=$(proc_ticks "$SRV_PID"); h0=$(host_cpu); w0=$(date +%s.%N)
+  o0=$(others_ticks); t0=$(proc_ticks "$SRV_PID"); h0=$(host_cpu); w0=$(date +%s.%N)
   timeout --foreground -s KILL "$lim" ip netns exec "$CLIENT_NS" iperf "${args[@]}" >"$clog" 2>&1 || rc=$?
-  t1=$(proc_ticks "$SRV_PID"); h1=$(host_cpu); w1=$(date +%s.%N)
+  t1=$(proc_ticks "$SRV_PID"); h1=$(host_cpu); w1=$(date +%s.%N); o1=$(others_ticks)
   [ "$rc" = 0 ] || note="iperf exit $rc"
   local hwm; hwm=$(hwm_kb "$SRV_PID")
   kill -0 "$SRV_PID" 2>/dev/null || note="${note:+$note; }server exited during the run"
   stop_row
-  local cpu host rates c2s s2c
-  cpu=$(awk -v a="$t0" -v b="$t1" -v w0="$w0" -v w1="$w1" -v hz="$HZ" 'BEGIN{ if (a == "" || b == "" || w1 <= w0) print ""; else printf "%.0f", (b - a) / hz / (w1 - w0) * 100 }')
+  local cpu host others rates c2s s2c
+  cpu=$(pct_of "$t0" "$t1" "$w0" "$w1")
+  others=$(pct_of "$o0" "$o1" "$w0" "$w1")
   host=$(echo "$h0 $h1" | awk -v n="$NCPU" '{d=$4-$2; printf "%.0f", (d>0)?($3-$1)/d*100*n:0}')
   rates=$(iperf_rates <"$clog")
   if [ "$mode" = p4 ] || [ "$mode" = p64 ]; then
@@ -250,16 +263,18 @@ run_iperf() { # row mode run
   s2c=$(echo "$rates" | awk '$1=="s2c"{printf "%.3f", $2/1000; exit}')
   [ "$mode" = r ] || s2c=""
   [ -n "$c2s" ] || note="${note:+$note; }no result line"
-  record "$row" "$mode" "$run" "$c2s" "$s2c" "$cpu" "$host" "$bg" "$hwm" "$note"
-  say "$(printf '%-10s %-4s run %s: %6s Gbit/s%s  cpu %s%%  hwm %s MB  host %s%%  bg %s%%%s' "$row" "$mode" "$run" "${c2s:--}" \
-    "${s2c:+ / s2c $s2c}" "${cpu:--}" "$(( ${hwm:-0} / 1024 ))" "$host" "$bg" "${note:+  ($note)}")"
+  record "$row" "$mode" "$run" "$c2s" "$s2c" "$cpu" "$host" "$bg" "$hwm" "$others" "$note"
+  say "$(printf '%-10s %-4s run %s: %6s Gbit/s%s  cpu %s%%  hwm %s MB  host %s%%  bg %s%%  others %s%%%s' "$row" "$mode" "$run" "${c2s:--}" \
+    "${s2c:+ / s2c $s2c}" "${cpu:--}" "$(( ${hwm:-0} / 1024 ))" "$host" "$bg" "${others:--}" "${note:+  ($note)}")"
 }
 
 run_ping() { # row
   local row=$1 slog=$LOGS/$row.ping.server.log plog=$LOGS/$row.ping.log note=""
-  if ! start_row "$row" "$slog"; then record "$row" ping 1 "" "" "" "" "" "" "server did not start"; stop_row; return; fi
-  local bg; bg=$(wait_idle)
+  if ! start_row "$row" "$slog"; then record "$row" ping 1 "" "" "" "" "" "" "" "server did not start"; stop_row; return; fi
+  local bg o0 o1 w0 w1; bg=$(wait_idle)
+  o0=$(others_ticks); w0=$(date +%s.%N)
   timeout -s KILL $((PINGS / 100 + 20)) ip netns exec "$CLIENT_NS" ping -n -c "$PINGS" -i 0.002 -W 1 "$SERVER_IP" >"$plog" 2>&1 || note="ping exit $?"
+  w1=$(date +%s.%N); o1=$(others_ticks)
   local hwm; hwm=$(hwm_kb "$SRV_PID")
   stop_row
   # median of the per-reply times, in microseconds; loss from the summary
@@ -268,8 +283,9 @@ run_ping() { # row
   loss=$(grep -o '[0-9.]*% packet loss' "$plog" | cut -d'%' -f1 || true)
   [ "${loss:-0}" = 0 ] || note="${note:+$note; }${loss}% loss"
   # ping cells: c2s column = RTT median in microseconds
-  record "$row" ping 1 "$med" "" "" "" "$bg" "$hwm" "$note"
-  say "$(printf '%-10s ping: median %s us%s  bg %s%%' "$row" "${med:--}" "${note:+ ($note)}" "$bg")"
+  local others; others=$(pct_of "$o0" "$o1" "$w0" "$w1")
+  record "$row" ping 1 "$med" "" "" "" "$bg" "$hwm" "$others" "$note"
+  say "$(printf '%-10s ping: median %s us%s  bg %s%%  others %s%%' "$row" "${med:--}" "${note:+ ($note)}" "$bg" "${others:--}")"
 }
 
 # ---- main ---------------------------------------------------------------------------------------------------
