@@ -318,7 +318,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 export BENCH_META_START="$START_UTC" BENCH_META_END="$END_UTC" BENCH_META_LOAD_START="$LOAD_START" BENCH_META_LOAD_END="$LOAD_END"
 export BENCH_META_RUNS="$RUNS" BENCH_META_SECS="$SECS" BENCH_META_PINGS="$PINGS" BENCH_META_IDLE_MAX="$IDLE_MAX"
 export BENCH_META_MACHINE="$NCPU cpu ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/^MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
-export BENCH_META_VERSIONS="node $(node -v), $(iperf -v 2>&1 | head -1 | cut -d'(' -f1 | sed 's/ *$//'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src native 2>/dev/null || echo ' + uncommitted changes under src/ or native/')"
+export BENCH_META_VERSIONS="node $(node -v), $(iperf -v 2>&1 | head -1 | cut -d'(' -f1 | sed 's/ *$//'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git status --porcelain -- src native 2>/dev/null)" ] || echo ' + uncommitted or untracked files under src/ or native/ (dist/ was built from the working tree)')"
 export BENCH_META_TXQLEN="${TXQLEN:-default (1000)}" BENCH_META_LWIP_NOTE="$LWIP_NOTE" BENCH_META_NOTE="${BENCH_NOTE:-}"
 export BENCH_META_QUICK="${BENCH_QUICK:-0}"
 OUT_MD=""
