@@ -197,11 +197,14 @@ class Simulation {
 }
 
 /** Runs `body` in a Simulation; returns its value and the virtual time it took. */
-const simulate = <A, E>(body: Effect.Effect<A, E, Scope.Scope>, limitMs: number) =>
+const simulate = <A, E>(body: Effect.Effect<A, E, Scope.Scope>, limitMs: number, onStuck: () => void = () => {}) =>
   Effect.gen(function* () {
     const sim = new Simulation(limitMs)
     const stuck = yield* Deferred.make<void>()
-    sim.onStuck = () => Deferred.unsafeDone(stuck, Effect.void)
+    sim.onStuck = () => {
+      onStuck()
+      Deferred.unsafeDone(stuck, Effect.void)
+    }
     const fiber = yield* body.pipe(
       Effect.scoped,
       Effect.ensuring(Effect.sync(() => sim.stop())),
@@ -230,16 +233,27 @@ const FAULTS = { reorderRate: 0.01, duplicateRate: 0.01, corruptRate: 0.01 } as 
 const OFFLOAD = { tso: true, txChecksumOffload: true, rxOffload: true } as const
 
 /** Both directions at once: A -> B and B -> A, `mb` megabytes each; returns what both sides saw. */
-const exchange = (c: Case, seed: number) =>
-  simulate(
+const exchange = (c: Case, seed: number) => {
+  // for the failure message: where each side was when the run got stuck
+  const seen: Array<Tcp.TcpConnection> = []
+  let linkStats: unknown
+  const report = () =>
+    console.log(
+      `tcp-sim ${c.name} stuck: ` +
+        seen.map((x) => `${x.localPort}: ${x.state()} ${JSON.stringify(x.counters())}`).join("; ") +
+        ` link ${JSON.stringify(linkStats)}`
+    )
+  return simulate(
     Effect.gen(function* () {
       // fixed ISS and port: the same seed replays the same run
       const net = yield* make({ seed, ...c.link }, { iss: () => 0x12345678 })
+      linkStats = net.link.stats
       const total = c.mb * 1_000_000
       const server = Effect.gen(function* () {
         const tcp = yield* Tcp.Tcp
         const conns = yield* tcp.listen(5001)
         const conn = yield* Stream.runHead(conns).pipe(Effect.flatMap(Effect.orDie))
+        seen.push(conn)
         const sending = yield* Effect.fork(sendAll(conn, makeSource(total, 2)))
         const got = yield* receiveAll(conn)
         const sent = yield* Fiber.join(sending)
@@ -250,6 +264,7 @@ const exchange = (c: Case, seed: number) =>
         const tcp = yield* Tcp.Tcp
         const conn = yield* tcp.connect(B_IP, 5001, { localPort: 40000 })
         expect(conn.localAddress).toBe(A_IP)
+        seen.push(conn)
         const sending = yield* Effect.fork(sendAll(conn, makeSource(total, 1)))
         const got = yield* receiveAll(conn)
         const sent = yield* Fiber.join(sending)
@@ -258,9 +273,11 @@ const exchange = (c: Case, seed: number) =>
       }).pipe(Effect.provide(net.a), Effect.scoped)
       const [a, b] = yield* Effect.all([client, server], { concurrency: 2 })
       return { a, b, link: net.link.stats, total }
-    }),
-    c.boundMs
+    }).pipe(Effect.tapErrorCause(() => Effect.sync(report))),
+    c.boundMs,
+    report
   )
+}
 
 const cases: ReadonlyArray<Case> = [
   // measured (seed 7, fixed ISS and port): 510 ms virtual, ~3.6 s wall
