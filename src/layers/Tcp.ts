@@ -520,7 +520,7 @@ export const make = (opts: TcpOptions = {}) =>
           if (n > 0) {
             const b = new Uint8Array(Math.min(n, maxBytes))
             const got = M.recv(t, b)
-            c.received += 0
+            c.received += got
             return Effect.as(kick(c), Option.some(got === b.length ? b : b.subarray(0, got)))
           }
           if (t.finReceived) return Effect.succeed(Option.none())

@@ -15,7 +15,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { Nic, type NicShape } from "../layers/Nic.js"
-import type { Frame } from "./Frame.js"
+import * as Cs from "../protocols/checksum.js"
+import { PLAIN, VNET_F_NEEDS_CSUM, type Frame } from "./Frame.js"
 import * as Rng from "./Rng.js"
 
 export interface Faults {
@@ -62,6 +63,27 @@ export const makeCounters = (): FaultCounters => ({ rx: dirCounters(), tx: dirCo
 
 const copyFrame = (f: Frame): Frame => ({ data: f.data.slice(), meta: f.meta })
 
+/**
+ * Corrupt one byte the way a wire would: after the checksum is complete. A frame whose L4 checksum is still
+ * partial (NEEDS_CSUM) gets it computed first; the offload flags are then cleared so the receiver verifies
+ * (DATA_VALID would make it trust the damaged bytes). A GSO super-frame stands for many wire segments whose
+ * checksums only the segmenter computes: it is dropped instead (returns undefined).
+ */
+const corruptFrame = (f0: Frame, rng: Rng.Rng): Frame | undefined => {
+  const m = f0.meta
+  if (m.gsoType !== 0) return undefined
+  const f = copyFrame(f0)
+  if ((m.flags & VNET_F_NEEDS_CSUM) !== 0 && m.csumStart + m.csumOffset + 2 <= f.data.length) {
+    const at = m.csumStart + m.csumOffset
+    const c = Cs.finish(Cs.sum(f.data, m.csumStart, f.data.length))
+    f.data[at] = c >>> 8
+    f.data[at + 1] = c & 0xff
+  }
+  const i = rng.int(f.data.length)
+  f.data[i] = f.data[i]! ^ (1 + rng.int(255))
+  return m.flags === 0 ? f : { data: f.data, meta: PLAIN }
+}
+
 /** One direction's fault state: a pure, synchronous batch transformer. */
 export const makeDirection = (faults: Faults, rng: Rng.Rng, c: DirectionCounters) => {
   let held: Frame | undefined
@@ -85,9 +107,13 @@ export const makeDirection = (faults: Faults, rng: Rng.Rng, c: DirectionCounters
         continue
       }
       if (rng.chance(corruptRate) && f.data.length > 0) {
-        f = copyFrame(f)
-        f.data[rng.int(f.data.length)]! ^= 1 + rng.int(255)
         c.corrupted++
+        const g = corruptFrame(f, rng)
+        if (g === undefined) {
+          c.dropped++
+          continue
+        }
+        f = g
       }
       const copies = rng.chance(duplicateRate) ? 2 : 1
       if (copies === 2) c.duplicated++

@@ -185,11 +185,8 @@ describeRoot("TCP against the Linux TCP stack over a TAP (100 MB each way, sha25
     }
     it.scopedLive(`${direction}, offloads off, FaultInjector drop 2% corrupt 1%`, () => runCase({ offload: false, faults: true, direction }), 180_000)
     it.scopedLive(`${direction}, offloads on, FaultInjector drop 2%`, () => runCase({ offload: true, faults: true, corrupt: false, direction }), 180_000)
-    // KNOWN FAILING (FaultInjector, not TCP): with offloads the frames carry NEEDS_CSUM / DATA_VALID, so a byte
-    // the injector flips is never checked: the receiver trusts the flag (rx), or the kernel computes the
-    // checksum over the already corrupted bytes (tx). Measured: sha256 mismatch in both directions. Needs the
-    // injector to drop (or checksum, then corrupt and clear the flags of) offloaded frames it corrupts.
-    const known = process.env["TCP_LINUX_KNOWN_FAILING"] ? it.scopedLive : it.scopedLive.skip
-    known(`KNOWN FAILING: ${direction}, offloads on, FaultInjector drop 2% corrupt 1%`, () => runCase({ offload: true, faults: true, direction }), 180_000)
+    // The injector corrupts offloaded frames as a wire would: checksum completed first, offload flags cleared
+    // (GSO super-frames it would corrupt are dropped), so the receiver detects every flipped byte.
+    it.scopedLive(`${direction}, offloads on, FaultInjector drop 2% corrupt 1%`, () => runCase({ offload: true, faults: true, direction }), 180_000)
   }
 })

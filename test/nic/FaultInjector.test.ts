@@ -7,7 +7,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { Nic } from "../../src/layers/Nic.js"
-import { plainFrame, type Frame } from "../../src/nic/Frame.js"
+import { PLAIN, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, plainFrame, type Frame } from "../../src/nic/Frame.js"
+import * as Rng from "../../src/nic/Rng.js"
+import * as Cs from "../../src/protocols/checksum.js"
+import * as Ip from "../../src/protocols/ipv4/wire.js"
+import { ipFrame, udpDatagram } from "../support/frames.js"
 import * as FaultInjector from "../../src/nic/FaultInjector.js"
 import { makeFakeNic } from "../support/fakeNic.js"
 
@@ -140,4 +144,58 @@ describe("FaultInjector", () => {
       expect(counters.tx.dropped).toBe(5)
       expect(fake.nic.stats.txDropped).toBe(5)
     }))
+})
+
+describe("FaultInjector: corrupting offloaded frames like a wire would", () => {
+  const udpFrame = (): Uint8Array => {
+    const src = 0xc6336401
+    const dst = 0xc6336402
+    const l4 = udpDatagram(src, dst, 4000, 5001, new Uint8Array(200).map((_, i) => i))
+    return ipFrame(0x020000000001 as never, 0x020000000002 as never, src, dst, Ip.PROTO_UDP, l4)
+  }
+  const verifiesUdp = (b: Uint8Array): boolean => {
+    const ip = b.subarray(14)
+    const len = ip.length - 20
+    return Cs.verifies(Cs.sum(ip, 20, ip.length, Cs.pseudoV4(0xc6336401, 0xc6336402, Ip.PROTO_UDP, len)))
+  }
+  const corruptAll = (f: Frame): Array<Frame> => {
+    const c = FaultInjector.makeCounters().rx
+    return FaultInjector.makeDirection({ corruptRate: 1 }, Rng.make(7), c)([f])
+  }
+
+  it("a NEEDS_CSUM frame gets its checksum completed, then a flipped byte, then no offload flags: the receiver detects it", () => {
+    const b = udpFrame()
+    expect(verifiesUdp(b)).toBe(true)
+    // make it partial as a local sender with checksum offload would: the field holds the folded pseudo-header sum
+    const partial = b.slice()
+    const ip = partial.subarray(14)
+    const pseudo = Cs.fold(Cs.pseudoV4(0xc6336401, 0xc6336402, Ip.PROTO_UDP, ip.length - 20))
+    partial[14 + 20 + 6] = pseudo >>> 8
+    partial[14 + 20 + 7] = pseudo & 0xff
+    const meta = { flags: VNET_F_NEEDS_CSUM, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 34, csumOffset: 6 }
+    const out = corruptAll({ data: partial, meta })
+    expect(out).toHaveLength(1)
+    expect(out[0]!.meta.flags).toBe(0)
+    expect(out[0]!.data).not.toEqual(b)
+    // exactly one byte differs from the fully checksummed original, so the checksum no longer verifies
+    let diff = 0
+    for (let i = 0; i < b.length; i++) if (out[0]!.data[i] !== b[i]) diff++
+    expect(diff).toBe(1)
+    expect(partial[14 + 20 + 6]).toBe(pseudo >>> 8) // the caller's buffer is untouched
+  })
+
+  it("a DATA_VALID frame loses the flag, so the receiver checks the damaged bytes", () => {
+    const out = corruptAll({ data: udpFrame(), meta: { ...PLAIN, flags: VNET_F_DATA_VALID } })
+    expect(out).toHaveLength(1)
+    expect(out[0]!.meta.flags).toBe(0)
+  })
+
+  it("a GSO super-frame that would be corrupted is dropped (its segments' checksums are the segmenter's)", () => {
+    const meta = { flags: VNET_F_NEEDS_CSUM, gsoType: VNET_GSO_TCPV4, hdrLen: 66, gsoSize: 1448, csumStart: 34, csumOffset: 16 }
+    const c = FaultInjector.makeCounters().rx
+    const out = FaultInjector.makeDirection({ corruptRate: 1 }, Rng.make(7), c)([{ data: new Uint8Array(20000), meta }])
+    expect(out).toHaveLength(0)
+    expect(c.dropped).toBe(1)
+    expect(c.corrupted).toBe(1)
+  })
 })
