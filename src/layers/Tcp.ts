@@ -356,7 +356,8 @@ export const make = (opts: TcpOptions = {}) =>
         c.stateSignal.notify()
       }
       const at = M.pollAt(t)
-      if (at !== undefined && at < timerTarget) {
+      // (while a burst holds its ACK, the burst end polls this connection itself)
+      if (at !== undefined && at < timerTarget && !t.holdAck) {
         timerTarget = at
         timerSignal.notify()
       }
@@ -459,10 +460,8 @@ export const make = (opts: TcpOptions = {}) =>
       for (let i = 0; i < held.length; i++) {
         const c = held[i]!
         c.tcb.holdAck = false
-        if (c.tcb.ackNow) {
-          M.poll(c.tcb, nowMs, out)
-          settle(c)
-        }
+        if (c.tcb.ackNow) M.poll(c.tcb, nowMs, out)
+        settle(c) // also tells the timer fiber about deadlines set during the burst
       }
       held.length = 0
     })
