@@ -4,11 +4,17 @@
  * RangeSet. In sink mode `len` stays 0 and the ring only holds out-of-order bytes.
  */
 export class RecvBuf {
-  readonly buf: Uint8Array
+  private ring: Uint8Array | undefined = undefined
   head = 0
   len = 0
-  constructor(readonly capacity: number) {
-    this.buf = new Uint8Array(capacity)
+  constructor(readonly capacity: number) {}
+  /**
+   * The ring, allocated on first use: a connection that never sends (or, in sink mode, never sees data out
+   * of order) costs no buffer memory, which matters with many connections (iperf -P 64).
+   */
+  get buf(): Uint8Array {
+    if (this.ring === undefined) this.ring = new Uint8Array(this.capacity)
+    return this.ring
   }
   get free(): number {
     return this.capacity - this.len
