@@ -27,7 +27,9 @@
  * `Wire.headerLen(repr)`, builds the frame and copies `repr.payloadLen` payload bytes with
  * `copyPayload(tcb, repr.seq, repr.payloadLen, frame, off)` before returning (the ring may change after).
  * With `cfg.tso` a data segment may carry up to `cfg.maxSegmentBytes` (a multiple of `tcb.sndMss`):
- * the shell marks it for TSO with gso_size = tcb.sndMss.
+ * the shell marks it for TSO with gso_size = tcb.sndMss. Every other segment carries at most
+ * `segmentPayloadMax(tcb)` bytes (less than sndMss while SACK blocks ride along), and TSO segments go
+ * out only while that equals sndMss, so each wire segment fits the MTU.
  * `Output.deliver(tcb, buf, start, end)` (sink mode only) hands in-order payload over without a copy
  * (EV_READABLE is not raised in sink mode: the callback is the signal).
  *
@@ -360,6 +362,19 @@ const advertiseWindow = (t: Tcb, syn: boolean): number => {
 }
 
 const flightSize = (t: Tcb): number => seqDiff(t.sndMax, t.sndUna)
+
+/**
+ * Payload bytes that fit in one wire segment right now. sndMss allows for the timestamp option only;
+ * while we have out-of-order data every segment also carries SACK blocks (up to 28 more option bytes
+ * with timestamps, 36 without), and a full-MSS segment would then exceed the MTU (the IP layer drops
+ * it: DF) — RFC 6691 §2, Linux tcp_current_mss. TSO super-segments are cut at tcb.sndMss by the
+ * shell, so they go out only while no SACK option is due.
+ */
+export const segmentPayloadMax = (t: Tcb): number => {
+  if (!t.sackOk || t.ooo.isEmpty) return t.sndMss
+  const blocks = Math.min(t.ooo.count, t.tsOk ? 3 : 4)
+  return Math.max(8, t.sndMss - (4 + 8 * blocks))
+}
 
 /** Bytes the sender counts as in the network (RFC 6675 pipe in SACK recovery). */
 const inFlight = (t: Tcb): number => {
@@ -998,7 +1013,7 @@ const sendData = (t: Tcb, now: number, out: Output, s: SeqNum, len: number, fin:
 const retransmitAt = (t: Tcb, now: number, out: Output, s: SeqNum, maxLen: number): number => {
   const off = seqDiff(s, t.bufSeq)
   const avail = t.sendbuf.len - off
-  const len = Math.max(0, Math.min(maxLen, t.sndMss, avail))
+  const len = Math.max(0, Math.min(maxLen, segmentPayloadMax(t), avail))
   const fin = t.closeRequested && len === avail && seqLt(seqAdd(s, len), t.sndMax)
   if (len === 0 && !fin) return 0
   sendData(t, now, out, s, len, fin)
@@ -1030,8 +1045,9 @@ const sendLoop = (t: Tcb, now: number, out: Output): void => {
 }
 
 const sendLoopInner = (t: Tcb, now: number, out: Output): void => {
-  const mss = t.sndMss
-  const tsoMax = t.cfg.tso ? Math.max(mss, Math.floor(Math.min(t.cfg.maxSegmentBytes, 65535 - 120) / mss) * mss) : mss
+  const mss = segmentPayloadMax(t)
+  const tsoMax =
+    t.cfg.tso && mss === t.sndMss ? Math.max(mss, Math.floor(Math.min(t.cfg.maxSegmentBytes, 65535 - 120) / mss) * mss) : mss
   for (let guard = 0; guard < 4096; guard++) {
     const cwnd = Math.floor(t.cc.cwnd)
     // RFC 6675 NextSeg rule 1: lost holes first
@@ -1121,7 +1137,7 @@ const sendTailLossProbe = (t: Tcb, now: number, out: Output): void => {
   const avail = t.sendbuf.len - off
   const wndRoom = seqDiff(seqAdd(t.sndUna, t.sndWnd), t.sndNxt)
   if (t.sndNxt === t.sndMax && avail > 0 && wndRoom > 0) {
-    const len = Math.min(t.sndMss, avail, wndRoom)
+    const len = Math.min(segmentPayloadMax(t), avail, wndRoom)
     const fin = t.closeRequested && len === avail
     const s0 = t.sndNxt
     sendData(t, now, out, s0, len, fin)

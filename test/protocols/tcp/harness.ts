@@ -40,6 +40,14 @@ export interface LinkOpts {
   queueBytes: number
   /** Flip one random byte (the receiver must drop it on the checksum). */
   corruptRate?: number
+  /** Extra uniform random delay in [0, jitterMs) per segment: reorders by itself (like SimLink's jitter). */
+  jitterMs?: number
+  /**
+   * IP MTU (default: the sender's cfg.mss + 40). A segment whose IP packet would be larger is dropped
+   * and counted in `oversize`, as the IP layer does with DF set; a TSO segment is measured per wire
+   * segment (header + tcb.sndMss, the gso_size the shell uses).
+   */
+  mtu?: number
 }
 
 export interface RunOpts {
@@ -95,6 +103,8 @@ export interface RunResult {
   dropped: number
   maxPayload: [number, number]
   corruptDropped: number
+  /** Segments dropped for exceeding the MTU (see LinkOpts.mtu), per direction. */
+  oversize: [number, number]
 }
 
 const sha = (seed: number, total: number): string => {
@@ -112,6 +122,7 @@ export const run = (o: RunOpts): RunResult => {
   let dropped = 0
   let corruptDropped = 0
   const maxPayload: [number, number] = [0, 0]
+  const oversize: [number, number] = [0, 0]
   const linkFree = [0, 0] // time at which each direction's bottleneck is free
   const a = new Side(0x1111, o.bytesAtoB)
   const b = new Side(0x2222, o.bytesBtoA)
@@ -133,6 +144,12 @@ export const run = (o: RunOpts): RunResult => {
         return
       }
       const hl = W.headerLen(r)
+      const mtu = o.link.mtu ?? (dir === 0 ? o.cfgA : o.cfgB).mss + 40
+      if (20 + hl + Math.min(r.payloadLen, tcb.sndMss) > mtu) {
+        oversize[dir]++
+        dropped++
+        return
+      }
       const bytes = new Uint8Array(hl + r.payloadLen)
       if (r.payloadLen > 0) Tcp.copyPayload(tcb, r.seq, r.payloadLen, bytes, hl)
       const src = dir === 0 ? A_ADDR : B_ADDR
@@ -152,6 +169,7 @@ export const run = (o: RunOpts): RunResult => {
         return
       }
       let at = linkFree[dir]! + o.link.delayMs
+      if (o.link.jitterMs !== undefined && o.link.jitterMs > 0) at += rnd() * o.link.jitterMs
       if (o.link.corruptRate !== undefined && rnd() < o.link.corruptRate) {
         const c = bytes.slice()
         const i = Math.floor(rnd() * c.length)
@@ -250,7 +268,8 @@ export const run = (o: RunOpts): RunResult => {
     wireSegments,
     dropped,
     maxPayload,
-    corruptDropped
+    corruptDropped,
+    oversize
   }
 }
 

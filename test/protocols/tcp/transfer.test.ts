@@ -26,6 +26,7 @@ const expectExact = (r: RunResult, boundMs: number) => {
   expect(r.hashAtoB).toBe(r.expectedAtoB)
   expect(r.hashBtoA).toBe(r.expectedBtoA)
   expect(r.doneAtMs).toBeLessThan(boundMs)
+  expect(r.oversize).toEqual([0, 0])
 }
 
 describe("two Tcbs over a lossy, reordering, duplicating channel (virtual time)", () => {

@@ -1,0 +1,137 @@
+/**
+ * Regressions found with two full stacks on a SimLink (test/layers/tcp-sim.test.ts), reproduced here
+ * on the pure machine (nowMs passed in) and on the two-Tcb harness with an MTU on the link.
+ */
+import { describe, expect, it } from "vitest"
+import * as Tcp from "../../../src/protocols/tcp/machine.js"
+import { type SeqNum } from "../../../src/protocols/tcp/seq.js"
+import * as W from "../../../src/protocols/tcp/wire.js"
+import { run, type LinkOpts } from "./harness.js"
+
+const A = 0xc6336401
+const B = 0xc6336402
+const L: Tcp.Endpoint = { addr: B, port: 80 }
+const P: Tcp.Endpoint = { addr: A, port: 49500 }
+const ISS = 1000
+const RISS = 5000
+const s = (n: number) => (n >>> 0) as SeqNum
+
+class Rec implements Tcp.Output {
+  segs: W.TcpRepr[] = []
+  segment(_t: Tcp.Tcb, r: W.TcpRepr): void {
+    this.segs.push(r)
+  }
+  deliver(): void {}
+  take(): W.TcpRepr[] {
+    const x = this.segs
+    this.segs = []
+    return x
+  }
+}
+
+const peer = (p: Partial<W.TcpRepr>): W.TcpRepr => W.make({ srcPort: P.port, dstPort: L.port, flags: W.ACK, window: 65535, ...p })
+
+const feed = (t: Tcp.Tcb, rec: Rec, now: number, r: W.TcpRepr, len = 0): W.TcpRepr[] => {
+  const buf = new Uint8Array(len)
+  Tcp.input(t, { ...r, payloadLen: len }, buf, 0, now, rec)
+  return rec.take()
+}
+
+/** An ESTABLISHED passive Tcb (peer MSS 1460, wscale 7, SACK and timestamps as cfg says). */
+const established = (cfg: Tcp.Config) => {
+  const rec = new Rec()
+  const syn = peer({
+    seq: s(RISS), flags: W.SYN, mss: 1460, wscale: 7, sackPermitted: cfg.sack, hasTs: cfg.timestamps, tsVal: cfg.timestamps ? 100 : 0
+  })
+  const t = Tcp.acceptSyn(cfg, syn, L, P, ISS, 0, rec)
+  rec.take()
+  feed(t, rec, 10, peer({ seq: s(RISS + 1), ack: s(ISS + 1), hasTs: cfg.timestamps, tsVal: 101, tsEcr: t.tsOk ? t.tsOffset >>> 0 : 0 }))
+  Tcp.takeEvents(t)
+  return { t, rec }
+}
+
+/** IP packet size of a segment on the wire (a TSO segment: of each wire segment, cut at tcb.sndMss). */
+const ipLen = (t: Tcp.Tcb, r: W.TcpRepr) => 20 + W.headerLen(r) + Math.min(r.payloadLen, t.sndMss)
+
+describe("segments carrying SACK blocks still fit the MTU (RFC 6691: options come out of the MSS)", () => {
+  it.each([
+    ["timestamps, 3 SACK blocks", true, false],
+    ["no timestamps, 4 SACK blocks", false, false],
+    ["timestamps, TSO", true, true]
+  ])("%s: every data segment sent while holding out-of-order data is at most mss + 40 bytes of IP", (_name, ts, tso) => {
+    const cfg = Tcp.makeConfig({ timestamps: ts, sack: true, tso, maxSegmentBytes: 64_000, nagle: false })
+    const { t, rec } = established(cfg)
+    expect(t.sackOk).toBe(true)
+    const mtu = cfg.mss + 40
+    // out-of-order data from the peer: four separate ranges past a hole at RCV.NXT
+    for (let k = 0; k < 4; k++) {
+      const out = feed(t, rec, 20 + k, peer({ seq: s(RISS + 1 + 1000 + k * 2000), ack: s(ISS + 1), hasTs: ts, tsVal: 102 + k }), 500)
+      expect(out.length).toBe(1) // the duplicate ACK, with SACK blocks
+      expect(out[0]!.sack.length).toBeGreaterThan(0)
+    }
+    // now the app writes: data goes out with the SACK blocks on every segment
+    expect(Tcp.send(t, new Uint8Array(60_000))).toBe(60_000)
+    Tcp.poll(t, 30, rec)
+    const data = rec.take().filter((r) => r.payloadLen > 0)
+    expect(data.length).toBeGreaterThan(0)
+    for (const r of data) {
+      expect(r.sack.length).toBeGreaterThan(0)
+      expect(ipLen(t, r)).toBeLessThanOrEqual(mtu)
+      // no TSO super-segment while the per-segment option space is smaller than sndMss assumes
+      expect(r.payloadLen).toBeLessThanOrEqual(t.sndMss)
+    }
+    // the sequence space is contiguous
+    for (let i = 1; i < data.length; i++) expect(data[i]!.seq).toBe((data[i - 1]!.seq + data[i - 1]!.payloadLen) >>> 0)
+    // fill the holes: no SACK blocks are due any more, full-size segments come back
+    for (const [a, b] of [[0, 1000], [1500, 3000], [3500, 5000], [5500, 7000]] as const) {
+      expect(Tcp.segmentPayloadMax(t)).toBeLessThan(t.sndMss)
+      feed(t, rec, 40, peer({ seq: s(RISS + 1 + a), ack: s(ISS + 1), hasTs: ts, tsVal: 110 }), b - a)
+    }
+    expect(t.ooo.isEmpty).toBe(true)
+    expect(Tcp.segmentPayloadMax(t)).toBe(t.sndMss)
+  })
+
+  it("segmentPayloadMax is sndMss without out-of-order data", () => {
+    const { t } = established(Tcp.makeConfig())
+    expect(Tcp.segmentPayloadMax(t)).toBe(t.sndMss)
+    expect(t.sndMss).toBe(1448)
+  })
+})
+
+const MB = 1024 * 1024
+const lan = (p: Partial<LinkOpts>): LinkOpts => ({
+  lossRate: 0, dupRate: 0, reorderRate: 0, delayMs: 1, reorderDelayMs: 0, bytesPerMs: 125_000, queueBytes: 4 * MB, ...p
+})
+
+describe("two Tcbs, both directions at once, IP MTU enforced on the link", () => {
+  // Before the fix: while one direction had a hole, every full-MSS segment of the other direction
+  // carried SACK blocks, was 12-28 bytes over the MTU and was dropped (in the stack: IP BadLength),
+  // including every retransmission of SND.UNA: RTO back-off until TimedOut.
+  it("1% loss, 1 ms delay, 4 MB each way: no oversize segment, finishes", () => {
+    const cfg = Tcp.makeConfig()
+    const r = run({
+      seed: 7, link: lan({ lossRate: 0.01 }), cfgA: cfg, cfgB: cfg, issA: 0x12345678, issB: 0x12345678,
+      bytesAtoB: 4 * MB, bytesBtoA: 4 * MB, maxVirtualMs: 120_000
+    })
+    expect(r.oversize).toEqual([0, 0])
+    expect(r.finished).toBe(true)
+    expect(r.hashAtoB).toBe(r.expectedAtoB)
+    expect(r.hashBtoA).toBe(r.expectedBtoA)
+    expect(r.a.counters.rtoExpiries + r.b.counters.rtoExpiries).toBeLessThan(10)
+    expect(r.doneAtMs).toBeLessThan(5_000)
+  })
+
+  it("5 ms delay + 2 ms jitter (reordering), TSO, no loss, 4 MB each way: no oversize segment, no RTO", () => {
+    const cfg = Tcp.makeConfig({ tso: true, maxSegmentBytes: 63_712 })
+    const r = run({
+      seed: 7, link: lan({ delayMs: 5, jitterMs: 2 }), cfgA: cfg, cfgB: cfg, issA: 0x12345678, issB: 0x12345678,
+      bytesAtoB: 4 * MB, bytesBtoA: 4 * MB, maxVirtualMs: 120_000
+    })
+    expect(r.oversize).toEqual([0, 0])
+    expect(r.finished).toBe(true)
+    expect(r.hashAtoB).toBe(r.expectedAtoB)
+    expect(r.hashBtoA).toBe(r.expectedBtoA)
+    expect(r.a.counters.rtoExpiries + r.b.counters.rtoExpiries).toBe(0)
+    expect(r.doneAtMs).toBeLessThan(5_000)
+  })
+})
