@@ -24,9 +24,11 @@ NS="mpdemo$$"
 TAP="mpdt$$"
 TAP=${TAP:0:15}
 SRV=""
+LOG=""
 cleanup() {
   if [ -n "$SRV" ] && kill -0 "$SRV" 2>/dev/null; then kill -TERM "$SRV"; wait "$SRV" 2>/dev/null || true; fi
   ip netns del "$NS" 2>/dev/null || true
+  [ -n "$LOG" ] && rm -f "$LOG"
 }
 trap cleanup EXIT INT TERM
 
@@ -35,21 +37,20 @@ ip -n "$NS" link set lo up
 ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 
 echo "== starting: miniperf --tap $TAP -i 198.51.100.2/24 (inside namespace $NS)"
-ip netns exec "$NS" node dist/main.js --tap "$TAP" -i 198.51.100.2/24 "$@" &
+LOG=$(mktemp)
+ip netns exec "$NS" node dist/main.js --tap "$TAP" -i 198.51.100.2/24 "$@" > >(tee "$LOG") 2>&1 &
 SRV=$!
 for _ in $(seq 100); do ip -n "$NS" link show "$TAP" >/dev/null 2>&1 && break; sleep 0.05; done
 ip -n "$NS" addr add 198.51.100.1/24 dev "$TAP"
 ip -n "$NS" link set "$TAP" up
-sleep 0.3
+for _ in $(seq 100); do grep -q "Entering main event loop" "$LOG" && break; sleep 0.05; done
 
 echo "== ping -c 3 198.51.100.2"
 ip netns exec "$NS" ping -c 3 -i 0.2 198.51.100.2
-if ip netns exec "$NS" bash -c 'exec 3<>/dev/tcp/198.51.100.2/5001' 2>/dev/null; then
-  echo "== iperf -c 198.51.100.2 -t 3 -i 1"
-  ip netns exec "$NS" timeout -s KILL 20 iperf -c 198.51.100.2 -t 3 -i 1
-  echo "== iperf -c 198.51.100.2 -t 2 -r"
-  ip netns exec "$NS" timeout -s KILL 20 iperf -c 198.51.100.2 -t 2 -r
-else
-  echo "== TCP port 5001 is not served yet (the iperf server is not built in this version)"
-fi
+echo "== iperf -c 198.51.100.2 -t 3 -i 1"
+ip netns exec "$NS" timeout -s KILL 20 iperf -c 198.51.100.2 -t 3 -i 1
+echo "== iperf -c 198.51.100.2 -t 2 -r"
+ip netns exec "$NS" timeout -s KILL 20 iperf -c 198.51.100.2 -t 2 -r
+echo "== iperf -c 198.51.100.2 -u -t 2"
+ip netns exec "$NS" timeout -s KILL 20 iperf -c 198.51.100.2 -u -t 2
 echo "== stopping the server"

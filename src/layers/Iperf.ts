@@ -228,33 +228,33 @@ export const make = (opts: IperfOptions = {}) =>
             if (tEnd - t0 - from >= 1) print(Fmt.formatInterval(id, from / 1000, (tEnd - t0) / 1000, bytes - ival.lastBytes))
           })
 
-        // Wait for the header (or the client's FIN / a timeout: a client that never sends one).
-        const gotHeader = yield* Effect.raceFirst(
+        // Wait for the header, or the client's FIN/reset, or a timeout (a client that never sends one).
+        type HeaderWait = "header" | "closed" | "timeout"
+        const waited: HeaderWait = yield* Effect.raceFirst(
           Effect.as(
             Effect.suspend(function loop(): Effect.Effect<void> {
               return header !== undefined ? Effect.void : Effect.zipRight(headerSignal.wait, Effect.suspend(loop))
             }),
-            true
+            "header" as HeaderWait
           ),
           Effect.raceFirst(
-            Effect.as(Effect.either(c.awaitPeerFin), false),
-            Effect.as(Effect.sleep(Duration.millis(headerTimeoutMs)), false)
+            Effect.as(Effect.either(c.awaitPeerFin), "closed" as HeaderWait),
+            Effect.as(Effect.sleep(Duration.millis(headerTimeoutMs)), "timeout" as HeaderWait)
           )
         )
         const settled = header as Wire.FeedResult | undefined
-        if (!gotHeader || settled === undefined || settled._tag !== "Done") {
+        if (settled === undefined || settled._tag !== "Done") {
           if (settled?._tag === "Rejected") {
             stats.rejectedHeaders++
             print(`[${String(id).padStart(3)}] bad header from ${peer(c)}: ${settled.reason}; closing`)
             yield* c.abort
-          } else if (c.state() === "Closed" && c.bytesReceived() === 0) {
-            print(`[${String(id).padStart(3)}] ${peer(c)} closed the connection before sending a header`)
-          } else if (c.state() === "Closed" || c.bytesReceived() > 0) {
-            // the client closed (or reset) before a whole header arrived: count what came and close
-            yield* c.shutdownWrite
-          } else {
+          } else if (waited === "timeout") {
             print(`[${String(id).padStart(3)}] no header from ${peer(c)} within ${headerTimeoutMs} ms; closing`)
             yield* c.abort
+          } else {
+            // the client closed (or reset) before a whole header arrived: count what came and close
+            print(`[${String(id).padStart(3)}] ${peer(c)} closed the connection before sending a whole header`)
+            yield* c.shutdownWrite
           }
           const t1 = yield* Clock.currentTimeMillis
           yield* finishIntervals(t1)
