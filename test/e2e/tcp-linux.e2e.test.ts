@@ -57,8 +57,9 @@ const run = (sock) => {
   }
   pump()
 }
-if (mode === "client") { const s = net.connect({ host, port }, () => run(s)); s.on("error", (e) => { console.log(JSON.stringify({ error: String(e) })); process.exit(1) }) }
-else { const srv = net.createServer((s) => { srv.close(); run(s) }); srv.listen(port, host, () => console.log("listening")) }
+// allowHalfOpen: without it Node ends its own side as soon as our FIN arrives, cutting its send short
+if (mode === "client") { const s = net.connect({ host, port, allowHalfOpen: true }, () => run(s)); s.on("error", (e) => { console.log(JSON.stringify({ error: String(e) })); process.exit(1) }) }
+else { const srv = net.createServer({ allowHalfOpen: true }, (s) => { srv.close(); run(s) }); srv.listen(port, host, () => console.log("listening")) }
 `
 
 const stackOver = (nic: NicShape) =>
