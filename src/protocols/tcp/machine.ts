@@ -808,6 +808,9 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
       t.dupAcks = 0
       t.limitedTransmit = 0
       if (ccAcked > 0 && cwndLimited) t.cc.onAck(ccAcked, now, t.rtt.srttMs, t.sndMss)
+      // RFC 6675 §5: loss is found by the scoreboard, not only by duplicate ACKs: an ACK that moves
+      // SND.UNA may still SACK enough above the next hole (the usual case when ACKs ride on data)
+      if (sackedNew && !t.scoreboard.isEmpty && Sack.isLost(t.scoreboard, 0, t.sndMss)) enterRecovery(t, now)
     }
     // RFC 6298 §5.2/§5.3: stop when all is acked, else restart
     if (t.sndUna === t.sndMax) {
@@ -825,12 +828,13 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
       }
     }
   } else if (acked === 0) {
-    // duplicate ACK (RFC 5681 §2, RFC 6675 §2)
+    // duplicate ACK. With SACK (RFC 6675 §2): an ACK that SACKs bytes not SACKed before, data or not
+    // (in a two-way transfer most ACKs ride on data), and only such an ACK (an ACK repeated for a
+    // dropped old or out-of-window segment carries nothing new). Without SACK: RFC 5681 §2.
     if (
-      seg.payloadLen === 0 &&
-      (seg.flags & (W.SYN | W.FIN)) === 0 &&
       t.sndMax !== t.sndUna &&
-      (t.sndWnd === oldWnd || sackedNew)
+      (seg.flags & W.SYN) === 0 &&
+      (t.sackOk ? sackedNew : seg.payloadLen === 0 && (seg.flags & W.FIN) === 0 && t.sndWnd === oldWnd)
     ) {
       t.dupAcks++
       t.counters.dupAcksIn++
@@ -853,6 +857,11 @@ const onDupAck = (t: Tcb, now: number): void => {
     if (t.dupAcks <= 2) t.limitedTransmit = t.dupAcks * t.sndMss
     return
   }
+  enterRecovery(t, now)
+}
+
+/** Fast retransmit and loss recovery (RFC 6582 §3.2 step 2, RFC 6675 §5), unless an episode is still open. */
+const enterRecovery = (t: Tcb, now: number): void => {
   // RFC 6582 §3.2 step 2: only when the ACK covers everything sent before the last recovery / RTO
   if (!seqGe(t.sndUna, t.recoverSeq)) return
   t.limitedTransmit = 0

@@ -135,3 +135,66 @@ describe("two Tcbs, both directions at once, IP MTU enforced on the link", () =>
     expect(r.doneAtMs).toBeLessThan(5_000)
   })
 })
+
+describe("SACK loss detection in a two-way transfer (RFC 6675 §2, §5)", () => {
+  const MSS = 1448
+  const cfg = Tcp.makeConfig({ tailLossProbe: false, nagle: false })
+  /** ESTABLISHED with 10 full segments in flight (the initial window): [ISS+1, ISS+1+10*MSS). */
+  const sending = () => {
+    const { t, rec } = established(cfg)
+    expect(t.sndMss).toBe(MSS)
+    Tcp.send(t, new Uint8Array(20 * MSS))
+    Tcp.poll(t, 20, rec)
+    const sent = rec.take().filter((r) => r.payloadLen > 0)
+    expect(sent.reduce((n, r) => n + r.payloadLen, 0)).toBe(10 * MSS)
+    return { t, rec }
+  }
+  const una = ISS + 1
+  const sackOf = (from: number, to: number) => [s(una + from * MSS), s(una + to * MSS)]
+  let peerSeq = RISS + 1
+  let tsVal = 200
+  /** An ACK from the peer; with `data` it carries that many payload bytes (in order). */
+  const ackFrom = (t: Tcp.Tcb, rec: Rec, now: number, ack: number, sack: SeqNum[], data = 0) => {
+    const r = peer({ seq: s(peerSeq), ack: s(ack), hasTs: true, tsVal: tsVal++, tsEcr: 0, sack })
+    peerSeq += data
+    return feed(t, rec, now, r, data)
+  }
+
+  it("ACKs that ride on data and SACK new bytes count as duplicates: fast retransmit after three", () => {
+    peerSeq = RISS + 1
+    const { t, rec } = sending()
+    ackFrom(t, rec, 30, una, sackOf(1, 2), 100)
+    ackFrom(t, rec, 31, una, sackOf(1, 3), 100)
+    expect(t.counters.fastRetransmits).toBe(0)
+    const out = ackFrom(t, rec, 32, una, sackOf(1, 4), 100)
+    expect(t.counters.dupAcksIn).toBe(3)
+    expect(t.counters.fastRetransmits).toBe(1)
+    expect(t.inRecovery).toBe(true)
+    const rexmit = out.filter((r) => r.payloadLen > 0 && r.seq === una)
+    expect(rexmit.length).toBe(1)
+    expect(rexmit[0]!.payloadLen).toBeLessThanOrEqual(MSS)
+  })
+
+  it("an ACK that SACKs nothing new is not a duplicate (e.g. the reply to a dropped old segment)", () => {
+    peerSeq = RISS + 1
+    const { t, rec } = sending()
+    ackFrom(t, rec, 30, una, sackOf(1, 2))
+    ackFrom(t, rec, 31, una, sackOf(1, 2))
+    ackFrom(t, rec, 32, una, sackOf(1, 2))
+    ackFrom(t, rec, 33, una, sackOf(1, 2))
+    expect(t.counters.dupAcksIn).toBe(1)
+    expect(t.counters.fastRetransmits).toBe(0)
+    expect(t.inRecovery).toBe(false)
+  })
+
+  it("an ACK that moves SND.UNA but SACKs more than 2 MSS above the next hole starts recovery at once", () => {
+    peerSeq = RISS + 1
+    const { t, rec } = sending()
+    // segment 0 arrived, segment 1 lost, segments 2..5 arrived: the cumulative ACK moves by one segment
+    const out = ackFrom(t, rec, 30, una + MSS, sackOf(2, 6), 100)
+    expect(t.sndUna).toBe(s(una + MSS))
+    expect(t.inRecovery).toBe(true)
+    expect(t.counters.fastRetransmits).toBe(1)
+    expect(out.some((r) => r.payloadLen > 0 && r.seq === s(una + MSS))).toBe(true)
+  })
+})
