@@ -286,6 +286,8 @@ export class Tcb {
   /** SND.UNA when it was last retransmitted, and SND.MAX at that moment (lost-retransmission check). */
   rxtUna = 0 as SeqNum
   rxtMark = 0 as SeqNum
+  /** SND.MAX when the latest retransmission went out (a bound on any earlier one's mark). */
+  rxtLastMark = 0 as SeqNum
 
   // RFC 5961 challenge ACK limit
   chWindowStart = 0
@@ -764,14 +766,6 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
   let sackedNew = false
   if (t.sackOk && seg.sack.length > 0) {
     sackedNew = Sack.updateScoreboard(t.scoreboard, seg.sack, t.sndUna, t.sndMax)
-    // the retransmission of SND.UNA was lost if data sent after it has been SACKed (Linux-style check)
-    if (
-      sackedNew && t.inRecovery && acked === 0 && t.rxtUna === t.sndUna &&
-      t.scoreboard.highest() > seqDiff(t.rxtMark, t.sndUna) && !t.rexmitUnaPending
-    ) {
-      t.rexmitUnaPending = true
-      t.counters.lostRetransmits++
-    }
   }
 
   if (acked > 0) {
@@ -819,6 +813,12 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
         t.timerAt = NEVER
       }
     } else armRto(t, now)
+    // a partial ACK ends in a hole that was already retransmitted: it was sent no later than the
+    // latest retransmission, so that one's SND.MAX is a safe mark for the lost-retransmission check
+    if (t.inRecovery && seqLt(t.sndUna, t.highRxt) && t.rxtUna !== t.sndUna) {
+      t.rxtUna = t.sndUna
+      t.rxtMark = t.rxtLastMark
+    }
     if (finAcked(t)) {
       if (t.state === "FinWait1") t.state = "FinWait2"
       else if (t.state === "Closing") enterTimeWait(t, now)
@@ -827,7 +827,17 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
         return
       }
     }
-  } else if (acked === 0) {
+  }
+  // the retransmission of SND.UNA was lost if data sent after it has been SACKed (Linux-style check,
+  // RFC 8985 in spirit): send it again now instead of waiting for the RTO
+  if (
+    sackedNew && t.inRecovery && t.rxtUna === t.sndUna && t.sndUna !== t.sndMax &&
+    t.scoreboard.highest() > seqDiff(t.rxtMark, t.sndUna) && !t.rexmitUnaPending
+  ) {
+    t.rexmitUnaPending = true
+    t.counters.lostRetransmits++
+  }
+  if (acked === 0) {
     // duplicate ACK. With SACK (RFC 6675 §2): an ACK that SACKs bytes not SACKed before, data or not
     // (in a two-way transfer most ACKs ride on data), and only such an ACK (an ACK repeated for a
     // dropped old or out-of-window segment carries nothing new). Without SACK: RFC 5681 §2.
@@ -1001,6 +1011,11 @@ const sendData = (t: Tcb, now: number, out: Output, s: SeqNum, len: number, fin:
   const r = repr(t, now, s, flags, len)
   const end = seqAdd(s, len + (fin ? 1 : 0))
   if (rexmit) {
+    if (s === t.sndUna) {
+      t.rxtUna = s
+      t.rxtMark = t.sndMax
+    }
+    t.rxtLastMark = t.sndMax
     t.counters.retransSegs++
     t.counters.retransBytes += len
     if (t.rttTiming && seqLe(s, t.rttSeq)) t.rttTiming = false // Karn

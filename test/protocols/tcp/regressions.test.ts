@@ -198,3 +198,38 @@ describe("SACK loss detection in a two-way transfer (RFC 6675 §2, §5)", () => 
     expect(out.some((r) => r.payloadLen > 0 && r.seq === s(una + MSS))).toBe(true)
   })
 })
+
+describe("a lost retransmission is sent again without waiting for the RTO", () => {
+  const MSS = 1448
+  const cfg = Tcp.makeConfig({ tailLossProbe: false, nagle: false })
+  const una = ISS + 1
+  const at = (k: number) => s(una + k * MSS)
+
+  it("the hole a partial ACK stops at was retransmitted and lost: SACKs of later data resend it", () => {
+    const { t, rec } = established(cfg)
+    Tcp.send(t, new Uint8Array(40 * MSS))
+    Tcp.poll(t, 20, rec)
+    expect(rec.take().filter((r) => r.payloadLen > 0).length).toBe(10) // segments 0..9
+    let tsVal = 200
+    const ack = (now: number, a: SeqNum, sack: SeqNum[]) =>
+      feed(t, rec, now, peer({ seq: s(RISS + 1), ack: a, hasTs: true, tsVal: tsVal++, tsEcr: 0, sack }))
+    // segments 0 and 2 lost: recovery, both retransmitted
+    const r1 = ack(30, at(0), [at(1), at(2), at(3), at(7)])
+    expect(t.inRecovery).toBe(true)
+    expect(r1.filter((r) => r.payloadLen > 0 && r.seq === at(0)).length).toBe(1)
+    expect(r1.filter((r) => r.payloadLen > 0 && r.seq === at(2)).length).toBe(1)
+    const markAfterRxt = t.sndMax
+    // the retransmission of 0 arrives (partial ACK up to the hole at 2); the one of 2 was lost
+    ack(40, at(2), [at(3), at(7)])
+    expect(t.sndUna).toBe(at(2))
+    expect(t.inRecovery).toBe(true)
+    // data sent after the retransmission of 2 is SACKed: that retransmission is lost, send it again now
+    expect(t.sndMax).not.toBe(markAfterRxt) // new data went out during recovery
+    const high = t.sndMax
+    const before = t.counters.lostRetransmits
+    const r3 = ack(45, at(2), [at(3), high])
+    expect(t.counters.lostRetransmits).toBe(before + 1)
+    expect(r3.filter((r) => r.payloadLen > 0 && r.seq === at(2)).length).toBe(1)
+    expect(t.counters.rtoExpiries).toBe(0)
+  })
+})
