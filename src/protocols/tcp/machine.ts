@@ -266,6 +266,8 @@ export class Tcb {
   /**
    * Set by the shell while it feeds a receive burst: pure ACKs wait (ackNow stays set) until the shell
    * clears it and polls at the end of the burst, so a burst of segments costs one ACK, not one per two.
+   * Only `input` honours it: `poll` clears it (a poll is never inside a burst), so a missed burst end
+   * cannot leave an ACK pending forever.
    */
   holdAck = false
   segsSinceAck = 0
@@ -1274,6 +1276,8 @@ const onTimer = (t: Tcb, now: number, out: Output): void => {
 
 export const poll = (t: Tcb, now: number, out: Output): void => {
   t.lastNowMs = now
+  // a poll is never part of a receive burst: an ACK held by a burst whose end was missed goes out now
+  t.holdAck = false
   if (t.state === "Closed") return
   if (t.timerKind !== TimerKind.Idle && now >= t.timerAt) onTimer(t, now, out)
   if (closed(t)) return

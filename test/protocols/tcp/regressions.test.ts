@@ -233,3 +233,25 @@ describe("a lost retransmission is sent again without waiting for the RTO", () =
     expect(t.counters.rtoExpiries).toBe(0)
   })
 })
+
+describe("holdAck never leaves an ACK pending forever", () => {
+  it("an ACK held during a receive burst goes out at the next poll even if the shell never cleared holdAck", () => {
+    const cfg = Tcp.makeConfig({ timestamps: false, sack: false })
+    const { t, rec } = established(cfg)
+    t.holdAck = true
+    // two full segments: an immediate ACK is due, but the burst holds it
+    const a = feed(t, rec, 20, peer({ seq: s(RISS + 1), ack: s(ISS + 1) }), 1460)
+    const b = feed(t, rec, 20, peer({ seq: s(RISS + 1 + 1460), ack: s(ISS + 1) }), 1460)
+    expect(a.length + b.length).toBe(0)
+    expect(t.ackNow).toBe(true)
+    expect(Tcp.pollAt(t)).toBeLessThanOrEqual(20)
+    // the burst end was skipped (e.g. a handler threw): any later poll still sends the ACK
+    Tcp.poll(t, 21, rec)
+    const out = rec.take()
+    expect(out.length).toBe(1)
+    expect(out[0]!.ack).toBe(s(RISS + 1 + 2 * 1460))
+    expect(t.ackNow).toBe(false)
+    expect(t.holdAck).toBe(false)
+    expect(Tcp.pollAt(t)).toBeUndefined()
+  })
+})
