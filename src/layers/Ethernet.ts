@@ -167,11 +167,16 @@ export const make = (opts: EthernetOptions = {}) =>
         inBurst = true
         try {
           for (let i = 0; i < batch.length; i++) input(batch[i]!)
-          for (let i = 0; i < burstEnd.length; i++) burstEnd[i]!(now)
-        } catch (e) {
-          stats.rxHandlerErrors++
-          lastHandlerError = e
         } finally {
+          // burst-end work (held ACKs) runs whatever happened above
+          for (let i = 0; i < burstEnd.length; i++) {
+            try {
+              burstEnd[i]!(now)
+            } catch (e) {
+              stats.rxHandlerErrors++
+              lastHandlerError = e
+            }
+          }
           inBurst = false
         }
         const report =

@@ -177,6 +177,8 @@ class Conn {
   removed = false
   /** Room appeared in the send buffer but less than the wake-up threshold. */
   writePending = false
+  /** In the list of connections whose ACK the current receive burst holds. */
+  held = false
   counted = false
   constructor(
     readonly id: number,
@@ -404,8 +406,9 @@ export const make = (opts: TcpOptions = {}) =>
           c.stateSignal.notify()
         } else {
           const t = c.tcb
-          if (!t.holdAck) {
-            t.holdAck = true
+          t.holdAck = true
+          if (!c.held) {
+            c.held = true
             held.push(c)
           }
           M.input(t, seg, payload, seg.headerLen, nowMs, out)
@@ -459,6 +462,7 @@ export const make = (opts: TcpOptions = {}) =>
     eth.onBurstEnd((nowMs) => {
       for (let i = 0; i < held.length; i++) {
         const c = held[i]!
+        c.held = false
         c.tcb.holdAck = false
         if (c.tcb.ackNow) M.poll(c.tcb, nowMs, out)
         settle(c) // also tells the timer fiber about deadlines set during the burst
