@@ -77,7 +77,7 @@ const defaultPrint = (line: string): void => {
  * sink-mode connection costs no memory until segments arrive out of order (the ring's pages are untouched).
  */
 const SEND_BUF = 1 << 20
-const RECV_WINDOW = 4 << 20
+const RECV_WINDOW = 1 << 20 // 64 connections x 1 MiB bounds -P 64 at the default TAP queue (peak RSS 229 -> 183 MB here)
 
 const peer = (c: TcpConnection): string => `${formatIpv4(c.remoteAddress)}:${c.remotePort}`
 
