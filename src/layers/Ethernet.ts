@@ -12,6 +12,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
 import { isMulticastMac, type MacAddress } from "../protocols/address.js"
 import * as Eth from "../protocols/ethernet/wire.js"
@@ -188,10 +189,63 @@ export const make = (opts: EthernetOptions = {}) =>
         return Effect.zipRight(report, Effect.zipRight(flush, Effect.yieldNow()))
       })
 
-    yield* Stream.runForEach(nic.rx, processBatch).pipe(
+    const streamRx = Stream.runForEach(nic.rx, processBatch).pipe(
       Effect.catchAll((e) => Effect.logError(`NIC receive stopped: ${e.message}`)),
       Effect.forkScoped
     )
+    if (nic.direct !== undefined) {
+      // The NIC's fast path (the TAP): each wake-up's batch is demuxed and its replies written synchronously
+      // inside the NIC's callback, the same work as processBatch without the fiber hop per wake-up.
+      const direct = nic.direct
+      const clock = yield* Effect.clock
+      const runtime = yield* Effect.runtime<never>()
+      const report = (message: string, cause: unknown): void =>
+        void Runtime.runFork(runtime)(Effect.logError(message, cause))
+      const started = yield* Effect.either(direct.rx(
+        (batch) => {
+          now = clock.unsafeCurrentTimeMillis()
+          inBurst = true
+          try {
+            for (let i = 0; i < batch.length; i++) input(batch[i]!)
+          } finally {
+            for (let i = 0; i < burstEnd.length; i++) {
+              try {
+                burstEnd[i]!(now)
+              } catch (e) {
+                stats.rxHandlerErrors++
+                lastHandlerError = e
+              }
+            }
+            inBurst = false
+          }
+          if (txq.length > 0) {
+            const out = txq
+            txq = []
+            for (let i = 0; i < out.length; i++) {
+              stats.txFrames++
+              stats.txBytes += out[i]!.data.length
+            }
+            try {
+              direct.tx(out)
+            } catch (e) {
+              report("tx failed", e)
+            }
+            recycle(out)
+          }
+          if (lastHandlerError !== undefined) {
+            report("frame handler failed (frame dropped)", lastHandlerError)
+            lastHandlerError = undefined
+          }
+        },
+        (e) => report(`NIC receive stopped: ${e.message}`, e)
+      ))
+      if (started._tag === "Left") {
+        yield* Effect.logWarning(`NIC fast path unavailable (${started.left.message}); using its stream`)
+        yield* streamRx
+      }
+    } else {
+      yield* streamRx
+    }
     yield* Queue.take(wake).pipe(
       Effect.zipRight(Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => (now = Math.max(now, t))))),
       Effect.zipRight(flush),

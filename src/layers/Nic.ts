@@ -5,6 +5,7 @@
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { MacAddress } from "../protocols/address.js"
 import type { Frame } from "../nic/Frame.js"
@@ -57,6 +58,23 @@ export interface NicShape {
    */
   readonly tx: (frames: ReadonlyArray<Frame>) => Effect.Effect<void, NicError>
   readonly stats: NicStats
+  /**
+   * Optional fast path of a NIC whose receive side is a native callback (the TAP): the stack may take each batch
+   * synchronously inside the NIC's wake-up instead of through `rx`, and write synchronously. It saves the
+   * fiber hop per wake-up that dominates the latency of a lone packet (a ping). Middleware that sees or changes
+   * frames (pcap, fault injection) must not forward it, so that the stack then uses `rx`/`tx` through them.
+   */
+  readonly direct?: NicDirect | undefined
+}
+
+export interface NicDirect {
+  /**
+   * Start delivering batches to `handler` (instead of `rx`) for the scope's lifetime; frames are borrowed for the
+   * call. A read failure goes to `onError` and ends delivery.
+   */
+  readonly rx: (handler: (batch: ReadonlyArray<Frame>) => void, onError: (e: NicError) => void) => Effect.Effect<void, NicError, Scope.Scope>
+  /** `tx` without the Effect: writes (or drops and counts) before returning; throws a NicError when the device failed. */
+  readonly tx: (frames: ReadonlyArray<Frame>) => void
 }
 
 export class Nic extends Context.Tag("@miniperf/Nic")<Nic, NicShape>() {}

@@ -163,7 +163,7 @@ export const wrap = (inner: NicShape, opts: FaultInjectorOptions): NicShape => {
             stats.txDropped += counters.tx.dropped + counters.tx.oversize - before
             return out.length === 0 ? Effect.void : inner.tx(out)
           })
-  return { ...inner, rx, tx }
+  return { ...inner, rx, tx, direct: undefined } // every frame must pass through the faults
 }
 
 /** Middleware layer: needs a Nic, provides the same Nic with faults injected. */

@@ -99,6 +99,7 @@ export const fileSink = (path: string): Effect.Effect<PcapSink, NicError, Scope.
 /** Wraps a Nic so that every rx batch and every tx batch also goes to `sink`. */
 export const wrap = (inner: NicShape, sink: PcapSink): NicShape => ({
   ...inner,
+  direct: undefined, // every frame must pass through the capture
   rx: Stream.tap(inner.rx, (batch) => Effect.clockWith((c) => Effect.sync(() => sink.write(batch, c.unsafeCurrentTimeNanos())))),
   tx: (frames) =>
     Effect.zipRight(

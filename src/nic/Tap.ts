@@ -20,7 +20,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Nic, NicError, makeNicStats, type NicCaps, type NicShape } from "../layers/Nic.js"
+import { Nic, NicError, makeNicStats, type NicCaps, type NicDirect, type NicShape } from "../layers/Nic.js"
 import type { MacAddress } from "../protocols/address.js"
 import { MAX_GSO_FRAME, PLAIN, VNET_HDR_LEN, type Frame } from "./Frame.js"
 import * as Addon from "./tap-addon.js"
@@ -130,77 +130,84 @@ const makeShape = (
 
   const closedError = new NicError({ reason: "Closed", message: `TAP ${opened.name} is closed` })
 
-  const rx: Stream.Stream<ReadonlyArray<Frame>, NicError> = Stream.asyncPush<ReadonlyArray<Frame>, NicError>(
-    (emit) =>
-      Effect.acquireRelease(
-        Effect.suspend(() => {
-          if (dev.closed) return Effect.fail(closedError)
-          if (dev.rxHandle !== undefined) {
-            return Effect.fail(
-              new NicError({ reason: "Read", message: `TAP ${opened.name}: rx is already being consumed` })
-            )
-          }
-          return Effect.try({
-            try: () => {
-              let ring = new Uint8Array(0)
-              const onBatch = (count: number, meta: Int32Array): boolean => {
-                if (count < 0) {
-                  emit.fail(new NicError({ reason: "Read", message: `TAP ${opened.name}: read failed (errno ${-count})` }))
-                  return false
-                }
-                const batch = new Array<Frame>(count)
-                let bytes = 0
-                for (let i = 0, j = 0; i < count; i++, j += Addon.META_STRIDE) {
-                  const off = meta[j]!
-                  const len = meta[j + 1]!
-                  bytes += len
-                  const data = ring.subarray(off, off + len)
-                  const flags = meta[j + 2]!
-                  const gsoType = meta[j + 3]!
-                  batch[i] =
-                    (flags | gsoType) === 0
-                      ? { data, meta: PLAIN }
-                      : {
-                          data,
-                          meta: {
-                            flags,
-                            gsoType,
-                            hdrLen: meta[j + 4]!,
-                            gsoSize: meta[j + 5]!,
-                            csumStart: meta[j + 6]!,
-                            csumOffset: meta[j + 7]!
-                          }
-                        }
-                }
-                if (!emit.single(batch)) {
-                  stats.rxDropped += count
-                  return false
-                }
-                stats.rxFrames += count
-                stats.rxBytes += bytes
-                return true
+  /**
+   * Start the addon's RX for the scope: each wake-up's frames become one batch of Frame records (views into the
+   * ring) handed to `deliver`; `deliver` returns false when it refused the batch (then its frames are dropped,
+   * counted, and their ring slots reused at once). `onError` gets a read failure.
+   */
+  const startRx = (deliver: (batch: ReadonlyArray<Frame>) => boolean, onError: (e: NicError) => void) =>
+    Effect.acquireRelease(
+      Effect.suspend(() => {
+        if (dev.closed) return Effect.fail(closedError)
+        if (dev.rxHandle !== undefined) {
+          return Effect.fail(new NicError({ reason: "Read", message: `TAP ${opened.name}: rx is already being consumed` }))
+        }
+        return Effect.try({
+          try: () => {
+            let ring = new Uint8Array(0)
+            const onBatch = (count: number, meta: Int32Array): boolean => {
+              if (count < 0) {
+                onError(new NicError({ reason: "Read", message: `TAP ${opened.name}: read failed (errno ${-count})` }))
+                return false
               }
-              const started = addon.startRx(fd, vnet, ringBytes, slotBytes, maxBatch, onBatch)
-              ring = new Uint8Array(started.ring)
-              dev.rxHandle = started.handle
-              return started.handle
-            },
-            catch: (e) =>
-              new NicError({
-                reason: "Read",
-                message: `TAP ${opened.name}: cannot start RX: ${e instanceof Error ? e.message : String(e)}`,
-                cause: e
-              })
-          })
-        }),
-        (handle) =>
-          Effect.sync(() => {
-            if (dev.rxHandle === handle) {
-              addon.stopRx(handle)
-              dev.rxHandle = undefined
+              const batch = new Array<Frame>(count)
+              let bytes = 0
+              for (let i = 0, j = 0; i < count; i++, j += Addon.META_STRIDE) {
+                const off = meta[j]!
+                const len = meta[j + 1]!
+                bytes += len
+                const data = ring.subarray(off, off + len)
+                const flags = meta[j + 2]!
+                const gsoType = meta[j + 3]!
+                batch[i] =
+                  (flags | gsoType) === 0
+                    ? { data, meta: PLAIN }
+                    : {
+                        data,
+                        meta: {
+                          flags,
+                          gsoType,
+                          hdrLen: meta[j + 4]!,
+                          gsoSize: meta[j + 5]!,
+                          csumStart: meta[j + 6]!,
+                          csumOffset: meta[j + 7]!
+                        }
+                      }
+              }
+              stats.rxFrames += count
+              stats.rxBytes += bytes
+              if (!deliver(batch)) {
+                stats.rxFrames -= count
+                stats.rxBytes -= bytes
+                stats.rxDropped += count
+                return false
+              }
+              return true
             }
-          })
-      ),
+            const started = addon.startRx(fd, vnet, ringBytes, slotBytes, maxBatch, onBatch)
+            ring = new Uint8Array(started.ring)
+            dev.rxHandle = started.handle
+            return started.handle
+          },
+          catch: (e) =>
+            new NicError({
+              reason: "Read",
+              message: `TAP ${opened.name}: cannot start RX: ${e instanceof Error ? e.message : String(e)}`,
+              cause: e
+            })
+        })
+      }),
+      (handle) =>
+        Effect.sync(() => {
+          if (dev.rxHandle === handle) {
+            addon.stopRx(handle)
+            dev.rxHandle = undefined
+          }
+        })
+    )
+
+  const rx: Stream.Stream<ReadonlyArray<Frame>, NicError> = Stream.asyncPush<ReadonlyArray<Frame>, NicError>(
+    (emit) => startRx((batch) => emit.single(batch), (e) => void emit.fail(e)),
     { bufferSize: bufferBatches, strategy: "dropping" }
   )
 
@@ -209,54 +216,65 @@ const makeShape = (
   let txMeta = new Int32Array(64 * Addon.TX_META_STRIDE)
   const txOut = new Int32Array(2)
 
-  const tx = (frames: ReadonlyArray<Frame>): Effect.Effect<void, NicError> =>
-    Effect.suspend(() => {
-      if (dev.closed) return Effect.fail(closedError)
-      const n = frames.length
-      if (n === 0) return Effect.void
-      if (txData.length < n) txData = new Array<Uint8Array>(n)
-      let meta: Int32Array | null = null
-      if (vnet) {
-        if (txMeta.length < n * Addon.TX_META_STRIDE) txMeta = new Int32Array(n * Addon.TX_META_STRIDE)
-        meta = txMeta
+  /** Writes the batch before returning; drops (counted) when the kernel side is down or its queue is full. */
+  const txSync = (frames: ReadonlyArray<Frame>): void => {
+    if (dev.closed) throw closedError
+    const n = frames.length
+    if (n === 0) return
+    if (txData.length < n) txData = new Array<Uint8Array>(n)
+    let meta: Int32Array | null = null
+    if (vnet) {
+      if (txMeta.length < n * Addon.TX_META_STRIDE) txMeta = new Int32Array(n * Addon.TX_META_STRIDE)
+      meta = txMeta
+    }
+    for (let i = 0, j = 0; i < n; i++, j += Addon.TX_META_STRIDE) {
+      const f = frames[i]!
+      txData[i] = f.data
+      if (meta !== null) {
+        const m = f.meta
+        meta[j] = m.flags
+        meta[j + 1] = m.gsoType
+        meta[j + 2] = m.hdrLen
+        meta[j + 3] = m.gsoSize
+        meta[j + 4] = m.csumStart
+        meta[j + 5] = m.csumOffset
       }
-      for (let i = 0, j = 0; i < n; i++, j += Addon.TX_META_STRIDE) {
-        const f = frames[i]!
-        txData[i] = f.data
-        if (meta !== null) {
-          const m = f.meta
-          meta[j] = m.flags
-          meta[j + 1] = m.gsoType
-          meta[j + 2] = m.hdrLen
-          meta[j + 3] = m.gsoSize
-          meta[j + 4] = m.csumStart
-          meta[j + 5] = m.csumOffset
-        }
+    }
+    try {
+      addon.writeBatch(fd, vnet, txData, n, meta, caps.maxTxFrame, txOut)
+    } catch (e) {
+      // EIO: the kernel side of the TAP is down (no carrier yet). A real NIC drops then; so do we.
+      if (Addon.isAddonError(e) && e.code === "EIO") {
+        stats.txDropped += n
+        return
       }
-      try {
-        addon.writeBatch(fd, vnet, txData, n, meta, caps.maxTxFrame, txOut)
-      } catch (e) {
-        // EIO: the kernel side of the TAP is down (no carrier yet). A real NIC drops then; so do we.
-        if (Addon.isAddonError(e) && e.code === "EIO") {
-          stats.txDropped += n
-          return Effect.void
-        }
-        return Effect.fail(
-          new NicError({
-            reason: "Write",
-            message: `TAP ${opened.name}: write failed: ${e instanceof Error ? e.message : String(e)}`,
-            cause: e
-          })
-        )
-      }
-      const written = txOut[0]!
-      stats.txFrames += written
-      stats.txBytes += txOut[1]!
-      stats.txDropped += n - written
-      return Effect.void
-    })
+      throw new NicError({
+        reason: "Write",
+        message: `TAP ${opened.name}: write failed: ${e instanceof Error ? e.message : String(e)}`,
+        cause: e
+      })
+    }
+    const written = txOut[0]!
+    stats.txFrames += written
+    stats.txBytes += txOut[1]!
+    stats.txDropped += n - written
+  }
 
-  return { name: opened.name, mac: opts.mac, caps, rx, tx, stats }
+  const tx = (frames: ReadonlyArray<Frame>): Effect.Effect<void, NicError> =>
+    Effect.try({ try: () => txSync(frames), catch: (e) => (e instanceof NicError ? e : new NicError({ reason: "Write", message: String(e), cause: e })) })
+
+  const direct: NicDirect = {
+    rx: (handler, onError) =>
+      Effect.asVoid(
+        startRx((batch) => {
+          handler(batch)
+          return true
+        }, onError)
+      ),
+    tx: txSync
+  }
+
+  return { name: opened.name, mac: opts.mac, caps, rx, tx, stats, direct }
 }
 
 /** The Nic service over a TAP device. */
