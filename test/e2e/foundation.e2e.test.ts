@@ -5,7 +5,10 @@
 import { expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { describeRoot } from "../support/netns.js"
-import { SERVER_IP, runMain, withServer } from "../support/server.js"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import * as path from "node:path"
+import { SERVER_IP, runAny, runMain, withServer } from "../support/server.js"
 
 const lossOf = (ping: string): number => {
   const m = /(\d+(?:\.\d+)?)% packet loss/.exec(ping)
@@ -80,6 +83,32 @@ describeRoot("e2e: the stack on a real TAP", () => {
         const link = yield* Effect.either(s.ns.ip(["link", "show", "dev", s.tap]))
         expect(link._tag).toBe("Left")
         expect(s.output()).toContain("System is going down to halt now")
+      })
+    )
+  )
+
+  it.live("--pcap writes what the stack saw and sent, readable by tshark; --drop-chance drops on the real TAP", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const dir = mkdtempSync(path.join(tmpdir(), "mpx-pcap-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+        const file = path.join(dir, "run.pcap")
+        const s = yield* withServer("pcap", { args: ["--pcap", file, "--drop-chance", "20"] })
+        const p = yield* s.client("ping", ["-c", "40", "-i", "0.02", "-W", "1", SERVER_IP])
+        const got = received(p.stdout)
+        // 20 % per frame each way: some pings are lost, most are not
+        expect(got).toBeGreaterThan(10)
+        expect(got).toBeLessThan(40)
+        s.child.kill("SIGTERM")
+        yield* Effect.async<void>((resume) => {
+          if (s.child.exitCode !== null) resume(Effect.void)
+          else s.child.once("exit", () => resume(Effect.void))
+        })
+        const t = yield* runAny("tshark", ["-r", file, "-Y", "icmp.type == 0", "-T", "fields", "-e", "icmp.seq"], 30)
+        expect(t.code).toBe(0)
+        // every reply the client got went through the capture (the capture sits above the fault injector)
+        const replies = t.stdout.trim().split("\n").filter((l) => l !== "").length
+        expect(replies).toBeGreaterThanOrEqual(got)
       })
     )
   )
