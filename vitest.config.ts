@@ -3,8 +3,10 @@ import { defineConfig } from "vitest/config"
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    // e2e tests create network namespaces and TAP devices and run real clients: on 2 cores, 2 workers at most
-    maxWorkers: 2,
+    // One file at a time: the e2e tests judge the real iperf client by elapsed time (iperf-wire.md §E) and run
+    // 100 MB transfers; on 2 cores a second file running beside them would make those timings flaky.
+    fileParallelism: false,
+    maxWorkers: 1,
     minWorkers: 1,
     testTimeout: 60_000,
     hookTimeout: 60_000,
