@@ -121,14 +121,20 @@ export const make = (opts: EthernetOptions = {}) =>
       if (!inBurst && txq.length === 1) wake.unsafeOffer(undefined)
     }
 
-    const flush: Effect.Effect<void> = Effect.suspend(() => {
-      if (txq.length === 0) return Effect.void
+    /** Detach everything queued for sending, counted. */
+    const takeTx = (): Array<Frame> => {
       const batch = txq
       txq = []
       for (let i = 0; i < batch.length; i++) {
         stats.txFrames++
         stats.txBytes += batch[i]!.data.length
       }
+      return batch
+    }
+
+    const flush: Effect.Effect<void> = Effect.suspend(() => {
+      if (txq.length === 0) return Effect.void
+      const batch = takeTx()
       return nic.tx(batch).pipe(
         Effect.catchAll((e) => Effect.logWarning(`tx failed: ${e.message}`)),
         Effect.zipRight(Effect.sync(() => recycle(batch)))
@@ -162,24 +168,28 @@ export const make = (opts: EthernetOptions = {}) =>
     }
     let lastHandlerError: unknown = undefined
 
+    /** One receive burst: every frame to its handler, then the burst-end work (held ACKs) whatever happened. */
+    const burst = (batch: ReadonlyArray<Frame>, nowMs: number): void => {
+      now = nowMs
+      inBurst = true
+      try {
+        for (let i = 0; i < batch.length; i++) input(batch[i]!)
+      } finally {
+        for (let i = 0; i < burstEnd.length; i++) {
+          try {
+            burstEnd[i]!(now)
+          } catch (e) {
+            stats.rxHandlerErrors++
+            lastHandlerError = e
+          }
+        }
+        inBurst = false
+      }
+    }
+
     const processBatch = (batch: ReadonlyArray<Frame>) =>
       Effect.flatMap(Clock.currentTimeMillis, (t) => {
-        now = t
-        inBurst = true
-        try {
-          for (let i = 0; i < batch.length; i++) input(batch[i]!)
-        } finally {
-          // burst-end work (held ACKs) runs whatever happened above
-          for (let i = 0; i < burstEnd.length; i++) {
-            try {
-              burstEnd[i]!(now)
-            } catch (e) {
-              stats.rxHandlerErrors++
-              lastHandlerError = e
-            }
-          }
-          inBurst = false
-        }
+        burst(batch, t)
         const report =
           lastHandlerError === undefined
             ? Effect.void
@@ -203,28 +213,9 @@ export const make = (opts: EthernetOptions = {}) =>
         void Runtime.runFork(runtime)(Effect.logError(message, cause))
       const started = yield* Effect.either(direct.rx(
         (batch) => {
-          now = clock.unsafeCurrentTimeMillis()
-          inBurst = true
-          try {
-            for (let i = 0; i < batch.length; i++) input(batch[i]!)
-          } finally {
-            for (let i = 0; i < burstEnd.length; i++) {
-              try {
-                burstEnd[i]!(now)
-              } catch (e) {
-                stats.rxHandlerErrors++
-                lastHandlerError = e
-              }
-            }
-            inBurst = false
-          }
+          burst(batch, clock.unsafeCurrentTimeMillis())
           if (txq.length > 0) {
-            const out = txq
-            txq = []
-            for (let i = 0; i < out.length; i++) {
-              stats.txFrames++
-              stats.txBytes += out[i]!.data.length
-            }
+            const out = takeTx()
             try {
               direct.tx(out)
             } catch (e) {

@@ -3,22 +3,9 @@
  * out-of-order data is written at offsets past it (relative to RCV.NXT), tracked by the Tcb's
  * RangeSet. In sink mode `len` stays 0 and the ring only holds out-of-order bytes.
  */
-export class RecvBuf {
-  private ring: Uint8Array | undefined = undefined
-  head = 0
-  len = 0
-  constructor(readonly capacity: number) {}
-  /**
-   * The ring, allocated on first use: a connection that never sends (or, in sink mode, never sees data out
-   * of order) costs no buffer memory, which matters with many connections (iperf -P 64).
-   */
-  get buf(): Uint8Array {
-    if (this.ring === undefined) this.ring = new Uint8Array(this.capacity)
-    return this.ring
-  }
-  get free(): number {
-    return this.capacity - this.len
-  }
+import { Ring } from "./ring.js"
+
+export class RecvBuf extends Ring {
   /** Ring position of offset `off` past the readable data (off = seq - RCV.NXT). */
   pos(off: number): number {
     let p = this.head + this.len + off

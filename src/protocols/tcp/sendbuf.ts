@@ -3,22 +3,9 @@
  * `write` copies what fits; `copyOut` copies [offset, offset+len) into a frame without an
  * intermediate allocation; `consume` drops acknowledged bytes.
  */
-export class SendBuf {
-  private ring: Uint8Array | undefined = undefined
-  head = 0
-  len = 0
-  constructor(readonly capacity: number) {}
-  /**
-   * The ring, allocated on first use: a connection that never sends (or, in sink mode, never sees data out
-   * of order) costs no buffer memory, which matters with many connections (iperf -P 64).
-   */
-  get buf(): Uint8Array {
-    if (this.ring === undefined) this.ring = new Uint8Array(this.capacity)
-    return this.ring
-  }
-  get free(): number {
-    return this.capacity - this.len
-  }
+import { Ring } from "./ring.js"
+
+export class SendBuf extends Ring {
   /** Copies as much of data[start, end) as fits; returns the count. */
   write(data: Uint8Array, start = 0, end = data.length): number {
     const n = Math.min(end - start, this.capacity - this.len)
