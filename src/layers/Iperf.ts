@@ -275,9 +275,8 @@ export const make = (opts: IperfOptions = {}) =>
 
         const clientIp = c.remoteAddress
         const backWindow = Session.connectBackWindowMs(settings)
-        let backFiber: Fiber.RuntimeFiber<void> | undefined
         if (plan.connectBack?.when === "now") {
-          backFiber = yield* FiberSet.run(sessions, connectBack(nextId++, clientIp, plan.connectBack, plan.writeLen, backWindow))
+          yield* FiberSet.run(sessions, connectBack(nextId++, clientIp, plan.connectBack, plan.writeLen, backWindow))
         }
         const sender =
           plan.sendHere === undefined
@@ -327,9 +326,8 @@ export const make = (opts: IperfOptions = {}) =>
         print(`[${String(id).padStart(3)}] closed`)
         if (plan.connectBack?.when === "afterClose" && fin.kind === "fin") {
           yield* Effect.sleep(Duration.millis(Session.CONNECT_BACK_DELAY_MS))
-          backFiber = yield* FiberSet.run(sessions, connectBack(nextId++, clientIp, plan.connectBack, plan.writeLen, backWindow))
+          yield* FiberSet.run(sessions, connectBack(nextId++, clientIp, plan.connectBack, plan.writeLen, backWindow))
         }
-        void backFiber
       }).pipe(
         Effect.catchAll((e) =>
           Effect.sync(() => {

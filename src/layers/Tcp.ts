@@ -190,6 +190,16 @@ class Conn {
 
 const connKey = (addr: number, port: number): number => addr * 65536 + port
 
+/** Meta of a segment whose TCP checksum the NIC completes (virtio NEEDS_CSUM), no segmentation. */
+const CSUM_ONLY: VnetMeta = Object.freeze({
+  flags: VNET_F_NEEDS_CSUM,
+  gsoType: 0,
+  hdrLen: 0,
+  gsoSize: 0,
+  csumStart: L4_OFFSET,
+  csumOffset: W.CHECKSUM_OFFSET
+})
+
 // ---------------------------------------------------------------------------------------------
 // The layer
 // ---------------------------------------------------------------------------------------------
@@ -250,18 +260,19 @@ export const make = (opts: TcpOptions = {}) =>
         const pseudo = Cs.pseudoV4(src, dst, Ip.PROTO_TCP, l4Len)
         const offload = caps.txChecksumOffload
         W.emit(repr, f.subarray(L4_OFFSET, L4_OFFSET + l4Len), pseudo, !offload)
-        let meta: VnetMeta = PLAIN
-        if (offload) {
-          const gso = repr.payloadLen > tcb.sndMss
-          meta = {
-            flags: VNET_F_NEEDS_CSUM,
-            gsoType: gso ? VNET_GSO_TCPV4 : 0,
-            hdrLen: gso ? L4_OFFSET + hl : 0,
-            gsoSize: gso ? tcb.sndMss : 0,
-            csumStart: L4_OFFSET,
-            csumOffset: W.CHECKSUM_OFFSET
-          }
-        }
+        // one shared record for every segment the NIC only checksums; a record of its own per TSO frame
+        const meta: VnetMeta = !offload
+          ? PLAIN
+          : repr.payloadLen <= tcb.sndMss
+            ? CSUM_ONLY
+            : {
+                flags: VNET_F_NEEDS_CSUM,
+                gsoType: VNET_GSO_TCPV4,
+                hdrLen: L4_OFFSET + hl,
+                gsoSize: tcb.sndMss,
+                csumStart: L4_OFFSET,
+                csumOffset: W.CHECKSUM_OFFSET
+              }
         stats.segmentsOut++
         if ((repr.flags & W.RST) !== 0) stats.resetsOut++
         ip.send(f, dst, Ip.PROTO_TCP, l4Len, { meta, dontFragment: true })
