@@ -94,12 +94,10 @@ export const make = (opts: ArpOptions = {}) =>
       if (r.senderIp === 0 || r.senderIp === 0xffffffff) return // probes (RFC 5227) teach nothing
       const forUs = our !== 0 && r.targetIp === our
       // RFC 826 merge: refresh an existing entry from any packet; add new entries only from packets for us.
+      // (learn leaves a static entry as it is; packets waiting for it go to the static MAC)
       if (forUs || cache.hasEntry(r.senderIp)) {
-        if (!cache.isStatic(r.senderIp)) deliver(cache.learn(r.senderIp, r.senderMac, nowMs), r.senderMac)
-        else {
-          const m = cache.lookup(r.senderIp, nowMs)
-          if (m !== undefined) deliver(cache.learn(r.senderIp, m, nowMs), m)
-        }
+        const mac = cache.isStatic(r.senderIp) ? (cache.lookup(r.senderIp, nowMs) ?? r.senderMac) : r.senderMac
+        deliver(cache.learn(r.senderIp, r.senderMac, nowMs), mac)
       }
       if (forUs && r.op === ArpWire.OP_REQUEST) sendArp(ArpWire.OP_REPLY, r.senderMac, r.senderMac, r.senderIp, our)
     })
