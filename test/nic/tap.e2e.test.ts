@@ -4,7 +4,7 @@
  * to the Linux kernel through it: ARP request -> ARP reply, UDP from the namespace with and
  * without checksum offload, TX counters, and the error reasons of open().
  */
-import { chmodSync, mkdtempSync, rmSync } from "node:fs"
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { expect, it } from "@effect/vitest"
@@ -259,7 +259,10 @@ describeRoot("TAP e2e (namespace, kernel peer)", () => {
       chmodSync(dir, 0o755)
       const node = path.join(dir, "tun")
       yield* run("mknod", ["-m", "666", node, "c", "10", "200"])
-      const addonPath = path.resolve("build/Release/tap.node")
+      // a copy of the addon the unprivileged user can read (the checkout may sit in a 0700 directory)
+      const addonPath = path.join(dir, "tap.node")
+      copyFileSync(path.resolve("build/Release/tap.node"), addonPath)
+      chmodSync(addonPath, 0o644)
       const script = (name: string, devPath: string) =>
         `const a=require(${JSON.stringify(addonPath)});` +
         `try{const r=a.open(${JSON.stringify(name)},{vnetHdr:false,offload:false,path:${JSON.stringify(devPath)}});` +
