@@ -278,7 +278,12 @@ describe("Reassembler: limits and timeouts", () => {
           now += f.dt
           const len = f.mf ? Math.max(8, f.len & ~7) : f.len
           const r = re.add(SRC, DST, 17, f.ident, f.offset, f.mf, pattern(len), now)
-          if (r instanceof Uint8Array) expect(r.length).toBeGreaterThan(0)
+          if (r instanceof Uint8Array) {
+            // complete: it reaches at least this fragment's end, and exactly to it when this is the last fragment
+            // (a lone offset-0 last fragment of 0 bytes is a complete, empty datagram)
+            if (f.mf) expect(r.length).toBeGreaterThanOrEqual(f.offset + len)
+            else expect(r.length).toBe(f.offset + len)
+          }
           expect(re.inProgress).toBeLessThanOrEqual(cfg.maxDatagrams)
           expect(re.bufferedBytes).toBeLessThanOrEqual(cfg.maxBytes)
           expect(re.bufferedBytes).toBeGreaterThanOrEqual(0)
