@@ -7,14 +7,18 @@
  *       falls back to a vnet header without offloads (reported as offload: false). Works both to
  *       create a TAP and to attach to a persistent one owned by the caller (ip tuntap ... user U).
  *       Errors are JS Errors with `code` ("ENOENT", "EPERM", "EBUSY", ...) and a hint.
- *   startRx(fd, vnetHdr, ringBytes, slotBytes, maxBatch, cb) -> { handle, ring: ArrayBuffer, meta: Int32Array }
+ *   startRx(fd, vnetHdr, ringBytes, slotBytes, maxBatch, cb, spinUs?) -> { handle, ring: ArrayBuffer, meta: Int32Array }
  *       A uv_poll_t on the fd. Each wake drains up to maxBatch frames with read() into consecutive
  *       slots of a ring allocated once, then makes ONE callback cb(count, meta). meta holds
  *       META_STRIDE int32 per frame: [offset, length, flags, gsoType, hdrLen, gsoSize, csumStart,
  *       csumOffset] (offset/length of the Ethernet frame in the ring, vnet header stripped).
  *       If cb returns exactly `false` the batch was not accepted and its slots are reused at once.
  *       A read error is reported as cb(-errno, meta) after the frames read before it.
- *   stopRx(handle)      uv_poll_stop + uv_close; idempotent.
+ *       spinUs > 0 turns on adaptive busy polling: after a frame arrives, a uv_idle_t keeps the event
+ *       loop from sleeping (libuv then polls with a zero timeout) until no frame has come for spinUs
+ *       microseconds. A frame that arrives meanwhile is read on the next loop turn instead of after
+ *       a sleep and wake-up of the thread, which is most of a TAP round trip on a VM.
+ *   stopRx(handle)      stops and closes the poll (and busy-poll idle) handles; idempotent.
  *   writeBatch(fd, vnetHdr, frames: Uint8Array[], count, meta: Int32Array|null, maxLen, out?) -> written
  *       One write() (writev with a 10-byte virtio_net_hdr built from meta, TX_META_STRIDE int32 per
  *       frame [flags, gsoType, hdrLen, gsoSize, csumStart, csumOffset]) per frame. EAGAIN/ENOBUFS
@@ -232,6 +236,7 @@ static napi_value tap_close(napi_env env, napi_callback_info info) {
 
 typedef struct {
   uv_poll_t poll;
+  uv_idle_t idle;    /* busy polling: active while frames came within spin_ns */
   napi_env env;
   napi_ref cb;
   napi_ref meta_ref;
@@ -246,7 +251,11 @@ typedef struct {
   int fd;
   int vnet;
   int stopped;       /* stopRx called (or fatal error): no more callbacks */
-  int closed;        /* uv_close completed */
+  int open_handles;  /* poll and idle: freed when both closed */
+  int closed;        /* every uv_close completed */
+  uint64_t spin_ns;  /* 0: no busy polling */
+  uint64_t last_ns;  /* uv_hrtime() of the last batch */
+  int spinning;
   int finalized;     /* JS external collected */
 } rx_state;
 
@@ -256,8 +265,26 @@ static void rx_maybe_free(rx_state* rx) {
 
 static void rx_on_close(uv_handle_t* h) {
   rx_state* rx = (rx_state*)h->data;
+  if (--rx->open_handles > 0) return;
   rx->closed = 1;
   rx_maybe_free(rx);
+}
+
+static void rx_close_handles(rx_state* rx) {
+  uv_poll_stop(&rx->poll);
+  uv_idle_stop(&rx->idle);
+  rx->spinning = 0;
+  uv_close((uv_handle_t*)&rx->poll, rx_on_close);
+  uv_close((uv_handle_t*)&rx->idle, rx_on_close);
+}
+
+/* While spinning, the idle handle keeps libuv's poll timeout at zero; it stops once the link is quiet. */
+static void rx_on_idle(uv_idle_t* h) {
+  rx_state* rx = (rx_state*)h->data;
+  if (rx->stopped || uv_hrtime() - rx->last_ns > rx->spin_ns) {
+    uv_idle_stop(h);
+    rx->spinning = 0;
+  }
 }
 
 static void rx_release_js(rx_state* rx) {
@@ -271,8 +298,7 @@ static void rx_release_js(rx_state* rx) {
 static void rx_stop(rx_state* rx) {
   if (rx->stopped) return;
   rx->stopped = 1;
-  uv_poll_stop(&rx->poll);
-  uv_close((uv_handle_t*)&rx->poll, rx_on_close);
+  rx_close_handles(rx);
   rx_release_js(rx);
 }
 
@@ -282,8 +308,7 @@ static void rx_finalize(napi_env env, void* data, void* hint) {
   /* The JS side dropped the handle without stopRx: stop now (we are on the loop thread). */
   if (!rx->stopped) {
     rx->stopped = 1;
-    uv_poll_stop(&rx->poll);
-    uv_close((uv_handle_t*)&rx->poll, rx_on_close);
+    rx_close_handles(rx);
     /* references are owned by env; deleting them from a finalizer is allowed */
     rx_release_js(rx);
   }
@@ -365,21 +390,28 @@ static void rx_on_poll(uv_poll_t* h, int status, int events) {
     }
   }
   if (n > 0) {
-    int accepted = rx_deliver(rx, n);
+    int accepted;
+    if (rx->spin_ns > 0) {
+      rx->last_ns = uv_hrtime();
+      if (!rx->spinning && uv_idle_start(&rx->idle, rx_on_idle) == 0) rx->spinning = 1;
+    }
+    accepted = rx_deliver(rx, n);
     if (rx->stopped) return; /* the callback may have stopped us */
     if (accepted) rx->next = (uint32_t)((rx->next + (uint32_t)n) % rx->nslots);
   }
   if (err != 0 && !rx->stopped) {
     /* Report once, then stop polling: a TAP that errors (device gone) does not recover. */
     uv_poll_stop(&rx->poll);
+    uv_idle_stop(&rx->idle);
+    rx->spinning = 0;
     rx_deliver(rx, -err);
   }
 }
 
 static napi_value tap_start_rx(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], result, handle, ring_ab, meta_ab, meta_ta;
-  int32_t fd, ring_bytes, slot_bytes, max_batch;
+  size_t argc = 7;
+  napi_value argv[7], result, handle, ring_ab, meta_ab, meta_ta;
+  int32_t fd, ring_bytes, slot_bytes, max_batch, spin_us = 0;
   bool vnet = false;
   napi_valuetype t;
   void* ring_data = NULL;
@@ -394,8 +426,9 @@ static napi_value tap_start_rx(napi_env env, napi_callback_info info) {
       napi_get_value_bool(env, argv[1], &vnet) != napi_ok ||
       !get_i32(env, argv[2], &ring_bytes) || !get_i32(env, argv[3], &slot_bytes) ||
       !get_i32(env, argv[4], &max_batch) ||
-      napi_typeof(env, argv[5], &t) != napi_ok || t != napi_function) {
-    throw_code(env, "EINVAL", "tap.startRx(fd, vnetHdr, ringBytes, slotBytes, maxBatch, cb): bad arguments");
+      napi_typeof(env, argv[5], &t) != napi_ok || t != napi_function ||
+      (argc >= 7 && (!get_i32(env, argv[6], &spin_us) || spin_us < 0))) {
+    throw_code(env, "EINVAL", "tap.startRx(fd, vnetHdr, ringBytes, slotBytes, maxBatch, cb, spinUs?): bad arguments");
     return NULL;
   }
   if (slot_bytes < 64 || max_batch < 1 || ring_bytes < slot_bytes ||
@@ -412,6 +445,7 @@ static napi_value tap_start_rx(napi_env env, napi_callback_info info) {
   rx->slot_bytes = (size_t)slot_bytes;
   rx->nslots = (uint32_t)(ring_bytes / slot_bytes);
   rx->max_batch = max_batch;
+  rx->spin_ns = (uint64_t)spin_us * 1000u;
 
   if (napi_create_arraybuffer(env, (size_t)rx->nslots * rx->slot_bytes, &ring_data, &ring_ab) != napi_ok ||
       napi_create_arraybuffer(env, (size_t)max_batch * META_STRIDE * sizeof(int32_t), &meta_data, &meta_ab) != napi_ok ||
@@ -438,12 +472,15 @@ static napi_value tap_start_rx(napi_env env, napi_callback_info info) {
     return NULL;
   }
   rx->poll.data = rx;
+  uv_idle_init(loop, &rx->idle); /* cannot fail */
+  rx->idle.data = rx;
+  rx->open_handles = 2;
   rc = uv_poll_start(&rx->poll, UV_READABLE, rx_on_poll);
   if (rc < 0) {
     rx->stopped = 1;
     rx->finalized = 1; /* no external yet: freed by the close callback */
     rx_release_js(rx);
-    uv_close((uv_handle_t*)&rx->poll, rx_on_close);
+    rx_close_handles(rx);
     throw_errno(env, -rc, "tap.startRx: uv_poll_start failed");
     return NULL;
   }

@@ -21,7 +21,7 @@ import * as Tcp from "./layers/Tcp.js"
  * top, so the capture shows what the stack really saw and sent.
  */
 export const nicLayer = (cfg: Config): Layer.Layer<Nic, NicError> => {
-  let nic: Layer.Layer<Nic, NicError> = Tap.layer({ name: cfg.tap, mac: cfg.mac, mtu: cfg.mtu, offload: cfg.offload })
+  let nic: Layer.Layer<Nic, NicError> = Tap.layer({ name: cfg.tap, mac: cfg.mac, mtu: cfg.mtu, offload: cfg.offload, busyPollUs: cfg.busyPollUs })
   if (cfg.dropChance > 0 || cfg.corruptChance > 0) {
     nic = FaultInjector.layer({ dropRate: cfg.dropChance / 100, corruptRate: cfg.corruptChance / 100, seed: Date.now() >>> 0 }).pipe(Layer.provide(nic))
   }

@@ -29,7 +29,8 @@ const main = (): void => {
   const ip = cfg.ip
   const banner = Effect.sync(() => {
     const lines = [
-      `Interface ${cfg.tap}: MAC ${formatMac(cfg.mac)}, MTU ${cfg.mtu}, offloads ${cfg.offload ? "requested" : "off"}`,
+      `Interface ${cfg.tap}: MAC ${formatMac(cfg.mac)}, MTU ${cfg.mtu}, offloads ${cfg.offload ? "requested" : "off"}, ` +
+        `busy poll ${cfg.busyPollUs > 0 ? `${cfg.busyPollUs} us` : "off"}`,
       ip._tag === "Dhcp"
         ? "Initialize network interface 0: DHCP"
         : `Initialize network interface 0: ${formatIpv4(ip.address)} netmask ${formatIpv4(prefixMask(ip.prefix))} gw ${formatIpv4(ip.gateway ?? 0)}`

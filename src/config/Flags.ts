@@ -28,6 +28,7 @@ export interface RawArgs {
   readonly "--port"?: string
   readonly "--interval"?: string
   readonly "--max-connections"?: string
+  readonly "--busy-poll"?: string
   readonly hostname: string
 }
 
@@ -44,6 +45,7 @@ export type ValueFlag =
   | "--port"
   | "--interval"
   | "--max-connections"
+  | "--busy-poll"
 
 type Kind = "value" | "repeat" | "switch" | "help" | "version" | "args"
 
@@ -96,6 +98,8 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
     "server-side iperf interval reports every SECONDS (0.001..86400, decimals allowed)"),
   spec("--max-connections", "value", "N", "expected a connection count", "--max-connections 1024",
     "limit on simultaneous TCP connections, 1..65535 (default 1024)"),
+  spec("--busy-poll", "value", "US", "expected a number of microseconds", "--busy-poll 5000",
+    "after a frame, poll the TAP without sleeping until it is quiet for US microseconds; 0 = off (default 5000)"),
   spec("--args", "args", "STRING", "expected the flags as one string", "--args '-i 198.51.100.2/24 -g 198.51.100.1'",
     "the flags above as one kernel-style string, split like a shell would (quotes allowed); may be mixed with argv"),
   spec("-h", "help", "", "", "miniperf --help", "print this help and exit", ["-h", "--help"]),

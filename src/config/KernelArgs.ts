@@ -71,6 +71,8 @@ export interface Config {
   /** Server-side iperf interval reports. */
   readonly intervalS?: number
   readonly maxConnections: number
+  /** Adaptive busy polling of the TAP, microseconds of quiet before sleeping again (0: off). */
+  readonly busyPollUs: number
 }
 
 export interface Help {
@@ -89,6 +91,7 @@ export const DEFAULTS = {
   mtu: 1500,
   port: 5001,
   maxConnections: 1024,
+  busyPollUs: 5000,
   dropChance: 0,
   corruptChance: 0
 } as const
@@ -99,6 +102,7 @@ export const DEBUG_MS_MAX = 86_400_000
 export const INTERVAL_S_MIN = 0.001
 export const INTERVAL_S_MAX = 86_400
 export const MAX_CONNECTIONS_MAX = 65_535
+export const BUSY_POLL_US_MAX = 1_000_000
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Pure value checks: each returns the value or an `Invalid` carrying the person-readable reason.
@@ -297,6 +301,7 @@ export const Flags = Schema.Struct({
   "--port": withDefault(intIn(1, 65535, "the port"), DEFAULTS.port),
   "--interval": opt(decimalIn(INTERVAL_S_MIN, INTERVAL_S_MAX, "the interval in seconds")),
   "--max-connections": withDefault(intIn(1, MAX_CONNECTIONS_MAX, "the connection limit"), DEFAULTS.maxConnections),
+  "--busy-poll": withDefault(intIn(0, BUSY_POLL_US_MAX, "the busy-poll time in microseconds"), DEFAULTS.busyPollUs),
   hostname: Schema.String
 })
 
@@ -320,7 +325,8 @@ export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
   corruptChance: Schema.Number,
   port: Schema.Number,
   intervalS: Schema.optionalWith(Schema.Number, { exact: true }),
-  maxConnections: Schema.Number
+  maxConnections: Schema.Number,
+  busyPollUs: Schema.Number
 })
 
 const at = (path: readonly [PropertyKey, ...Array<PropertyKey>], actual: unknown, ast: Schema.Schema.Any["ast"], message: string) =>
@@ -391,7 +397,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       corruptChance: f["--corrupt-chance"],
       port: f["--port"],
       ...(f["--interval"] !== undefined ? { intervalS: f["--interval"] } : {}),
-      maxConnections: f["--max-connections"]
+      maxConnections: f["--max-connections"],
+      busyPollUs: f["--busy-poll"]
     }
     return ParseResult.succeed(config)
   },
@@ -411,6 +418,7 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       "--port": c.port,
       ...(c.intervalS !== undefined ? { "--interval": c.intervalS } : {}),
       "--max-connections": c.maxConnections,
+      "--busy-poll": c.busyPollUs,
       hostname: ""
     }
     return ParseResult.succeed(f)

@@ -61,7 +61,9 @@ export interface TapAddon {
     ringBytes: number,
     slotBytes: number,
     maxBatch: number,
-    cb: RxCallback
+    cb: RxCallback,
+    /** > 0: busy-poll the event loop until no frame has come for this many microseconds. */
+    spinUs?: number
   ) => RxStart
   readonly stopRx: (handle: RxHandle) => void
   /**

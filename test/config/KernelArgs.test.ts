@@ -69,7 +69,8 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
     dropChance: 0,
     corruptChance: 0,
     port: 5001,
-    maxConnections: 1024
+    maxConnections: 1024,
+    busyPollUs: 5000
   }
 
   it("argv words", () => {
@@ -106,7 +107,8 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       dropChance: 0,
       corruptChance: 0,
       port: 5001,
-      maxConnections: 1024
+      maxConnections: 1024,
+      busyPollUs: DEFAULTS.busyPollUs
     })
     for (const k of ["debugMs", "pcap", "intervalS"]) expect(k in c).toBe(false)
     expect("gateway" in c.ip).toBe(false)
@@ -116,7 +118,7 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
     const pairs: ReadonlyArray<readonly [string, string]> = [
       ["--tap", "mpx-tap7"], ["--mac", "02:aa:bb:cc:dd:ee"], ["--mtu", "9000"], ["--pcap", "/tmp/x y.pcap"],
       ["--drop-chance", "0.5"], ["--corrupt-chance", "12"], ["--port", "5201"], ["--interval", "0.25"],
-      ["--max-connections", "16"]
+      ["--max-connections", "16"], ["--busy-poll", "0"]
     ]
     const spaced = ok([...pairs.flat(), "--no-offload"])
     const eq = ok([...pairs.map(([f, v]) => `${f}=${v}`), "--no-offload"])
@@ -133,7 +135,8 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       corruptChance: 12,
       port: 5201,
       intervalS: 0.25,
-      maxConnections: 16
+      maxConnections: 16,
+      busyPollUs: 0
     })
   })
 
@@ -230,7 +233,7 @@ describe("boundaries", () => {
     refuses(["-i", "198.51.100.2/024"], "-i")
   })
 
-  it("--port 1..65535, -d >= 1, --interval >= 0.001, --max-connections >= 1", () => {
+  it("--port 1..65535, -d >= 1, --interval >= 0.001, --max-connections >= 1, --busy-poll 0..1000000", () => {
     refuses(["--port", "0"], "--port")
     accepts(["--port", "1"])
     accepts(["--port", "65535"])
@@ -244,6 +247,10 @@ describe("boundaries", () => {
     refuses(["--max-connections", "0"], "--max-connections")
     expect(ok(["--max-connections", "65535"]).maxConnections).toBe(65535)
     refuses(["--max-connections", "65536"], "--max-connections")
+    expect(ok(["--busy-poll", "0"]).busyPollUs).toBe(0)
+    expect(ok(["--busy-poll", "1000000"]).busyPollUs).toBe(1_000_000)
+    refuses(["--busy-poll", "1000001"], "--busy-poll")
+    refuses(["--busy-poll", "-5"], "--busy-poll")
   })
 
   it("--tap 1..15 bytes", () => {
@@ -344,6 +351,7 @@ const ROWS: ReadonlyArray<Row> = [
   row(["--port", "http"], "InvalidValue", "--port", "http", "1..65535"),
   row(["--interval", "-1"], "InvalidValue", "--interval", "-1", "0.001..86400"),
   row(["--max-connections", "1e3"], "InvalidValue", "--max-connections", "1e3", "whole number"),
+  row(["--busy-poll", "2.5"], "InvalidValue", "--busy-poll", "2.5", "whole number"),
   // shape of the command line
   row(["-i"], "MissingValue", "-i", undefined, "expected IPv4/prefix"),
   row(["-i", "-g", "198.51.100.1"], "MissingValue", "-i", undefined, "next word -g is an option"),
@@ -494,7 +502,8 @@ describe("properties", () => {
     corruptChance: fc.constantFrom(0, 1, 50, 100, 0.25),
     port: fc.integer({ min: 1, max: 65535 }),
     intervalS: fc.option(fc.double({ min: 0.001, max: 86400, noNaN: true }), { nil: undefined }),
-    maxConnections: fc.integer({ min: 1, max: 65535 })
+    maxConnections: fc.integer({ min: 1, max: 65535 }),
+    busyPollUs: fc.integer({ min: 0, max: 1_000_000 })
   }).map((g): Config => {
     const hosts = g.octets.filter((x) => hostInSubnet(g.prefix, x))
     const own = hosts[0]
@@ -528,7 +537,8 @@ describe("properties", () => {
       corruptChance: g.corruptChance,
       port: g.port,
       ...(g.intervalS !== undefined ? { intervalS: g.intervalS } : {}),
-      maxConnections: g.maxConnections
+      maxConnections: g.maxConnections,
+      busyPollUs: g.busyPollUs
     }
   })
 

@@ -222,6 +222,45 @@ describeRoot("TAP e2e (namespace, kernel peer)", () => {
       expect(nic.stats.rxFrames).toBeGreaterThan(0)
     }))
 
+  it.scopedLive("busy polling: the process keeps polling while frames come, and sleeps again once the link is quiet", () =>
+    Effect.gen(function* () {
+      const ns = yield* withNetns("spin")
+      const window = 300 // ms of quiet before the poll loop sleeps again
+      const nic = yield* withTapInNetns(ns, {
+        mac: OUR_MAC,
+        busyPollUs: window * 1000,
+        neighbors: [["198.51.100.2", "02:00:00:00:00:02"]]
+      })
+      let udp = 0
+      yield* Effect.forkScoped(
+        Stream.runForEach(nic.rx, (batch) =>
+          Effect.sync(() => {
+            for (const f of batch) if (f.data.length >= 34 && f.data[12] === 0x08 && f.data[13] === 0x00 && f.data[23] === 17) udp++
+          })
+        )
+      )
+      // CPU time of this process (user + system, ms) while `during` runs
+      const cpuOver = <A, E, R>(during: Effect.Effect<A, E, R>) =>
+        Effect.gen(function* () {
+          const c0 = process.cpuUsage()
+          yield* during
+          const c = process.cpuUsage(c0)
+          return (c.user + c.system) / 1000
+        })
+      yield* Effect.sleep("100 millis")
+      const quietBefore = yield* cpuOver(Effect.sleep("500 millis"))
+      // 20 datagrams 10 ms apart: each one arrives while the loop is still polling from the one before
+      const busy = yield* cpuOver(ns.exec("bash", ["-c", "for i in $(seq 1 20); do echo spin-$i > /dev/udp/198.51.100.2/9; sleep 0.01; done"]))
+      yield* Effect.sleep(`${window + 200} millis`)
+      const quietAfter = yield* cpuOver(Effect.sleep("500 millis"))
+      expect(udp).toBe(20)
+      // polling costs a core while traffic flows (the exec itself takes >= 200 ms of wall time)...
+      expect(busy).toBeGreaterThan(100)
+      // ...and nothing once the window has passed: the loop sleeps in epoll again
+      expect(quietAfter).toBeLessThan(100)
+      expect(quietBefore).toBeLessThan(100)
+    }))
+
   it.scopedLive("a second concurrent rx consumer fails with reason Read", () =>
     Effect.gen(function* () {
       const ns = yield* withNetns("rx2")

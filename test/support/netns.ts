@@ -194,6 +194,8 @@ export interface TapInNetnsOptions {
   readonly mtu?: number
   readonly offload?: boolean
   readonly vnetHdr?: boolean
+  /** Tap.make's adaptive busy polling (microseconds; default off). */
+  readonly busyPollUs?: number
   /** Address of the kernel side, default 198.51.100.1/24 (RFC 5737). */
   readonly cidr?: string
   /** Kernel-side txqueuelen (default 10000: the default 1000 drops bursts). */
@@ -217,7 +219,8 @@ export const withTapInNetns = (
       mac: opts.mac,
       ...(opts.mtu !== undefined ? { mtu: opts.mtu } : {}),
       ...(opts.offload !== undefined ? { offload: opts.offload } : {}),
-      ...(opts.vnetHdr !== undefined ? { vnetHdr: opts.vnetHdr } : {})
+      ...(opts.vnetHdr !== undefined ? { vnetHdr: opts.vnetHdr } : {}),
+      ...(opts.busyPollUs !== undefined ? { busyPollUs: opts.busyPollUs } : {})
     })
     yield* run("ip", ["link", "set", "dev", nic.name, "netns", ns.name])
     yield* ns.ip(["link", "set", "dev", nic.name, "txqueuelen", String(opts.txQueueLen ?? 10_000)])
