@@ -41,9 +41,10 @@ const ROW_LABEL = {
   kernel: "kernel `iperf -s`, veth (ceiling)",
   ours: "ours, TAP, offloads (default)",
   "ours-nooff": "ours, TAP, `--no-offload`",
+  "ours-nopoll": "ours, TAP, `--busy-poll 0`",
   lwip: "lwIP 2.1.3 anchor, TAP"
 }
-const ROW_ORDER = ["kernel", "ours", "ours-nooff", "lwip"]
+const ROW_ORDER = ["kernel", "ours", "ours-nooff", "ours-nopoll", "lwip"]
 const CELLS = [
   { mode: "c", label: "`-c`", pick: (r) => r.c2s },
   { mode: "p4", label: "`-P 4`", pick: (r) => r.c2s },

@@ -18,7 +18,8 @@
 #   BENCH_QUICK=1          1 run x 3 s per cell (default: 3 runs x 5 s)
 #   BENCH_RUNS, BENCH_SECS override the above
 #   BENCH_MODES=c,p4,r     modes to run
-#   BENCH_ROWS=kernel,ours,ours-nooff,lwip   servers to measure (lwip only if it builds)
+#   BENCH_ROWS=kernel,ours,ours-nooff,ours-nopoll,lwip   servers to measure (lwip only if it builds; ours-nopoll
+#                          is ours with --busy-poll 0, measured in the ping part only unless listed in BENCH_ROWS)
 #   BENCH_P64=1            the -P 64 run (0 = skip);  BENCH_PINGS=1000 pings per server (0 = skip)
 #   BENCH_IDLE_MAX=20      "idle" = box busy <= this % (200 = both cores busy) over 1 s
 #   BENCH_QUIET_WAIT=30    wait at most this many seconds for idle before each run
@@ -152,6 +153,7 @@ row_cmd() {
     kernel) echo "iperf -s -p 5001" ;;
     ours) echo "node $REPO/dist/main.js --tap $TAP -i $SERVER_IP/24" ;;
     ours-nooff) echo "node $REPO/dist/main.js --tap $TAP -i $SERVER_IP/24 --no-offload" ;;
+    ours-nopoll) echo "node $REPO/dist/main.js --tap $TAP -i $SERVER_IP/24 --busy-poll 0" ;;
     lwip) echo "$LWIP_BIN --quiet --tap $TAP -i $SERVER_IP/24" ;;
   esac
 }
@@ -292,9 +294,9 @@ run_ping() { # row
 SEL=()
 for r in ${ROWS//,/ }; do
   case $r in
-    kernel | ours | ours-nooff) SEL+=("$r") ;;
+    kernel | ours | ours-nooff | ours-nopoll) SEL+=("$r") ;;
     lwip) build_lwip; if [ -n "$LWIP_BIN" ]; then SEL+=(lwip); else say "$LWIP_NOTE"; fi ;;
-    *) say "unknown row $r (kernel, ours, ours-nooff, lwip)"; exit 2 ;;
+    *) say "unknown row $r (kernel, ours, ours-nooff, ours-nopoll, lwip)"; exit 2 ;;
   esac
 done
 [ ${#SEL[@]} -gt 0 ] || { say "no rows to run"; exit 2; }
@@ -310,7 +312,10 @@ if [ "$P64" = 1 ]; then
   for row in "${SEL[@]}"; do run_iperf "$row" p64 1; done
 fi
 if [ "$PINGS" -gt 0 ]; then
-  for row in "${SEL[@]}"; do run_ping "$row"; done
+  PING_ROWS=("${SEL[@]}")
+  # the ping latency with and without busy polling, side by side, whenever ours is measured
+  case " ${SEL[*]} " in *" ours "*) case " ${SEL[*]} " in *" ours-nopoll "*) ;; *) PING_ROWS+=(ours-nopoll) ;; esac ;; esac
+  for row in "${PING_ROWS[@]}"; do run_ping "$row"; done
 fi
 
 END_UTC=$(date -u +%Y-%m-%dT%H:%M:%SZ)
