@@ -11,6 +11,7 @@
  * UDP: one accounting stream per client (address, port), bounded in number; the 128-byte server report goes
  * back on the client's end-of-stream datagram and again for every repeat, up to iperf's limit.
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -23,6 +24,7 @@ import { formatIpv4, type Ipv4Address } from "../protocols/address.js"
 import * as Fmt from "../protocols/iperf/format.js"
 import * as Session from "../protocols/iperf/session.js"
 import * as IperfUdp from "../protocols/iperf/udp.js"
+import * as UdpSend from "../protocols/iperf/udpSend.js"
 import * as Wire from "../protocols/iperf/wire.js"
 import { Signal } from "./Signal.js"
 import { Tcp, type TcpConnection, type TcpError } from "./Tcp.js"
@@ -43,6 +45,19 @@ export interface IperfStats {
   udpDatagramsIn: number
   udpReportsOut: number
   udpStreamDrops: number
+  /** UDP streams the server sent (`-u -r`, `-u -d`, `-u -R`), refused by the plan or past the cap. */
+  udpSendStreams: number
+  udpSendStreamsActive: number
+  udpSendRefused: number
+  udpSendDrops: number
+  udpDatagramsOut: number
+  udpBytesOut: number
+  /** Datagrams udp.sendWith refused (no route, too large), and datagrams skipped by a sender that fell behind. */
+  udpSendErrors: number
+  udpSendSkipped: number
+  /** Reports received from the client's listener, and replies that were not one. */
+  udpReportsIn: number
+  udpBadReplies: number
 }
 
 export interface IperfShape {
@@ -64,6 +79,8 @@ export interface IperfOptions {
   readonly maxUdpStreams?: number
   /** A client that sends no complete header within this time is closed (default 10 s). */
   readonly headerTimeoutMs?: number
+  /** Concurrent UDP streams the server sends (`-u -r`/`-d`/`-R`, default 16); further requests are dropped and counted. */
+  readonly maxUdpSenders?: number
   /** Wall-clock microseconds, for UDP transit times against the client's timestamps. */
   readonly wallClockUs?: () => number
 }
@@ -78,6 +95,11 @@ const defaultPrint = (line: string): void => {
  */
 const SEND_BUF = 1 << 20
 const RECV_WINDOW = 1 << 20 // 64 connections x 1 MiB bounds -P 64 at the default TAP queue (peak RSS 229 -> 183 MB here)
+
+/** The client's request in words, for the log: `-t 2.00 s at 1048576 bit/s, 1470-byte datagrams`. */
+const describeLimit = (s: Wire.SettingsRepr): string =>
+  (s.amount.kind === "time" ? `-t ${(s.amount.durationMs / 1000).toFixed(2)} s` : `-n ${s.amount.bytes} bytes`) +
+  ` at ${s.rate} ${(s.upperFlags & Wire.UPPER_UNITS_PPS) !== 0 ? "pps" : "bit/s"}`
 
 const peer = (c: TcpConnection): string => `${formatIpv4(c.remoteAddress)}:${c.remotePort}`
 
@@ -104,7 +126,17 @@ export const make = (opts: IperfOptions = {}) =>
       udpBytesIn: 0,
       udpDatagramsIn: 0,
       udpReportsOut: 0,
-      udpStreamDrops: 0
+      udpStreamDrops: 0,
+      udpSendStreams: 0,
+      udpSendStreamsActive: 0,
+      udpSendRefused: 0,
+      udpSendDrops: 0,
+      udpDatagramsOut: 0,
+      udpBytesOut: 0,
+      udpSendErrors: 0,
+      udpSendSkipped: 0,
+      udpReportsIn: 0,
+      udpBadReplies: 0
     }
     let nextId = 1
     const sessions = yield* FiberSet.make<void, never>()
@@ -348,17 +380,184 @@ export const make = (opts: IperfOptions = {}) =>
     // --- UDP ---------------------------------------------------------------------------------------
     if (opts.udp !== false) {
       const maxStreams = opts.maxUdpStreams ?? 64
-      interface UdpSession {
+      const maxSenders = opts.maxUdpSenders ?? 16
+      const forkSession = yield* FiberSet.runtime(sessions)<never>()
+      const idCol = (id: number): string => `[${String(id).padStart(3)}]`
+
+      // --- sending (-u -r, -u -d, -u -R) ------------------------------------------------------------
+      /** Monotonic milliseconds with fractions (pacing needs better than whole milliseconds at high rates). */
+      const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
+
+      interface SendTarget {
+        readonly id: number
+        readonly local: Ipv4Address
+        readonly dst: Ipv4Address
+        readonly dstPort: number
+        /** Our port: the iperf port (`-R`), or undefined for a new ephemeral one (`-r`, `-d`). */
+        readonly srcPort: number | undefined
+        /** Wait for the receiver's report, repeating the final datagram (`-r`/`-d`); `-R` runs with no-udp-fin. */
+        readonly awaitReport: boolean
+        readonly plan: UdpSend.SendPlan
+        /** `-R`: called with the sender once it exists, so replies on the iperf port reach it. */
+        readonly attach?: (s: UdpSend.UdpSender, replied: Signal) => void
+      }
+
+      /** Reserve one of the sending slots; false (counted) when all are taken. */
+      const takeSenderSlot = (): boolean => {
+        if (stats.udpSendStreamsActive >= maxSenders) {
+          stats.udpSendDrops++
+          return false
+        }
+        stats.udpSendStreamsActive++
+        stats.udpSendStreams++
+        return true
+      }
+
+      /** Plan a sending stream from the client's header, or log why not (clamps are logged too). */
+      const planFor = (id: number, settings: Wire.SettingsRepr, from: string): UdpSend.SendPlan | undefined => {
+        const p = UdpSend.planSend(settings)
+        if (p._tag === "Refused") {
+          stats.udpSendRefused++
+          print(`${idCol(id)} refusing to send UDP to ${from}: ${p.reason} (${describeLimit(settings)}; at most ${UdpSend.MAX_DURATION_MS / 1000} s)`)
+          return undefined
+        }
+        if (p.clamped.length > 0) print(`${idCol(id)} UDP send request from ${from} adjusted: ${p.clamped.join(", ")}`)
+        return p
+      }
+
+      /** One sending stream: paced bursts from one preallocated datagram, then the final datagram(s) and the report. */
+      const runUdpSender = (t: SendTarget) =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const p = t.plan
+            const s = UdpSend.makeSender(p, yield* nowMs)
+            const replied = new Signal()
+            const onReply = (payload: Uint8Array): void => {
+              const r = UdpSend.onReply(s, payload)
+              if (r === "Report") {
+                stats.udpReportsIn++
+                replied.notify()
+              } else if (r === "NotAReport") stats.udpBadReplies++
+            }
+            const local =
+              t.srcPort ??
+              (yield* udp.bind(0, (d) => {
+                if (d.src === t.dst && d.srcPort === t.dstPort) onReply(d.payload)
+                else stats.udpBadReplies++
+              }))
+            t.attach?.(s, replied)
+            const dgram = UdpSend.makeDatagram(p.datagramLen)
+            let len = 0
+            const write = (b: Uint8Array): void => b.set(dgram.subarray(0, len))
+            const sendOne = (): void => {
+              if (udp.sendWith(local, t.dst, t.dstPort, len, write)) {
+                stats.udpDatagramsOut++
+                stats.udpBytesOut += len
+              } else stats.udpSendErrors++
+            }
+            print(
+              `${Fmt.transferId(t.id, true).trimEnd()} local ${formatIpv4(t.local)} port ${local} connected with ${formatIpv4(t.dst)} port ${t.dstPort}` +
+                (t.srcPort === undefined ? "" : " (reverse)")
+            )
+            // data: a burst of whatever is due at each wake-up, wake-ups at least a tick apart
+            for (;;) {
+              const now = yield* nowMs
+              const n = UdpSend.due(s, now)
+              if (n > 0) {
+                const wall = wallUs()
+                for (let k = 0; k < n; k++) {
+                  len = UdpSend.stampNext(s, dgram, wall)
+                  sendOne()
+                }
+              }
+              if (UdpSend.dataDone(s, now)) break
+              yield* Effect.sleep(Duration.millis(UdpSend.sleepMs(s, now)))
+            }
+            stats.udpSendSkipped += s.skipped
+            const dur = UdpSend.elapsedS(s, 0)
+            print(Fmt.formatInterval(t.id, 0, dur, s.bytes, true))
+            print(`${Fmt.transferId(t.id, true)}Sent ${s.nextSeq} datagrams`)
+            // end of stream: the negated next sequence, repeated every 10 ms until the report (bounded)
+            if (t.awaitReport) {
+              while (UdpSend.finDue(s)) {
+                len = UdpSend.stampFin(s, dgram, wallUs())
+                sendOne()
+                yield* replied.wait.pipe(Effect.timeout(Duration.millis(UdpSend.FIN_RETRY_MS)), Effect.ignore)
+              }
+            } else {
+              len = UdpSend.stampFin(s, dgram, wallUs())
+              sendOne()
+            }
+            const r = s.report
+            if (r !== undefined) {
+              print(`${Fmt.transferId(t.id, true)}Server Report:`)
+              const line = Fmt.formatUdpInterval(
+                t.id, 0, IperfUdp.pairSeconds(r.stop), r.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams
+              )
+              print(Fmt.transferId(t.id, true) + line.slice(Fmt.transferId(t.id).length))
+            } else if (t.awaitReport) {
+              print(`${Fmt.transferId(t.id, true)}WARNING: did not receive ack of last datagram after ${s.finSends} tries.`)
+            }
+          })
+        ).pipe(
+          Effect.catchAllCause((cause) =>
+            Cause.isInterruptedOnly(cause)
+              ? Effect.void
+              : Effect.sync(() => {
+                  stats.sessionErrors++
+                  const e = Cause.squash(cause)
+                  print(`${Fmt.transferId(t.id, true)}UDP stream ended: ${e instanceof Error ? e.message : String(e)}`)
+                })
+          ),
+          Effect.ensuring(Effect.sync(() => stats.udpSendStreamsActive--))
+        )
+
+      /** `-r`/`-d`: a new stream from an ephemeral port to (client, mPort), after `delayMs`. */
+      const startConnectBack = (id: number, local: Ipv4Address, client: Ipv4Address, settings: Wire.SettingsRepr, delayMs: number): void => {
+        const from = `${formatIpv4(client)}:${settings.mPort}`
+        if (settings.mPort === 0) {
+          stats.udpSendRefused++
+          print(`${idCol(id)} refusing to send UDP to ${formatIpv4(client)}: no port in the header`)
+          return
+        }
+        const p = planFor(id, settings, from)
+        if (p === undefined || !takeSenderSlot()) return
+        forkSession(
+          Effect.zipRight(
+            Effect.sleep(Duration.millis(delayMs)),
+            runUdpSender({ id, local, dst: client, dstPort: settings.mPort, srcPort: undefined, awaitReport: true, plan: p })
+          )
+        )
+      }
+
+      // --- receiving (and the -R requests) on the iperf port ---------------------------------------
+      interface RecvSession {
+        readonly kind: "recv"
         readonly id: number
         readonly st: IperfUdp.UdpStream
         readonly src: Ipv4Address
         readonly srcPort: number
+        readonly local: Ipv4Address
+        readonly settings: Wire.SettingsRepr
         lastMs: number
         printed: boolean
       }
+      /** `-R`: the client's header datagrams (repeated until our data arrives) and any reply go to the sender. */
+      interface ReverseSession {
+        readonly kind: "reverse"
+        readonly id: number
+        lastMs: number
+        sender: UdpSend.UdpSender | undefined
+        replied: Signal | undefined
+        /** Until the stream ends; then its entry only absorbs late header datagrams for REVERSE_LINGER_MS. */
+        active: boolean
+        endMs: number
+      }
+      type UdpSession = RecvSession | ReverseSession
+      const REVERSE_LINGER_MS = 3_000
       const streams = new Map<number, UdpSession>()
       const reportBuf = new Uint8Array(IperfUdp.REPORT_LEN)
-      const sendReport = (s: UdpSession, nowMs: number): void => {
+      const sendReport = (s: RecvSession, nowMs: number): void => {
         IperfUdp.emitServerReport(IperfUdp.report(s.st), reportBuf)
         if (udp.send(port, s.src, s.srcPort, reportBuf)) stats.udpReportsOut++
         IperfUdp.noteReportSent(s.st, nowMs)
@@ -368,12 +567,21 @@ export const make = (opts: IperfOptions = {}) =>
           print(
             Fmt.formatUdpInterval(s.id, 0, IperfUdp.pairSeconds(r.stop), s.st.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams)
           )
+          // -r: the server's own test starts once this one is over (the real server: after its report exchange)
+          if (s.settings.mode === "tradeoff") {
+            startConnectBack(nextId++, s.local, s.src, s.settings, IperfUdp.REPORT_SILENCE_MS)
+          }
         }
       }
+      const forgettable = (o: UdpSession, nowMs: number): boolean =>
+        o.kind === "recv"
+          ? (o.st.finished && IperfUdp.isSettled(o.st, nowMs)) || nowMs - o.lastMs > 10_000
+          : !o.active && nowMs - Math.max(o.endMs, o.lastMs) > REVERSE_LINGER_MS
+
       yield* udp.bind(port, (d) => {
         const key = d.src * 65536 + d.srcPort
         let s = streams.get(key)
-        if (s !== undefined && s.st.finished && IperfUdp.isSettled(s.st, d.nowMs)) {
+        if (s !== undefined && ((s.kind === "recv" && s.st.finished && IperfUdp.isSettled(s.st, d.nowMs)) || (s.kind === "reverse" && forgettable(s, d.nowMs)))) {
           streams.delete(key)
           stats.udpStreamsActive--
           s = undefined
@@ -382,7 +590,7 @@ export const make = (opts: IperfOptions = {}) =>
           if (streams.size >= maxStreams) {
             // make room: forget streams that are done or silent for 10 s
             for (const [k, o] of streams) {
-              if ((o.st.finished && IperfUdp.isSettled(o.st, d.nowMs)) || d.nowMs - o.lastMs > 10_000) {
+              if (forgettable(o, d.nowMs)) {
                 streams.delete(k)
                 stats.udpStreamsActive--
               }
@@ -397,13 +605,58 @@ export const make = (opts: IperfOptions = {}) =>
             stats.rejectedHeaders++
             return
           }
-          s = { id: nextId++, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, lastMs: d.nowMs, printed: false }
-          streams.set(key, s)
+          const id = nextId++
+          const from = `${formatIpv4(d.src)}:${d.srcPort}`
+          if (settings.mode === "reverse") {
+            // -R: send from this port to the client's source port; nothing of the client's is accounted
+            const rs: ReverseSession = { kind: "reverse", id, lastMs: d.nowMs, sender: undefined, replied: undefined, active: true, endMs: 0 }
+            streams.set(key, rs)
+            stats.udpStreams++
+            stats.udpStreamsActive++
+            print(`${idCol(id)} UDP stream from ${from} (reverse) (no-udp-fin)`)
+            const p = planFor(id, settings, from)
+            if (p === undefined || !takeSenderSlot()) {
+              rs.active = false
+              rs.endMs = d.nowMs
+              return
+            }
+            forkSession(
+              runUdpSender({
+                id, local: d.dst, dst: d.src, dstPort: d.srcPort, srcPort: port, awaitReport: false, plan: p,
+                attach: (snd, replied) => {
+                  rs.sender = snd
+                  rs.replied = replied
+                }
+              }).pipe(Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => {
+                rs.active = false
+                rs.endMs = t
+              }))))
+            )
+            return
+          }
+          const rs: RecvSession = {
+            kind: "recv", id, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, local: d.dst, settings, lastMs: d.nowMs, printed: false
+          }
+          s = rs
+          streams.set(key, rs)
           stats.udpStreams++
           stats.udpStreamsActive++
-          print(`[${String(s.id).padStart(3)}] UDP stream from ${formatIpv4(d.src)}:${d.srcPort}`)
+          const label = settings.mode === "dual" ? " (dual)" : settings.mode === "tradeoff" ? " (tradeoff)" : ""
+          print(`${idCol(id)} UDP stream from ${from}${label}`)
+          // -d: the server's own test starts at once, beside this one
+          if (settings.mode === "dual") startConnectBack(nextId++, d.dst, d.src, settings, Session.CONNECT_BACK_DELAY_MS)
         }
         s.lastMs = d.nowMs
+        if (s.kind === "reverse") {
+          // header repeats before our first datagram reached the client, or a reply to our stream
+          if (s.sender !== undefined && d.payload.length >= UdpSend.REPORT_MIN_LEN && s.sender.endMs >= 0) {
+            if (UdpSend.onReply(s.sender, d.payload) === "Report") {
+              stats.udpReportsIn++
+              s.replied?.notify()
+            }
+          }
+          return
+        }
         stats.udpDatagramsIn++
         stats.udpBytesIn += d.payload.length
         const r = IperfUdp.onPayload(s.st, d.payload, wallUs())

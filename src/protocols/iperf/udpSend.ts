@@ -272,13 +272,14 @@ export const backlogLimit = (p: SendPlan): number => Math.max(MIN_BACKLOG, Math.
 export const nextDueMs = (s: UdpSender): number => s.baseMs + (s.sent - s.baseCount) * s.plan.intervalMs
 
 /**
- * How long the shell sleeps before the next burst: the time to the next due datagram or to the end of a time-mode
- * test, but never less than TICK_MS (a sender that is behind catches up with a larger burst, not by spinning).
+ * How long the shell sleeps before the next burst, in whole milliseconds (what timers offer): the time to the next
+ * due datagram or to the end of a time-mode test, rounded up, but never less than TICK_MS (a sender that is behind
+ * catches up with a larger burst, not by spinning).
  */
 export const sleepMs = (s: UdpSender, nowMs: number): number => {
   let next = nextDueMs(s)
   if (s.plan.limit.kind === "time") next = Math.min(next, s.startMs + s.plan.limit.durationMs)
-  return Math.max(TICK_MS, next - nowMs)
+  return Math.max(TICK_MS, Math.ceil(next - nowMs))
 }
 
 /**

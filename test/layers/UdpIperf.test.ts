@@ -1,0 +1,280 @@
+/**
+ * The iperf layer's UDP sending streams (`-u -r`, `-u -d`, `-u -R`; iperf-wire.md §B.4) over two stacks on a
+ * simulated link under TestClock. Stack A plays the 2.1.8 client with its own Udp service: it sends the header
+ * datagrams, its listener accounts our stream with the server's own accounting and answers with the 128-byte
+ * report. Each test checks the datagrams on the wire (ports, sequences, count for the time asked) and what the
+ * server printed; the hostile cases check that only the offending stream ends, with a logged reason.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import * as Exit from "effect/Exit"
+import { setU32, u32 } from "../../src/protocols/bytes.js"
+import * as IperfUdp from "../../src/protocols/iperf/udp.js"
+import * as UdpSend from "../../src/protocols/iperf/udpSend.js"
+import * as Wire from "../../src/protocols/iperf/wire.js"
+import * as Iperf from "../../src/layers/Iperf.js"
+import { Udp } from "../../src/layers/Udp.js"
+import { A_IP, B_IP, make, runVirtual, type TwoStacks } from "../support/twoStacks.js"
+
+const withIperf = (net: TwoStacks, lines: Array<string>, opts: Partial<Iperf.IperfOptions> = {}) =>
+  Layer.build(
+    Iperf.layer({ port: 5001, print: (l) => void lines.push(l), wallClockUs: () => 1_700_000_000_000_000, ...opts }).pipe(
+      Layer.provide(Layer.succeedContext(net.b))
+    )
+  )
+
+interface HeaderOpts {
+  readonly mode: "plain" | "tradeoff" | "dual" | "reverse"
+  readonly durationMs: number
+  readonly mPort?: number
+  readonly rate?: number
+}
+
+/** A 1470-byte client datagram with the 2.1.8 UDP settings header at offset 16 (flags as observed: SEQNO64B, length 76). */
+const headerDatagram = (o: HeaderOpts): Uint8Array => {
+  const d = new Uint8Array(1470)
+  const h = d.subarray(16)
+  Wire.emitClientHeader({ mode: o.mode, amount: { kind: "time", durationMs: o.durationMs }, mPort: o.mPort ?? 5001, rate: o.rate ?? 1_048_576 }, h)
+  let flags = u32(h, 0) & ~Wire.HEADER_LEN_MASK
+  flags |= Wire.HEADER_SEQNO64B | ((76 << 1) & Wire.HEADER_LEN_MASK)
+  if (o.mode === "reverse") flags |= Wire.HEADER_UDPTESTS
+  setU32(h, 0, flags >>> 0)
+  return d
+}
+
+interface Seen {
+  readonly srcPorts: Set<number>
+  readonly seqs: Array<number>
+  reports: number
+}
+
+/**
+ * The client's listener on A:`port`: accounts datagrams from B like the real one and answers the first final
+ * datagram (and repeats) with the 128-byte report, unless `silent`.
+ */
+const listen = (port: number, silent = false) =>
+  Effect.gen(function* () {
+    const udp = yield* Udp
+    const seen: Seen = { srcPorts: new Set(), seqs: [], reports: 0 }
+    const st = IperfUdp.makeStream(true)
+    const rep = new Uint8Array(IperfUdp.REPORT_LEN)
+    yield* udp.bind(port, (d) => {
+      if (d.src !== B_IP) return
+      seen.srcPorts.add(d.srcPort)
+      const p = IperfUdp.parseDatagram(d.payload, true)
+      if (typeof p !== "string") seen.seqs.push(p.seq)
+      const r = IperfUdp.onPayload(st, d.payload, 1_700_000_000_000_000 + d.nowMs * 1000)
+      if (silent) return
+      if (r === "Final" || (r === "AfterFinal" && IperfUdp.shouldResend(st))) {
+        IperfUdp.emitServerReport(IperfUdp.report(st), rep)
+        udp.send(port, d.src, d.srcPort, rep)
+        IperfUdp.noteReportSent(st, d.nowMs)
+        seen.reports++
+      }
+    })
+    return seen
+  })
+
+/** The client's sending side: `n` datagrams 11 ms apart from A:`srcPort`, then the final one until the report (≤ 200). */
+const clientStream = (srcPort: number, first: Uint8Array, n: number) =>
+  Effect.gen(function* () {
+    const udp = yield* Udp
+    let report = false
+    yield* udp.bind(srcPort, (d) => {
+      if (d.src === B_IP && d.srcPort === 5001 && d.payload.length >= IperfUdp.REPORT_LEN) report = true
+    })
+    const b = first.slice()
+    for (let seq = 1; seq <= n; seq++) {
+      IperfUdp.emitDatagramPrefix(b, seq, 0, 0)
+      udp.send(srcPort, B_IP, 5001, b)
+      yield* Effect.sleep("11 millis")
+    }
+    for (let k = 0; k < 200 && !report; k++) {
+      IperfUdp.emitDatagramPrefix(b, -(n + 1 + k), 0, 0)
+      udp.send(srcPort, B_IP, 5001, b)
+      yield* Effect.sleep("10 millis")
+    }
+    return report
+  }).pipe(Effect.scoped)
+
+/** `-R`: the header datagram from A:`srcPort`, repeated every 10 ms until something arrives (≤ 100 times). */
+const reverseClient = (srcPort: number, first: Uint8Array) =>
+  Effect.gen(function* () {
+    const udp = yield* Udp
+    const seen: Seen = { srcPorts: new Set(), seqs: [], reports: 0 }
+    yield* udp.bind(srcPort, (d) => {
+      if (d.src !== B_IP) return
+      seen.srcPorts.add(d.srcPort)
+      const p = IperfUdp.parseDatagram(d.payload, true)
+      if (typeof p !== "string") seen.seqs.push(p.seq)
+    })
+    const b = first.slice()
+    let sends = 0
+    for (; sends < 100 && seen.seqs.length === 0; sends++) {
+      IperfUdp.emitDatagramPrefix(b, 0, 0, 0)
+      udp.send(srcPort, B_IP, 5001, b)
+      yield* Effect.sleep("10 millis")
+    }
+    return { seen, sends }
+  })
+
+/** Advance virtual time by `ms` in steps of `stepMs` (a sender that wakes late catches up in a larger burst). */
+const advance = (ms: number, stepMs = 5) =>
+  Effect.gen(function* () {
+    const f = yield* Effect.fork(Effect.sleep(`${ms} millis`))
+    yield* runVirtual(f, stepMs, ms + 10)
+  })
+
+const data = (seqs: ReadonlyArray<number>): Array<number> => seqs.filter((s) => s > 0)
+const fins = (seqs: ReadonlyArray<number>): Array<number> => seqs.filter((s) => s < 0)
+
+describe("iperf layer: UDP streams the server sends", () => {
+  it.scoped("-u -r -t 0.5: after the client's test, 45 datagrams from a new port to mPort, the final one, the report", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 11, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const seen = yield* listen(5001).pipe(Effect.provide(net.a))
+      const h = headerDatagram({ mode: "tradeoff", durationMs: 500 })
+      const c = yield* Effect.fork(clientStream(40_000, h, 10).pipe(Effect.provide(net.a)))
+      const done = yield* runVirtual(c, 5, 5_000)
+      expect(done.value).toBe(true) // the server's report of the client's own test
+      expect(data(seen.seqs)).toHaveLength(0) // nothing before the client's test ended
+      yield* advance(1_500)
+      expect([...seen.srcPorts]).toHaveLength(1)
+      const [src] = [...seen.srcPorts]
+      expect(src).toBeGreaterThanOrEqual(49152)
+      const got = data(seen.seqs)
+      expect(got).toEqual(Array.from({ length: got.length }, (_, i) => i + 1))
+      expect(got.length).toBe(45) // due at k × 11.215 ms < 500 ms
+      expect(fins(seen.seqs)).toEqual([-46]) // answered at once: no repeat
+      expect(seen.reports).toBe(1)
+      const out = lines.join("\n")
+      expect(out).toMatch(/UDP stream from 198\.51\.100\.1:40000 \(tradeoff\)/)
+      expect(out).toMatch(new RegExp(`\\[ \\*2\\] local 198\\.51\\.100\\.2 port ${src} connected with 198\\.51\\.100\\.1 port 5001`))
+      expect(out).toMatch(/\[ \*2\] 0\.0000-0\.5\d{3} sec {2}64\.6 KBytes/)
+      expect(out).toMatch(/\[ \*2\] Server Report:\n\[ \*2\] 0\.0000-0\.\d{4} sec .* 0\/46 \(0%\)/)
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
+      expect(st).toMatchObject({ udpSendStreams: 1, udpSendStreamsActive: 0, udpReportsIn: 1, udpDatagramsOut: 46 })
+    })
+  )
+
+  it.scoped("-u -d -t 0.3: the server's stream starts at once, beside the client's", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 12, delay: "1 millis" })
+      const lines: Array<string> = []
+      yield* withIperf(net, lines)
+      const seen = yield* listen(6001).pipe(Effect.provide(net.a))
+      const h = headerDatagram({ mode: "dual", durationMs: 300, mPort: 6001 })
+      const c = yield* Effect.fork(clientStream(40_001, h, 27).pipe(Effect.provide(net.a)))
+      yield* advance(100)
+      expect(data(seen.seqs).length).toBeGreaterThanOrEqual(8) // 100 ms in: already sending
+      yield* runVirtual(c, 5, 5_000)
+      yield* advance(500)
+      expect(data(seen.seqs)).toHaveLength(27) // 300 / 11.215 → k = 0..26
+      expect(fins(seen.seqs)).toEqual([-28])
+      expect(lines.join("\n")).toMatch(/\[ \*2\] Server Report:/)
+    })
+  )
+
+  it.scoped("-u -R -b 10M -t 0.2: from port 5001 to the client's port, paced, one final datagram (no-udp-fin)", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 13, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const h = headerDatagram({ mode: "reverse", durationMs: 200, rate: 10 * 1_048_576 })
+      const c = yield* Effect.fork(reverseClient(40_002, h).pipe(Effect.provide(net.a)))
+      const r = yield* runVirtual(c, 1, 1_000)
+      yield* advance(400)
+      expect(r.value.sends).toBeLessThanOrEqual(2)
+      const { seen } = r.value
+      expect([...seen.srcPorts]).toEqual([5001])
+      const n = data(seen.seqs).length
+      expect(n).toBe(Math.floor(199 / ((1470 * 8000) / (10 * 1_048_576))) + 1)
+      expect(fins(seen.seqs)).toEqual([-(n + 1)])
+      expect(lines.join("\n")).toMatch(/UDP stream from 198\.51\.100\.1:40002 \(reverse\)/)
+      expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpSendStreamsActive).toBe(0)
+    })
+  )
+
+  it.scoped("the client's listener never answers: the final datagram repeats 200 times, 10 ms apart, then a warning", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 14, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const seen = yield* listen(5001, true).pipe(Effect.provide(net.a))
+      const h = headerDatagram({ mode: "dual", durationMs: 100 })
+      const c = yield* Effect.fork(clientStream(40_003, h, 9).pipe(Effect.provide(net.a)))
+      yield* runVirtual(c, 5, 5_000)
+      yield* advance(3_000)
+      expect(fins(seen.seqs)).toHaveLength(UdpSend.FIN_MAX_SENDS)
+      expect(fins(seen.seqs)[199]).toBe(-(data(seen.seqs).length + 200))
+      expect(lines.join("\n")).toMatch(/\[ \*2\] WARNING: did not receive ack of last datagram after 200 tries\./)
+      expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpSendStreamsActive).toBe(0)
+    })
+  )
+
+  it.scoped("hostile: a 10-hour -R is refused with a reason; a good -R beside it still runs", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 15 })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const evil = yield* Effect.fork(reverseClient(40_004, headerDatagram({ mode: "reverse", durationMs: 36_000_000 })).pipe(Effect.provide(net.a)))
+      const good = yield* Effect.fork(reverseClient(40_005, headerDatagram({ mode: "reverse", durationMs: 100 })).pipe(Effect.provide(net.a)))
+      const e = yield* runVirtual(evil, 5, 2_000)
+      const g = yield* runVirtual(good, 5, 2_000)
+      yield* advance(300)
+      expect(e.value.seen.seqs).toHaveLength(0)
+      expect(e.value.sends).toBe(100) // the real client gives up after its retries too
+      expect(data(g.value.seen.seqs).length).toBe(9)
+      expect(lines.join("\n")).toMatch(/refusing to send UDP to 198\.51\.100\.1:40004: DurationTooLong/)
+      // the refused request is remembered: its repeats did not start streams
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
+      expect(st).toMatchObject({ udpSendRefused: 1, udpSendStreams: 1 })
+    })
+  )
+
+  it.scoped("cap: with maxUdpSenders 2, a third simultaneous -R is dropped and counted", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 16 })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines, { maxUdpSenders: 2 })
+      const fs = yield* Effect.forEach([40_010, 40_011, 40_012], (p) =>
+        Effect.fork(reverseClient(p, headerDatagram({ mode: "reverse", durationMs: 300 })).pipe(Effect.provide(net.a)))
+      )
+      const rs = yield* Effect.forEach(fs, (f) => runVirtual(f, 5, 2_000))
+      const got = rs.map((r) => r.value.seen.seqs.length)
+      expect(got.filter((n) => n > 0)).toHaveLength(2)
+      expect(got.filter((n) => n === 0)).toHaveLength(1)
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
+      expect(st.udpSendDrops).toBe(1)
+      yield* advance(500)
+      expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpSendStreamsActive).toBe(0)
+    })
+  )
+
+  it.scoped("closing the server's scope interrupts a running stream: nothing more is sent", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 17 })
+      const lines: Array<string> = []
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(
+        Iperf.layer({ port: 5001, print: (l) => void lines.push(l), wallClockUs: () => 0 }).pipe(Layer.provide(Layer.succeedContext(net.b))),
+        scope
+      )
+      const c = yield* Effect.fork(reverseClient(40_020, headerDatagram({ mode: "reverse", durationMs: 10_000 })).pipe(Effect.provide(net.a)))
+      const r = yield* runVirtual(c, 1, 1_000)
+      yield* advance(200)
+      yield* Scope.close(scope, Exit.void)
+      const n = r.value.seen.seqs.length
+      expect(n).toBeGreaterThan(10)
+      yield* advance(500)
+      expect(r.value.seen.seqs.length).toBe(n)
+      void Fiber.interrupt
+      void A_IP
+    })
+  )
+})
