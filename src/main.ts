@@ -1,52 +1,16 @@
 #!/usr/bin/env node
 /**
- * miniperf: argv -> Config (one Schema decoder) -> NIC layer (TAP + optional fault injector and pcap)
- * -> the stack -> run until SIGINT/SIGTERM, which closes every scope (connections, fibers, the TAP).
+ * The `miniperf` entry. It lowers V8's tier-up budget before any stack code is loaded, then runs the program (cli.ts).
+ *
+ * Why: V8 compiles a function to optimized machine code only after it has run about 3 x 66 KB of its own bytecode
+ * (--interrupt-budget=67584, --ticks-before-optimization=3). A bulk transfer gets there in milliseconds, but sparse
+ * traffic does not: after 1000 pings 2 ms apart the whole per-frame path (TAP callback, Ethernet, IPv4, ICMP, TX) was
+ * still in the interpreter and baseline tiers (node --trace-opt). With a budget of 2048 it is optimized within the first
+ * few dozen frames. Measured on this project's machine, fresh server, 1000 pings at 2 ms: RTT median 33-93 us with the
+ * default, 23-24 us with 2048 (8192: 26-31, 16384: 36-41); single-stream throughput unchanged in A/B runs.
+ * Apps that embed the stack as a library can pass the same flag to node.
  */
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
-import * as Config from "./config/KernelArgs.js"
-import { formatIpv4, formatMac, prefixMask } from "./protocols/address.js"
-import * as App from "./App.js"
+import { setFlagsFromString } from "node:v8"
 
-const VERSION = "0.1.0"
-
-const main = (): void => {
-  const decoded = Config.decodeArgvEither(process.argv.slice(2))
-  if (Either.isLeft(decoded)) {
-    process.stderr.write(Config.formatConfigError(decoded.left) + "\n")
-    process.exit(2)
-  }
-  const d = decoded.right
-  if (!Config.isConfig(d)) {
-    if (d._tag === "Help") process.stdout.write(d.text + "\n")
-    else process.stdout.write(`miniperf ${VERSION}\n`)
-    process.exit(0)
-  }
-  const cfg = d
-  const ip = cfg.ip
-  const banner = Effect.sync(() => {
-    const lines = [
-      `Interface ${cfg.tap}: MAC ${formatMac(cfg.mac)}, MTU ${cfg.mtu}, offloads ${cfg.offload ? "requested" : "off"}, ` +
-        `busy poll ${cfg.busyPollUs > 0 ? `${cfg.busyPollUs} us` : "off"}`,
-      ip._tag === "Dhcp"
-        ? "Initialize network interface 0: DHCP"
-        : `Initialize network interface 0: ${formatIpv4(ip.address)} netmask ${formatIpv4(prefixMask(ip.prefix))} gw ${formatIpv4(ip.gateway ?? 0)}`
-    ]
-    process.stdout.write(lines.join("\n") + "\n")
-  })
-  const program = Layer.launch(App.layer(cfg)).pipe(
-    Effect.onInterrupt(() => Effect.sync(() => process.stdout.write("System is going down to halt now\n"))),
-    Effect.catchAll((e) =>
-      Effect.sync(() => {
-        process.stderr.write(`miniperf: ${e.message}\n`)
-        process.exitCode = 1
-      })
-    )
-  )
-  NodeRuntime.runMain(Effect.zipRight(banner, program), { disableErrorReporting: false })
-}
-
-main()
+setFlagsFromString("--interrupt-budget=2048")
+await import("./cli.js")
