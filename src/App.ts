@@ -13,6 +13,7 @@ import * as Stack from "./layers/Stack.js"
 import { Ethernet } from "./layers/Ethernet.js"
 import * as Dhcp from "./layers/Dhcp.js"
 import * as Iperf from "./layers/Iperf.js"
+import * as Iperf3 from "./layers/Iperf3.js"
 import * as Stats from "./layers/Stats.js"
 import * as Tcp from "./layers/Tcp.js"
 
@@ -54,6 +55,9 @@ export const tcpLayer = (cfg: Config): Layer.Layer<Tcp.Tcp, never, Stack.StackSe
 export const iperfLayer = (cfg: Config) =>
   Iperf.layer({ port: cfg.port, ...(cfg.intervalS !== undefined ? { intervalS: cfg.intervalS } : {}) })
 
+/** The iperf3 server on TCP 5201 (iperf-wire.md §C). */
+export const iperf3Layer = (_cfg: Config) => Iperf3.layer({})
+
 /** The DHCP client when no -i was given (prints the lease when bound). */
 export const dhcpLayer = (cfg: Config) => (cfg.ip._tag === "Dhcp" ? Dhcp.layer({}) : Layer.empty)
 
@@ -63,6 +67,6 @@ export const statsLayer = (cfg: Config) => Stats.layer(cfg.debugMs !== undefined
 export const layer = (cfg: Config) => {
   const stack = tcpLayer(cfg).pipe(Layer.provideMerge(stackLayer(cfg)))
   const withDhcp = dhcpLayer(cfg).pipe(Layer.provideMerge(stack))
-  const apps = iperfLayer(cfg).pipe(Layer.provideMerge(withDhcp))
+  const apps = Layer.merge(iperfLayer(cfg), iperf3Layer(cfg)).pipe(Layer.provideMerge(withDhcp))
   return Layer.merge(ready, statsLayer(cfg)).pipe(Layer.provide(apps), Layer.provide(nicLayer(cfg)))
 }

@@ -1,0 +1,259 @@
+/**
+ * The iperf3 server (iperf3 3.12 clients; iperf-wire.md §C) on TCP 5201 over our Tcp layer: the Effect shell around
+ * the pure machine in protocols/iperf3/session.ts.
+ *
+ * Every accepted connection is one fiber in this layer's FiberSet. Its bytes go to the machine in the receive burst
+ * (sink mode: stream data is only counted, never copied; the cookie and control bytes are copied into small bounded
+ * buffers). The machine's actions are dispatched at once: writes and closes go to the connection's own outbox, which
+ * its fiber performs in order (so a peer that stops reading blocks only its own connection, and each write and close
+ * is bounded in time); `StartStreams` forks one sender fiber per sending stream (views of one preallocated buffer);
+ * `StopStreams` stops them and measures CPU use. One timer fiber drives the machine's deadlines.
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { formatIpv4 } from "../protocols/address.js"
+import * as Session from "../protocols/iperf3/session.js"
+import * as W from "../protocols/iperf3/wire.js"
+import { Signal } from "./Signal.js"
+import { Tcp, type TcpConnection, type TcpError } from "./Tcp.js"
+
+export interface Iperf3Stats {
+  connections: number
+  tests: number
+  testsCompleted: number
+  testsAborted: number
+  denied: number
+  bytesIn: number
+  bytesOut: number
+  writeTimeouts: number
+}
+
+export interface Iperf3Shape {
+  readonly port: number
+  readonly stats: Iperf3Stats
+  /** The machine's counters (tests, denials, bad cookies). */
+  readonly server: Session.Server
+}
+
+export class Iperf3 extends Context.Tag("@miniperf/Iperf3")<Iperf3, Iperf3Shape>() {}
+
+export interface Iperf3Options {
+  readonly port?: number
+  /** Where console lines go (default: stdout). */
+  readonly print?: (line: string) => void
+  /** Bound on one control write or a graceful close before the connection is reset (default 10 s). */
+  readonly ioTimeoutMs?: number
+}
+
+const defaultPrint = (line: string): void => {
+  process.stdout.write(line + "\n")
+}
+
+const SEND_BUF = 1 << 20
+const RECV_WINDOW = 1 << 20
+/** Largest single write of a sending stream (its bytes are views of one buffer of this size). */
+const WRITE_CHUNK = 128 * 1024
+
+interface Outbox {
+  readonly q: Array<Session.Action>
+  readonly signal: Signal
+}
+
+export const make = (opts: Iperf3Options = {}) =>
+  Effect.gen(function* () {
+    const tcp = yield* Tcp
+    const clock = yield* Effect.clock
+    const port = opts.port ?? W.PORT
+    const print = opts.print ?? defaultPrint
+    const ioTimeout = Duration.millis(opts.ioTimeoutMs ?? 10_000)
+    const server = Session.makeServer({ udp: false })
+    const stats: Iperf3Stats = { connections: 0, tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, bytesIn: 0, bytesOut: 0, writeTimeouts: 0 }
+    const fibers = yield* FiberSet.make<void, never>()
+    const fork = yield* FiberSet.runtime(fibers)<never>()
+    const now = (): number => clock.unsafeCurrentTimeMillis()
+    // payload of sending streams: iperf3 sends random bytes; any content will do, so one buffer serves every stream
+    const payload = new Uint8Array(WRITE_CHUNK)
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 131 + 7) & 0xff
+
+    const conns = new Map<number, TcpConnection>()
+    const outboxes = new Map<number, Outbox>()
+    const timerSignal = new Signal()
+    /** Per running test: the stop signal its senders wait on, and the CPU baseline. */
+    const running = new Map<Session.Test, { readonly stop: Signal; readonly cpu0: NodeJS.CpuUsage; readonly t0: number }>()
+
+    const out: Array<Session.Action> = []
+    /** Perform what the machine asked for; called right after every machine call. */
+    const dispatch = (): void => {
+      for (let i = 0; i < out.length; i++) {
+        const a = out[i]!
+        switch (a._tag) {
+          case "Write":
+          case "Close": {
+            const box = outboxes.get(a.conn)
+            if (box !== undefined) {
+              box.q.push(a)
+              box.signal.notify()
+            }
+            break
+          }
+          case "Log":
+            print(a.line)
+            break
+          case "StartStreams": {
+            const run = { stop: new Signal(), cpu0: process.cpuUsage(), t0: now() }
+            running.set(a.test, run)
+            for (const st of a.test.streams) {
+              const c = conns.get(st.conn)
+              if (st.sender && c !== undefined) fork(sender(a.test, st, c, run.stop))
+            }
+            break
+          }
+          case "StopStreams": {
+            const run = running.get(a.test)
+            if (run !== undefined) {
+              running.delete(a.test)
+              const cpu = process.cpuUsage(run.cpu0)
+              const wallUs = Math.max(1, (now() - run.t0) * 1000)
+              Session.setCpu(a.test, (100 * (cpu.user + cpu.system)) / wallUs, (100 * cpu.user) / wallUs, (100 * cpu.system) / wallUs)
+              run.stop.notify()
+            }
+            for (const st of a.test.streams) if (st.sender) conns.get(st.conn)?.wakeWriters()
+            break
+          }
+          case "TestOver":
+            if (a.completed) stats.testsCompleted++
+            else stats.testsAborted++
+            break
+        }
+      }
+      out.length = 0
+      stats.tests = server.stats.tests
+      stats.denied = server.stats.denied
+      timerSignal.notify()
+    }
+
+    // --- a sending stream -------------------------------------------------------------------
+    const sender = (t: Session.Test, st: Session.StreamState, c: TcpConnection, stop: Signal) =>
+      Effect.gen(function* () {
+        while (true) {
+          const n = Session.sendLen(t, st, WRITE_CHUNK, now())
+          if (n === 0) {
+            if (Session.senderDone(t, st)) return
+            // -b pacing: ask again after the pacing tick, or when the test stops
+            yield* Effect.raceFirst(stop.wait, Effect.sleep(Duration.millis(Session.PACING_MS)))
+            continue
+          }
+          const k = yield* c.tryWrite(payload, 0, n)
+          if (k > 0) {
+            Session.commitSent(t, st, k, c.counters().retransSegs)
+            stats.bytesOut += k
+          } else yield* c.awaitWritable
+        }
+      }).pipe(
+        Effect.catchAll((e: TcpError) =>
+          Effect.sync(() => {
+            if (!st.stopped) print(`[${String(st.id).padStart(3)}] sending stopped: ${e.message}`)
+          })
+        )
+      )
+
+    // --- one connection -----------------------------------------------------------------------
+    const connection = (c: TcpConnection) =>
+      Effect.gen(function* () {
+        stats.connections++
+        const box: Outbox = { q: [], signal: new Signal() }
+        conns.set(c.id, c)
+        outboxes.set(c.id, box)
+        const peer: Session.PeerInfo = {
+          local: formatIpv4(c.localAddress),
+          localPort: c.localPort,
+          remote: formatIpv4(c.remoteAddress),
+          remotePort: c.remotePort
+        }
+        Session.onAccept(server, c.id, peer, now(), out)
+        dispatch()
+        c.sink((buf, start, end) => {
+          stats.bytesIn += end - start
+          Session.onBytes(server, c.id, buf, start, end, now(), out)
+          if (out.length > 0) dispatch()
+        })
+        // the peer's FIN or reset, told to the machine
+        yield* Effect.forkScoped(
+          Effect.either(c.awaitPeerFin).pipe(
+            Effect.flatMap((r) =>
+              Effect.sync(() => {
+                Session.onPeerClosed(server, c.id, r._tag === "Left", now(), out)
+                dispatch()
+              })
+            )
+          )
+        )
+        // perform this connection's writes and its close, in order
+        while (true) {
+          const a = box.q.shift()
+          if (a === undefined) {
+            yield* box.signal.wait
+            continue
+          }
+          if (a._tag === "Write") {
+            const r = yield* c.write(a.data).pipe(Effect.timeout(ioTimeout), Effect.either)
+            if (r._tag === "Left") {
+              if (r.left._tag === "TimeoutException") stats.writeTimeouts++
+              yield* c.abort
+              Session.onPeerClosed(server, c.id, true, now(), out)
+              dispatch()
+              break
+            }
+            continue
+          }
+          if (a._tag === "Close") {
+            if (a.abort) {
+              yield* c.abort
+            } else {
+              yield* c.shutdownWrite
+              const closed = yield* c.awaitClosed.pipe(Effect.timeout(ioTimeout), Effect.option)
+              if (closed._tag === "None") yield* c.abort
+            }
+            break
+          }
+        }
+      }).pipe(
+        Effect.scoped,
+        Effect.ensuring(
+          Effect.sync(() => {
+            Session.onGone(server, c.id)
+            conns.delete(c.id)
+            outboxes.delete(c.id)
+          })
+        )
+      )
+
+    const accepted = yield* tcp.listen(port, { recvMode: "sink", backlog: 64, nagle: false, sendBufBytes: SEND_BUF, recvBufBytes: RECV_WINDOW })
+    yield* accepted.pipe(
+      Stream.runForEach((c) => FiberSet.run(fibers, connection(c))),
+      Effect.forkScoped
+    )
+
+    // --- deadlines ------------------------------------------------------------------------------
+    yield* Effect.gen(function* () {
+      while (true) {
+        const t = yield* Clock.currentTimeMillis
+        Session.onTick(server, t, out)
+        if (out.length > 0) dispatch()
+        timerSignal.clear()
+        const at = Session.pollAt(server)
+        if (at === undefined) yield* timerSignal.wait
+        else yield* Effect.raceFirst(timerSignal.wait, Effect.sleep(Duration.millis(Math.max(1, at - t))))
+      }
+    }).pipe(Effect.forkScoped)
+
+    print(`Server listening on TCP port ${port}`)
+    return Iperf3.of({ port, stats, server })
+  })
+
+export const layer = (opts: Iperf3Options = {}): Layer.Layer<Iperf3, TcpError, Tcp> => Layer.scoped(Iperf3, make(opts))

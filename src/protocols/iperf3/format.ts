@@ -1,0 +1,53 @@
+/**
+ * Console lines of our iperf3 server, in the real 3.12 server's formats (iperf_locale.c), with units as iperf's
+ * (adaptive bytes base 1024, bits base 1000, four places: the same rules as iperf 2, so `../iperf/format.ts` is reused):
+ *
+ * ```
+ * Accepted connection from 198.51.100.1, port 41234
+ * [  1] local 198.51.100.2 port 5201 connected to 198.51.100.1 port 41236
+ * [ ID] Interval           Transfer     Bitrate         Retr
+ * [  1]   0.00-2.00   sec  2.62 GBytes  11.2 Gbits/sec                  receiver
+ * [  3]   0.00-2.00   sec  2.62 GBytes  11.2 Gbits/sec    0             sender
+ * [SUM]   0.00-2.00   sec  5.24 GBytes  22.5 Gbits/sec                  receiver
+ * ```
+ * With `--bidir` the id column carries the role, `[  1][RX-S]` / `[  3][TX-S]`. Pure functions of numbers.
+ */
+import { formatBitsPerSec, formatBytes } from "../iperf/format.js"
+
+export const HEADER = "[ ID] Interval           Transfer     Bitrate"
+export const HEADER_RETR = "[ ID] Interval           Transfer     Bitrate         Retr"
+export const HEADER_BIDIR = "[ ID][Role] Interval           Transfer     Bitrate"
+export const HEADER_RETR_BIDIR = "[ ID][Role] Interval           Transfer     Bitrate         Retr"
+export const SEPARATOR = "- - - - - - - - - - - - - - - - - - - - - - - - -"
+
+export const accepted = (remote: string, port: number): string => `Accepted connection from ${remote}, port ${port}`
+
+export const connected = (id: number, local: string, localPort: number, remote: string, remotePort: number): string =>
+  `[${String(id).padStart(3)}] local ${local} port ${localPort} connected to ${remote} port ${remotePort}`
+
+/** `%6.2f-%-6.2f sec`. */
+const interval = (startS: number, endS: number): string => `${startS.toFixed(2).padStart(6)}-${endS.toFixed(2).padEnd(6)} sec`
+
+const rate = (bytes: number, seconds: number): number => (seconds > 0 ? bytes / seconds : 0)
+
+export interface SummaryLine {
+  /** Stream id, or "SUM". */
+  readonly id: number | "SUM"
+  /** `--bidir` role column: "RX-S" or "TX-S"; absent otherwise. */
+  readonly role?: "RX-S" | "TX-S"
+  readonly startS: number
+  readonly endS: number
+  readonly bytes: number
+  /** Shown for streams the server sent on (undefined hides the column). */
+  readonly retransmits?: number
+  readonly side: "sender" | "receiver"
+}
+
+/** One summary line, as `report_bw_format` / `report_bw_retrans_format` / `report_sum_bw_format` print it. */
+export const summary = (l: SummaryLine): string => {
+  const id = l.id === "SUM" ? "[SUM]" : `[${String(l.id).padStart(3)}]`
+  const role = l.role === undefined ? "" : `[${l.role}]`
+  const head = `${id}${role} ${interval(l.startS, l.endS)}  ${formatBytes(l.bytes)}  ${formatBitsPerSec(rate(l.bytes, l.endS - l.startS))}`
+  const tail = l.retransmits === undefined ? " ".repeat(18) : `  ${String(l.retransmits).padStart(3)}${" ".repeat(13)}`
+  return `${head}${tail}${l.side}`
+}

@@ -1,0 +1,609 @@
+/**
+ * The iperf3 (3.12) server as a pure state machine (iperf-wire.md §C): one test at a time, its control connection,
+ * its streams, and every other connection to the port. Pure code: no Effect, no IO, no clock (`nowMs` comes in).
+ *
+ * ## Connections
+ * Every accepted connection is reported with `onAccept`, its bytes with `onBytes` (in order, borrowed), the
+ * peer's FIN or reset with `onPeerClosed`, and its end with `onGone`. A new connection is
+ * - denied at once (ACCESS_DENIED 0xff, then close) while a test is past CREATE_STREAMS or waiting for parameters,
+ *   or when too many connections are still to send their cookie (as 3.12's iperf_accept, which does not read);
+ * - otherwise it must send its 37-byte cookie within COOKIE_TIMEOUT_MS. With no test, a valid cookie makes it the
+ *   control connection of a new test; during CREATE_STREAMS, the test's cookie makes it the next stream
+ *   (ids 1, 3, 4, 5, ...), and any other cookie gets 0xff and a close. An invalid cookie with no test is closed.
+ *
+ * ## A test
+ * ParamExchange (we sent 9, wait for the parameter JSON) -> CreateStreams (sent 10; wait for `parallel` streams, twice
+ * that with `--bidir`) -> Running (sent 1 and 2; `StartStreams`) -> on TEST_END (4): `StopStreams`, close the streams,
+ * send 13 -> ExchangeResults (read the client's results, send ours, send 14) -> DisplayResults -> on IPERF_DONE (16):
+ * close the control connection, `TestOver`. Deadlines: COOKIE/SETUP/RESULTS timeouts, and while running the safety
+ * timer T + omit + 40 s (with `-n`/`-k`: IDLE_TIMEOUT_MS without progress). Anything unexpected (bad JSON, an
+ * unknown state byte, a closed or reset control connection, a timeout) ends only this test, with a `Log` line
+ * saying why, and the server is free for the next client.
+ *
+ * ## Data
+ * Receiving streams are counted in `onBytes` (a field increment: no copy). Sending streams are driven by the shell:
+ * `sendLen` says how much to write now (budget of `-n`/`-k`, pacing of `-b`), `commitSent` records what the socket
+ * took. Actions are appended to `out`; the shell performs them in order per connection.
+ */
+import * as W from "./wire.js"
+import * as F from "./format.js"
+
+export const COOKIE_TIMEOUT_MS = 10_000
+export const SETUP_TIMEOUT_MS = 10_000
+export const RESULTS_TIMEOUT_MS = 10_000
+export const SAFETY_SLACK_MS = 40_000
+export const IDLE_TIMEOUT_MS = 60_000
+/** Connections accepted that have not sent their cookie yet; more are denied at once. */
+export const MAX_PENDING = 16
+/** Lines kept per test for `--get-server-output`. */
+export const MAX_TEST_LINES = 256
+
+export interface PeerInfo {
+  readonly local: string
+  readonly localPort: number
+  readonly remote: string
+  readonly remotePort: number
+}
+
+export type Phase = "ParamExchange" | "CreateStreams" | "Running" | "ExchangeResults" | "DisplayResults" | "Over"
+
+export interface StreamState {
+  readonly id: number
+  readonly conn: number
+  /** The server sends on this stream (`-R`, the second half of `--bidir`). */
+  readonly sender: boolean
+  readonly peer: PeerInfo
+  /** Bytes received (receiving stream) or accepted by the socket (sending stream). */
+  bytes: number
+  retransmits: number
+  /** Snapshot at the end of the omit period. */
+  omitBytes: number
+  omitRetransmits: number
+  stopped: boolean
+  peerClosed: boolean
+}
+
+export interface Test {
+  readonly n: number
+  readonly control: number
+  readonly cookie: string
+  readonly peer: PeerInfo
+  phase: Phase
+  params: W.ParamsRepr | undefined
+  readonly reader: W.Reader
+  readonly streams: Array<StreamState>
+  expected: number
+  deadlineMs: number
+  startMs: number
+  endMs: number
+  omitEndMs: number
+  omitDone: boolean
+  sentTotal: number
+  lastTotal: number
+  lastProgressMs: number
+  cpu: readonly [number, number, number]
+  client: W.ClientResults | undefined
+  readonly lines: Array<string>
+}
+
+type Role =
+  | { readonly kind: "pending"; readonly cookie: Uint8Array; got: number; readonly deadlineMs: number; readonly peer: PeerInfo }
+  | { readonly kind: "control"; readonly test: Test }
+  | { readonly kind: "stream"; readonly test: Test; readonly stream: StreamState }
+  /** Denied, or done with: bytes are ignored until the shell reports it gone. */
+  | { readonly kind: "closing" }
+
+export interface ServerStats {
+  tests: number
+  testsCompleted: number
+  testsAborted: number
+  denied: number
+  badCookies: number
+}
+
+export interface ServerOptions {
+  /** Accept UDP tests (`-u`); refused with SERVER_ERROR when false. */
+  readonly udp?: boolean
+}
+
+export interface Server {
+  readonly conns: Map<number, Role>
+  test: Test | undefined
+  pending: number
+  nextTest: number
+  readonly udp: boolean
+  readonly stats: ServerStats
+}
+
+export type Action =
+  | { readonly _tag: "Write"; readonly conn: number; readonly data: Uint8Array }
+  /** Close after the writes queued before it: FIN, or RST when `abort`. */
+  | { readonly _tag: "Close"; readonly conn: number; readonly abort: boolean }
+  /** Start the sending streams (all streams are in, 1 and 2 are queued on the control connection). */
+  | { readonly _tag: "StartStreams"; readonly test: Test }
+  /** Stop the sending streams now, and call `setCpu`. */
+  | { readonly _tag: "StopStreams"; readonly test: Test }
+  | { readonly _tag: "Log"; readonly line: string }
+  | { readonly _tag: "TestOver"; readonly test: Test; readonly completed: boolean }
+
+export const makeServer = (opts: ServerOptions = {}): Server => ({
+  conns: new Map(),
+  test: undefined,
+  pending: 0,
+  nextTest: 1,
+  udp: opts.udp ?? false,
+  stats: { tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, badCookies: 0 }
+})
+
+const log = (out: Array<Action>, line: string, t?: Test): void => {
+  out.push({ _tag: "Log", line })
+  if (t !== undefined && t.lines.length < MAX_TEST_LINES) t.lines.push(line)
+}
+
+const deny = (s: Server, conn: number, out: Array<Action>): void => {
+  s.stats.denied++
+  s.conns.set(conn, { kind: "closing" })
+  out.push({ _tag: "Write", conn, data: W.stateByte(W.ACCESS_DENIED) }, { _tag: "Close", conn, abort: false })
+}
+
+const who = (p: PeerInfo): string => `${p.remote}:${p.remotePort}`
+
+// ---------------------------------------------------------------------------------------------------------------
+// Connections
+// ---------------------------------------------------------------------------------------------------------------
+
+export const onAccept = (s: Server, conn: number, peer: PeerInfo, nowMs: number, out: Array<Action>): void => {
+  const t = s.test
+  if (t !== undefined && t.phase !== "CreateStreams") {
+    log(out, `Refused ${who(peer)}: the server is busy running test #${t.n} (access denied)`)
+    deny(s, conn, out)
+    return
+  }
+  if (s.pending >= MAX_PENDING) {
+    log(out, `Refused ${who(peer)}: ${s.pending} connections are still to send their cookie (access denied)`)
+    deny(s, conn, out)
+    return
+  }
+  s.pending++
+  s.conns.set(conn, { kind: "pending", cookie: new Uint8Array(W.COOKIE_LEN), got: 0, deadlineMs: nowMs + COOKIE_TIMEOUT_MS, peer })
+}
+
+/** In-order bytes of connection `conn` (borrowed: copied only into the cookie and the control reader). */
+export const onBytes = (s: Server, conn: number, buf: Uint8Array, start: number, end: number, nowMs: number, out: Array<Action>): void => {
+  const r = s.conns.get(conn)
+  if (r === undefined) return
+  switch (r.kind) {
+    case "stream": {
+      const st = r.stream
+      if (!st.sender && r.test.phase === "Running") st.bytes += end - start
+      return
+    }
+    case "control":
+      return controlBytes(s, r.test, buf, start, end, nowMs, out)
+    case "pending": {
+      const n = Math.min(end - start, W.COOKIE_LEN - r.got)
+      r.cookie.set(buf.subarray(start, start + n), r.got)
+      r.got += n
+      if (r.got < W.COOKIE_LEN) return
+      s.pending--
+      cookieIn(s, conn, r.cookie, r.peer, nowMs, out)
+      // whatever followed the cookie belongs to the connection's new role
+      if (start + n < end) onBytes(s, conn, buf, start + n, end, nowMs, out)
+      return
+    }
+    case "closing":
+      return
+  }
+}
+
+const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, nowMs: number, out: Array<Action>): void => {
+  const t = s.test
+  const valid = W.isValidCookie(cookie)
+  if (t === undefined) {
+    if (!valid) {
+      s.stats.badCookies++
+      log(out, `Refused ${who(peer)}: not an iperf3 cookie ("${W.printable(cookie)}")`)
+      deny(s, conn, out)
+      return
+    }
+    const test: Test = {
+      n: s.nextTest++,
+      control: conn,
+      cookie: W.cookieText(cookie),
+      peer,
+      phase: "ParamExchange",
+      params: undefined,
+      reader: W.makeReader(),
+      streams: [],
+      expected: 0,
+      deadlineMs: nowMs + SETUP_TIMEOUT_MS,
+      startMs: 0,
+      endMs: 0,
+      omitEndMs: 0,
+      omitDone: false,
+      sentTotal: 0,
+      lastTotal: 0,
+      lastProgressMs: 0,
+      cpu: [0, 0, 0],
+      client: undefined,
+      lines: []
+    }
+    s.test = test
+    s.stats.tests++
+    s.conns.set(conn, { kind: "control", test })
+    log(out, F.accepted(peer.remote, peer.remotePort), test)
+    out.push({ _tag: "Write", conn, data: W.stateByte(W.PARAM_EXCHANGE) })
+    return
+  }
+  if (t.phase !== "CreateStreams" || !valid || W.cookieText(cookie) !== t.cookie || t.streams.length >= t.expected) {
+    if (!valid) s.stats.badCookies++
+    log(out, `Refused ${who(peer)}: ${valid ? "not a stream of" : "not an iperf3 cookie during"} test #${t.n} (access denied)`, t)
+    deny(s, conn, out)
+    return
+  }
+  const k = t.streams.length
+  const p = t.params!
+  const sender = p.reverse || (p.bidirectional && k >= p.parallel)
+  const st: StreamState = {
+    id: k === 0 ? 1 : k + 2,
+    conn,
+    sender,
+    peer,
+    bytes: 0,
+    retransmits: 0,
+    omitBytes: 0,
+    omitRetransmits: 0,
+    stopped: false,
+    peerClosed: false
+  }
+  t.streams.push(st)
+  s.conns.set(conn, { kind: "stream", test: t, stream: st })
+  log(out, F.connected(st.id, peer.local, peer.localPort, peer.remote, peer.remotePort), t)
+  if (t.streams.length === t.expected) {
+    t.phase = "Running"
+    t.startMs = nowMs
+    t.lastProgressMs = nowMs
+    t.omitEndMs = nowMs + p.omitS * 1000
+    t.omitDone = p.omitS === 0
+    t.deadlineMs = p.timeS > 0 ? nowMs + (p.timeS + p.omitS) * 1000 + SAFETY_SLACK_MS : nowMs + IDLE_TIMEOUT_MS
+    out.push({ _tag: "Write", conn: t.control, data: W.stateByte(W.TEST_START) })
+    out.push({ _tag: "Write", conn: t.control, data: W.stateByte(W.TEST_RUNNING) })
+    out.push({ _tag: "StartStreams", test: t })
+  }
+}
+
+/** The peer sent FIN (`reset` false) or reset the connection. */
+export const onPeerClosed = (s: Server, conn: number, reset: boolean, nowMs: number, out: Array<Action>): void => {
+  const r = s.conns.get(conn)
+  if (r === undefined) return
+  switch (r.kind) {
+    case "pending":
+      s.pending--
+      s.conns.set(conn, { kind: "closing" })
+      log(out, `${who(r.peer)} ${reset ? "reset the connection" : "closed"} before sending a cookie`)
+      out.push({ _tag: "Close", conn, abort: reset })
+      return
+    case "control":
+      endTest(s, r.test, `the client ${reset ? "reset" : "closed"} the control connection (${phaseWords(r.test.phase)})`, nowMs, out, undefined, reset)
+      return
+    case "stream":
+      r.stream.peerClosed = true
+      if (reset) {
+        log(out, `[${String(r.stream.id).padStart(3)}] stream reset by the client`, r.test)
+        s.conns.set(conn, { kind: "closing" })
+        out.push({ _tag: "Close", conn, abort: true })
+      }
+      return
+    case "closing":
+      return
+  }
+}
+
+/** The shell is done with the connection (closed, or its fiber ended). */
+export const onGone = (s: Server, conn: number): void => {
+  const r = s.conns.get(conn)
+  if (r?.kind === "pending") s.pending--
+  s.conns.delete(conn)
+}
+
+const phaseWords = (p: Phase): string =>
+  p === "ParamExchange"
+    ? "waiting for parameters"
+    : p === "CreateStreams"
+      ? "waiting for streams"
+      : p === "Running"
+        ? "test running"
+        : p === "ExchangeResults"
+          ? "waiting for results"
+          : p === "DisplayResults"
+            ? "waiting for IPERF_DONE"
+            : "over"
+
+// ---------------------------------------------------------------------------------------------------------------
+// The control connection
+// ---------------------------------------------------------------------------------------------------------------
+
+const controlBytes = (s: Server, t: Test, buf: Uint8Array, start: number, end: number, nowMs: number, out: Array<Action>): void => {
+  if (W.feed(t.reader, buf, start, end) !== undefined) {
+    endTest(s, t, `the client sent more than ${W.MAX_JSON_LEN + 4} unread control bytes`, nowMs, out, undefined, true)
+    return
+  }
+  while (s.test === t) {
+    switch (t.phase) {
+      case "ParamExchange": {
+        const j = W.takeJson(t.reader)
+        if (j === W.NEED_MORE) return
+        if ("_drop" in j) return endTest(s, t, `bad parameters: ${j._drop} (length ${j.len})`, nowMs, out, W.serverError(W.IE_RECVPARAMS))
+        const p = W.decodeParams(j.json)
+        if ("_tag" in p) return endTest(s, t, `refused parameters: ${p.reason}`, nowMs, out, W.serverError(p.ierrno))
+        if (p.protocol === "udp" && !s.udp) return endTest(s, t, "refused parameters: UDP tests are not supported", nowMs, out, W.serverError(W.IE_PROTOCOL))
+        t.params = p
+        t.expected = p.parallel * (p.bidirectional ? 2 : 1)
+        t.phase = "CreateStreams"
+        t.deadlineMs = nowMs + SETUP_TIMEOUT_MS
+        log(out, `Test #${t.n}: ${describe(p)}`, t)
+        for (const c of p.clamped) log(out, `Test #${t.n}: adjusted ${c}`, t)
+        out.push({ _tag: "Write", conn: t.control, data: W.stateByte(W.CREATE_STREAMS) })
+        break
+      }
+      case "CreateStreams":
+      case "Running":
+      case "DisplayResults": {
+        const b = W.takeByte(t.reader)
+        if (b === undefined) return
+        stateIn(s, t, b, nowMs, out)
+        break
+      }
+      case "ExchangeResults": {
+        const j = W.takeJson(t.reader)
+        if (j === W.NEED_MORE) return
+        if ("_drop" in j) return endTest(s, t, `bad results from the client: ${j._drop} (length ${j.len})`, nowMs, out)
+        const r = W.decodeClientResults(j.json, t.streams.map((x) => x.id))
+        if ("_tag" in r) return endTest(s, t, `bad results from the client: ${r.reason}`, nowMs, out)
+        t.client = r
+        summarize(t, out)
+        out.push({ _tag: "Write", conn: t.control, data: W.encodeResults(serverResults(t)) })
+        out.push({ _tag: "Write", conn: t.control, data: W.stateByte(W.DISPLAY_RESULTS) })
+        t.phase = "DisplayResults"
+        t.deadlineMs = nowMs + RESULTS_TIMEOUT_MS
+        break
+      }
+      case "Over":
+        return
+    }
+  }
+}
+
+const stateIn = (s: Server, t: Test, b: number, nowMs: number, out: Array<Action>): void => {
+  if (b === W.CLIENT_TERMINATE) return endTest(s, t, `the client terminated the test (${phaseWords(t.phase)})`, nowMs, out)
+  if (t.phase === "Running" && b === W.TEST_END) {
+    t.endMs = nowMs
+    t.phase = "ExchangeResults"
+    t.deadlineMs = nowMs + RESULTS_TIMEOUT_MS
+    for (const st of t.streams) st.stopped = true
+    out.push({ _tag: "StopStreams", test: t })
+    closeStreams(s, t, false, out)
+    out.push({ _tag: "Write", conn: t.control, data: W.stateByte(W.EXCHANGE_RESULTS) })
+    return
+  }
+  if (t.phase === "Running" && b === W.TEST_START) return // 3.12 ignores it too
+  if (t.phase === "DisplayResults" && b === W.IPERF_DONE) {
+    t.phase = "Over"
+    s.test = undefined
+    s.stats.testsCompleted++
+    s.conns.set(t.control, { kind: "closing" })
+    out.push({ _tag: "Close", conn: t.control, abort: false })
+    out.push({ _tag: "TestOver", test: t, completed: true })
+    return
+  }
+  endTest(s, t, `unexpected state byte ${b} from the client (${phaseWords(t.phase)})`, nowMs, out, undefined, true)
+}
+
+const closeStreams = (s: Server, t: Test, abort: boolean, out: Array<Action>): void => {
+  for (const st of t.streams) {
+    const r = s.conns.get(st.conn)
+    if (r?.kind !== "stream") continue
+    s.conns.set(st.conn, { kind: "closing" })
+    out.push({ _tag: "Close", conn: st.conn, abort })
+  }
+}
+
+/**
+ * End test `t` early: stop and close its streams, send `error` (SERVER_ERROR ...) on the control connection if
+ * given, close it (RST when `abort`), log why. The server is then free.
+ */
+const endTest = (s: Server, t: Test, why: string, nowMs: number, out: Array<Action>, error?: Uint8Array, abort = false): void => {
+  if (s.test !== t) return
+  const wasRunning = t.phase === "Running"
+  if (wasRunning) t.endMs = nowMs
+  t.phase = "Over"
+  s.test = undefined
+  s.stats.testsAborted++
+  log(out, `Test #${t.n} with ${who(t.peer)} ended: ${why}`, t)
+  for (const st of t.streams) st.stopped = true
+  if (wasRunning) out.push({ _tag: "StopStreams", test: t })
+  closeStreams(s, t, true, out)
+  if (s.conns.get(t.control)?.kind === "control") {
+    s.conns.set(t.control, { kind: "closing" })
+    if (error !== undefined) out.push({ _tag: "Write", conn: t.control, data: error })
+    out.push({ _tag: "Close", conn: t.control, abort: abort && error === undefined })
+  }
+  out.push({ _tag: "TestOver", test: t, completed: false })
+}
+
+const describe = (p: W.ParamsRepr): string => {
+  const dir = p.bidirectional ? "both directions" : p.reverse ? "server sends" : "client sends"
+  const end = p.bytes > 0 ? `${p.bytes} bytes` : p.blocks > 0 ? `${p.blocks} blocks` : `${p.timeS} s`
+  return (
+    `${p.protocol.toUpperCase()}, ${p.parallel} stream${p.parallel === 1 ? "" : "s"}, ${dir}, ${end}, ${p.len}-byte blocks` +
+    (p.omitS > 0 ? `, omit ${p.omitS} s` : "") +
+    (p.bandwidth > 0 ? `, ${p.bandwidth} bit/s per stream` : "") +
+    (p.clientVersion !== "" ? ` (client ${p.clientVersion})` : "")
+  )
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Time
+// ---------------------------------------------------------------------------------------------------------------
+
+const totalBytes = (t: Test): number => {
+  let n = 0
+  for (const st of t.streams) n += st.bytes
+  return n
+}
+
+/** The next deadline (ms), or undefined when nothing waits on time. */
+export const pollAt = (s: Server): number | undefined => {
+  let at = Infinity
+  for (const r of s.conns.values()) if (r.kind === "pending" && r.deadlineMs < at) at = r.deadlineMs
+  const t = s.test
+  if (t !== undefined) {
+    at = Math.min(at, t.deadlineMs)
+    if (t.phase === "Running" && !t.omitDone) at = Math.min(at, t.omitEndMs)
+  }
+  return at === Infinity ? undefined : at
+}
+
+export const onTick = (s: Server, nowMs: number, out: Array<Action>): void => {
+  for (const [conn, r] of s.conns) {
+    if (r.kind === "pending" && nowMs >= r.deadlineMs) {
+      s.pending--
+      s.conns.set(conn, { kind: "closing" })
+      log(out, `${who(r.peer)} sent no cookie within ${COOKIE_TIMEOUT_MS / 1000} s (${r.got} bytes); closing`)
+      out.push({ _tag: "Close", conn, abort: true })
+    }
+  }
+  const t = s.test
+  if (t === undefined) return
+  if (t.phase === "Running" && !t.omitDone && nowMs >= t.omitEndMs) {
+    t.omitDone = true
+    for (const st of t.streams) {
+      st.omitBytes = st.bytes
+      st.omitRetransmits = st.retransmits
+    }
+  }
+  if (nowMs < t.deadlineMs) return
+  const p = t.params
+  if (t.phase === "Running" && p !== undefined && p.timeS === 0) {
+    // -n / -k: the test goes on while data moves
+    const total = totalBytes(t)
+    if (total !== t.lastTotal) {
+      t.lastTotal = total
+      t.lastProgressMs = nowMs
+      t.deadlineMs = nowMs + IDLE_TIMEOUT_MS
+      return
+    }
+    return endTest(s, t, `no data moved for ${IDLE_TIMEOUT_MS / 1000} s`, nowMs, out, undefined, true)
+  }
+  const why =
+    t.phase === "Running"
+      ? `no TEST_END within T + omit + ${SAFETY_SLACK_MS / 1000} s`
+      : `timed out ${phaseWords(t.phase)}${t.phase === "CreateStreams" ? ` (${t.streams.length} of ${t.expected})` : ""}`
+  endTest(s, t, why, nowMs, out, undefined, true)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Sending
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Total bytes the test may send (`-n`, or `-k` blocks), Infinity in time mode. */
+export const sendBudget = (t: Test): number => {
+  const p = t.params
+  if (p === undefined) return 0
+  return p.bytes > 0 ? p.bytes : p.blocks > 0 ? p.blocks * p.len : Infinity
+}
+
+/**
+ * How many bytes stream `st` should write now, at most `max`: 0 when stopped, when the test's budget is spent
+ * (`senderDone` tells these apart from pacing), or when `-b` pacing allows nothing yet.
+ */
+export const sendLen = (t: Test, st: StreamState, max: number, nowMs: number): number => {
+  if (st.stopped || t.phase !== "Running") return 0
+  let n = Math.min(max, sendBudget(t) - t.sentTotal)
+  const bw = t.params?.bandwidth ?? 0
+  if (bw > 0) n = Math.min(n, Math.floor(((bw / 8) * Math.max(0, nowMs - t.startMs)) / 1000) - st.bytes)
+  return Math.max(0, n)
+}
+
+/** True when the stream will not send again (stopped, or the budget is spent). */
+export const senderDone = (t: Test, st: StreamState): boolean => st.stopped || t.phase !== "Running" || t.sentTotal >= sendBudget(t)
+
+/** How long a paced sender sleeps before asking again (the client's pacing_timer, 1 ms by default). */
+export const PACING_MS = 1
+
+export const commitSent = (t: Test, st: StreamState, n: number, retransmits: number): void => {
+  st.bytes += n
+  t.sentTotal += n
+  st.retransmits = retransmits
+}
+
+/** The shell measured CPU use (percent of one core's wall time) over the test. */
+export const setCpu = (t: Test, total: number, user: number, system: number): void => {
+  t.cpu = [total, user, system]
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Results
+// ---------------------------------------------------------------------------------------------------------------
+
+const streamSpan = (t: Test): { readonly from: number; readonly seconds: number } => {
+  const from = t.omitDone ? t.omitEndMs : t.startMs
+  return { from, seconds: Math.max(0, t.endMs - from) / 1000 }
+}
+
+const counted = (t: Test, st: StreamState): number => st.bytes - (t.omitDone ? st.omitBytes : 0)
+const retransCounted = (t: Test, st: StreamState): number => st.retransmits - (t.omitDone ? st.omitRetransmits : 0)
+
+export const serverResults = (t: Test): W.ResultsRepr => {
+  const anySender = t.streams.some((st) => st.sender)
+  const span = streamSpan(t)
+  return {
+    cpuTotal: t.cpu[0],
+    cpuUser: t.cpu[1],
+    cpuSystem: t.cpu[2],
+    senderHasRetransmits: anySender ? 1 : -1,
+    ...(t.params?.getServerOutput === true ? { serverOutputText: t.lines.map((l) => l + "\n").join("") } : {}),
+    streams: t.streams.map((st) => ({
+      id: st.id,
+      bytes: counted(t, st),
+      retransmits: st.sender ? retransCounted(t, st) : -1,
+      jitter: 0,
+      errors: 0,
+      packets: 0,
+      startTime: 0,
+      endTime: span.seconds
+    }))
+  }
+}
+
+/** The per-stream summary lines (and [SUM] lines for more than one stream per direction). */
+const summarize = (t: Test, out: Array<Action>): void => {
+  const p = t.params!
+  const span = streamSpan(t)
+  const bidir = p.bidirectional
+  const anySender = t.streams.some((st) => st.sender)
+  log(out, F.SEPARATOR, t)
+  log(out, bidir ? (anySender ? F.HEADER_RETR_BIDIR : F.HEADER_BIDIR) : anySender ? F.HEADER_RETR : F.HEADER, t)
+  const line = (id: number | "SUM", sender: boolean, bytes: number, retr: number | undefined): string =>
+    F.summary({
+      id,
+      ...(bidir ? { role: sender ? ("TX-S" as const) : ("RX-S" as const) } : {}),
+      startS: 0,
+      endS: span.seconds,
+      bytes,
+      ...(retr !== undefined ? { retransmits: retr } : {}),
+      side: sender ? "sender" : "receiver"
+    })
+  for (const st of t.streams) log(out, line(st.id, st.sender, counted(t, st), st.sender ? retransCounted(t, st) : undefined), t)
+  for (const sender of [false, true]) {
+    const ss = t.streams.filter((st) => st.sender === sender)
+    if (ss.length < 2) continue
+    let b = 0
+    let r = 0
+    for (const st of ss) {
+      b += counted(t, st)
+      r += retransCounted(t, st)
+    }
+    log(out, line("SUM", sender, b, sender ? r : undefined), t)
+  }
+}
