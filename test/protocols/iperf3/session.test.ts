@@ -1,0 +1,473 @@
+/**
+ * The iperf3 server machine with plain numbers for time: every phase transition, TEST_END, a client that
+ * vanishes or sends garbage, a second client while busy, and the deadlines.
+ */
+import { describe, expect, it } from "vitest"
+import * as S from "../../../src/protocols/iperf3/session.js"
+import * as W from "../../../src/protocols/iperf3/wire.js"
+
+const enc = new TextEncoder()
+const COOKIE = "ms3e2nj2ifntfchkeuw3dkcqrcvhe4txh7gp"
+const OTHER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+const cookie = (s = COOKIE): Uint8Array => Uint8Array.from([...enc.encode(s), 0])
+const peer = (port: number): S.PeerInfo => ({ local: "198.51.100.2", localPort: 5201, remote: "198.51.100.1", remotePort: port })
+const params = (o: Record<string, unknown> = {}): Uint8Array =>
+  W.encodeJson({ tcp: true, omit: 0, time: 2, num: 0, blockcount: 0, parallel: 1, len: 131072, pacing_timer: 1000, client_version: "3.12", ...o })
+
+/** A machine with helpers that return the actions of each call. */
+const harness = () => {
+  const s = S.makeServer()
+  const out: Array<S.Action> = []
+  const take = (): Array<S.Action> => out.splice(0, out.length)
+  return {
+    s,
+    accept: (conn: number, now = 0) => (S.onAccept(s, conn, peer(40000 + conn), now, out), take()),
+    bytes: (conn: number, b: Uint8Array, now = 0) => (S.onBytes(s, conn, b, 0, b.length, now, out), take()),
+    closed: (conn: number, reset: boolean, now = 0) => (S.onPeerClosed(s, conn, reset, now, out), take()),
+    tick: (now: number) => (S.onTick(s, now, out), take())
+  }
+}
+
+const writes = (as: ReadonlyArray<S.Action>, conn?: number): Array<Array<number>> =>
+  as.filter((a): a is Extract<S.Action, { _tag: "Write" }> => a._tag === "Write" && (conn === undefined || a.conn === conn)).map((a) => [...a.data])
+const closes = (as: ReadonlyArray<S.Action>) =>
+  as.filter((a): a is Extract<S.Action, { _tag: "Close" }> => a._tag === "Close").map((a) => ({ conn: a.conn, abort: a.abort }))
+const tags = (as: ReadonlyArray<S.Action>) => as.map((a) => a._tag)
+const logs = (as: ReadonlyArray<S.Action>) => as.flatMap((a) => (a._tag === "Log" ? [a.line] : []))
+const jsonOf = (data: ReadonlyArray<number>): Record<string, unknown> => {
+  const r = W.makeReader()
+  W.feed(r, Uint8Array.from(data))
+  const j = W.takeJson(r)
+  if (j === W.NEED_MORE || "_drop" in j) throw new Error("not a JSON frame")
+  return j.json as Record<string, unknown>
+}
+const clientResults = (ids: ReadonlyArray<number>, bytes = 1000) =>
+  W.encodeJson({
+    cpu_util_total: 1, cpu_util_user: 0.5, cpu_util_system: 0.5, sender_has_retransmits: 1,
+    streams: ids.map((id) => ({ id, bytes, retransmits: 0, jitter: 0, errors: 0, packets: 0, start_time: 0, end_time: 2 }))
+  })
+
+/** Control connection 1 through CREATE_STREAMS with `o` as parameters. */
+const toCreateStreams = (h: ReturnType<typeof harness>, o: Record<string, unknown> = {}, now = 0) => {
+  expect(h.accept(1, now)).toEqual([])
+  const a = h.bytes(1, cookie(), now)
+  expect(writes(a, 1)).toEqual([[W.PARAM_EXCHANGE]])
+  expect(logs(a)).toEqual(["Accepted connection from 198.51.100.1, port 40001"])
+  const b = h.bytes(1, params(o), now)
+  expect(writes(b, 1)).toEqual([[W.CREATE_STREAMS]])
+  expect(h.s.test?.phase).toBe("CreateStreams")
+}
+
+/** Streams on connections 10, 11, ... with the right cookie; returns the actions of the last one. */
+const addStreams = (h: ReturnType<typeof harness>, n: number, now = 0) => {
+  let last: Array<S.Action> = []
+  for (let i = 0; i < n; i++) {
+    expect(h.accept(10 + i, now)).toEqual([])
+    last = h.bytes(10 + i, cookie(), now)
+  }
+  return last
+}
+
+describe("iperf3 session: a whole TCP test", () => {
+  it("cookie -> 9, parameters -> 10, stream -> 1 and 2, data counted, TEST_END -> 13, results -> results and 14, IPERF_DONE -> close", () => {
+    const h = harness()
+    toCreateStreams(h)
+    const start = addStreams(h, 1, 100)
+    expect(writes(start, 1)).toEqual([[W.TEST_START], [W.TEST_RUNNING]])
+    expect(tags(start)).toContain("StartStreams")
+    expect(logs(start)).toEqual(["[  1] local 198.51.100.2 port 5201 connected to 198.51.100.1 port 40010"])
+    const t = h.s.test!
+    expect(t.phase).toBe("Running")
+    expect(S.pollAt(h.s)).toBe(100 + 2000 + S.SAFETY_SLACK_MS)
+    h.bytes(10, new Uint8Array(5000), 500)
+    h.bytes(10, new Uint8Array(3000), 1500)
+    expect(t.streams[0]!.bytes).toBe(8000)
+    const end = h.bytes(1, Uint8Array.of(W.TEST_END), 2100)
+    expect(tags(end)).toEqual(["StopStreams", "Close", "Write"])
+    expect(closes(end)).toEqual([{ conn: 10, abort: false }])
+    expect(writes(end, 1)).toEqual([[W.EXCHANGE_RESULTS]])
+    expect(t.phase).toBe("ExchangeResults")
+    // bytes after TEST_END are not counted
+    h.bytes(10, new Uint8Array(100), 2101)
+    expect(t.streams[0]!.bytes).toBe(8000)
+    S.setCpu(t, 12.5, 10, 2.5)
+    const res = h.bytes(1, clientResults([1]), 2110)
+    const w = writes(res, 1)
+    expect(w.length).toBe(2)
+    expect(jsonOf(w[0]!)).toEqual({
+      cpu_util_total: 12.5, cpu_util_user: 10, cpu_util_system: 2.5, sender_has_retransmits: -1,
+      streams: [{ id: 1, bytes: 8000, retransmits: -1, jitter: 0, errors: 0, packets: 0, start_time: 0, end_time: 2 }]
+    })
+    expect(w[1]).toEqual([W.DISPLAY_RESULTS])
+    expect(logs(res).at(-1)).toBe("[  1]   0.00-2.00   sec  7.81 KBytes  32.0 Kbits/sec                  receiver")
+    expect(t.phase).toBe("DisplayResults")
+    const done = h.bytes(1, Uint8Array.of(W.IPERF_DONE), 2120)
+    expect(closes(done)).toEqual([{ conn: 1, abort: false }])
+    expect(done.at(-1)).toMatchObject({ _tag: "TestOver", completed: true })
+    expect(h.s.test).toBeUndefined()
+    expect(h.s.stats).toMatchObject({ tests: 1, testsCompleted: 1, testsAborted: 0 })
+    // the next client is served
+    S.onGone(h.s, 1)
+    S.onGone(h.s, 10)
+    expect(h.accept(2, 3000)).toEqual([])
+    expect(writes(h.bytes(2, cookie(OTHER), 3000))).toEqual([[W.PARAM_EXCHANGE]])
+    expect(h.s.test?.n).toBe(2)
+  })
+
+  it("a cookie in 1-byte segments, and cookie + parameters in one segment, are both read", () => {
+    const h = harness()
+    h.accept(1)
+    const c = cookie()
+    for (let i = 0; i < c.length - 1; i++) expect(h.bytes(1, c.subarray(i, i + 1))).toEqual([])
+    expect(writes(h.bytes(1, c.subarray(36)))).toEqual([[W.PARAM_EXCHANGE]])
+    const h2 = harness()
+    h2.accept(1)
+    const both = Uint8Array.from([...cookie(), ...params()])
+    expect(writes(h2.bytes(1, both))).toEqual([[W.PARAM_EXCHANGE], [W.CREATE_STREAMS]])
+  })
+
+  it("parameters split across segments wait for the last byte", () => {
+    const h = harness()
+    h.accept(1)
+    h.bytes(1, cookie())
+    const p = params()
+    for (let i = 0; i < p.length - 1; i++) expect(writes(h.bytes(1, p.subarray(i, i + 1)))).toEqual([])
+    expect(writes(h.bytes(1, p.subarray(p.length - 1)))).toEqual([[W.CREATE_STREAMS]])
+  })
+
+  it("-P 4: stream ids 1, 3, 4, 5, and 1 and 2 only after the fourth", () => {
+    const h = harness()
+    toCreateStreams(h, { parallel: 4 })
+    for (let i = 0; i < 3; i++) {
+      h.accept(10 + i)
+      expect(writes(h.bytes(10 + i, cookie()), 1)).toEqual([])
+    }
+    h.accept(13)
+    expect(writes(h.bytes(13, cookie()), 1)).toEqual([[W.TEST_START], [W.TEST_RUNNING]])
+    expect(h.s.test!.streams.map((x) => x.id)).toEqual([1, 3, 4, 5])
+    expect(h.s.test!.streams.every((x) => !x.sender)).toBe(true)
+  })
+
+  it("--bidir -P 2: the first two streams receive, the next two send", () => {
+    const h = harness()
+    toCreateStreams(h, { parallel: 2, bidirectional: true })
+    addStreams(h, 4)
+    expect(h.s.test!.streams.map((x) => [x.id, x.sender])).toEqual([[1, false], [3, false], [4, true], [5, true]])
+  })
+
+  it("-R: every stream sends; results report retransmits and sender_has_retransmits 1; data from the client is not counted", () => {
+    const h = harness()
+    toCreateStreams(h, { reverse: true })
+    addStreams(h, 1, 0)
+    const t = h.s.test!
+    const st = t.streams[0]!
+    expect(st.sender).toBe(true)
+    h.bytes(10, new Uint8Array(10))
+    expect(st.bytes).toBe(0)
+    expect(S.sendLen(t, st, 65536, 10)).toBe(65536)
+    S.commitSent(t, st, 65536, 3)
+    h.bytes(1, Uint8Array.of(W.TEST_END), 2000)
+    expect(S.sendLen(t, st, 65536, 2000)).toBe(0)
+    expect(S.senderDone(t, st)).toBe(true)
+    const res = h.bytes(1, clientResults([1]), 2001)
+    const j = jsonOf(writes(res, 1)[0]!)
+    expect(j["sender_has_retransmits"]).toBe(1)
+    expect(j["streams"]).toEqual([{ id: 1, bytes: 65536, retransmits: 3, jitter: 0, errors: 0, packets: 0, start_time: 0, end_time: 2 }])
+    expect(logs(res).at(-1)).toMatch(/^\[  1\]   0\.00-2\.00   sec  64\.0 KBytes   262 Kbits\/sec    3             sender$/)
+  })
+
+  it("-n: the test's sending budget is shared by its streams and never overshot", () => {
+    const h = harness()
+    toCreateStreams(h, { reverse: true, time: 0, num: 100_000, parallel: 2 })
+    addStreams(h, 2)
+    const t = h.s.test!
+    const [a, b] = t.streams as [S.StreamState, S.StreamState]
+    S.commitSent(t, a, S.sendLen(t, a, 65536, 1), 0)
+    expect(S.sendLen(t, b, 65536, 1)).toBe(100_000 - 65536)
+    S.commitSent(t, b, 100_000 - 65536, 0)
+    expect(S.sendLen(t, a, 65536, 1)).toBe(0)
+    expect(S.senderDone(t, a)).toBe(true)
+    expect(t.sentTotal).toBe(100_000)
+  })
+
+  it("-b: a paced sender may send bandwidth x elapsed time, per stream", () => {
+    const h = harness()
+    toCreateStreams(h, { reverse: true, bandwidth: 8_000_000 }) // 1 MB/s = 1000 bytes per ms
+    addStreams(h, 1, 1000)
+    const t = h.s.test!
+    const st = t.streams[0]!
+    expect(S.sendLen(t, st, 65536, 1000)).toBe(0)
+    expect(S.senderDone(t, st)).toBe(false)
+    expect(S.sendLen(t, st, 65536, 1010)).toBe(10_000)
+    S.commitSent(t, st, 10_000, 0)
+    expect(S.sendLen(t, st, 65536, 1010)).toBe(0)
+    expect(S.sendLen(t, st, 65536, 1200)).toBe(65536)
+  })
+
+  it("--omit: bytes of the omit period are left out, and the interval starts after it", () => {
+    const h = harness()
+    toCreateStreams(h, { omit: 1 })
+    addStreams(h, 1, 0)
+    const t = h.s.test!
+    expect(S.pollAt(h.s)).toBe(1000)
+    h.bytes(10, new Uint8Array(700), 500)
+    h.tick(1000)
+    h.bytes(10, new Uint8Array(300), 1500)
+    h.bytes(1, Uint8Array.of(W.TEST_END), 3000)
+    const j = jsonOf(writes(h.bytes(1, clientResults([1]), 3001), 1)[0]!)
+    expect(j["streams"]).toMatchObject([{ bytes: 300, end_time: 2 }])
+  })
+
+  it("--get-server-output: our lines for this test go back as server_output_text", () => {
+    const h = harness()
+    toCreateStreams(h, { get_server_output: 1 })
+    addStreams(h, 1)
+    h.bytes(1, Uint8Array.of(W.TEST_END), 2000)
+    const j = jsonOf(writes(h.bytes(1, clientResults([1]), 2001), 1)[0]!)
+    expect(j["server_output_text"]).toMatch(/^Accepted connection from 198\.51\.100\.1, port 40001\n.*\n\[  1\] local .*receiver\n$/s)
+  })
+})
+
+describe("iperf3 session: other clients, bad cookies, garbage", () => {
+  it("a second client while a test runs gets ACCESS_DENIED at once (no read), then a close", () => {
+    const h = harness()
+    toCreateStreams(h)
+    addStreams(h, 1)
+    const a = h.accept(50)
+    expect(writes(a, 50)).toEqual([[0xff]])
+    expect(closes(a)).toEqual([{ conn: 50, abort: false }])
+    expect(logs(a)[0]).toMatch(/busy running test #1/)
+    // what it sends afterwards is ignored; the test goes on
+    expect(h.bytes(50, cookie(OTHER))).toEqual([])
+    expect(h.s.test?.phase).toBe("Running")
+    expect(h.s.stats.denied).toBe(1)
+  })
+
+  it("while parameters are awaited a new connection is denied too", () => {
+    const h = harness()
+    h.accept(1)
+    h.bytes(1, cookie())
+    expect(writes(h.accept(2), 2)).toEqual([[0xff]])
+  })
+
+  it("during CREATE_STREAMS: another cookie, an invalid cookie and a stream too many get 0xff", () => {
+    const h = harness()
+    toCreateStreams(h, { parallel: 2 })
+    h.accept(20)
+    expect(writes(h.bytes(20, cookie(OTHER)), 20)).toEqual([[0xff]])
+    h.accept(21)
+    const bad = h.bytes(21, enc.encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n0123456789"))
+    expect(writes(bad, 21)).toEqual([[0xff]])
+    expect(h.s.stats.badCookies).toBe(1)
+    // a connection accepted during CREATE_STREAMS whose cookie comes after the last stream
+    h.accept(22)
+    addStreams(h, 2)
+    expect(h.s.test?.phase).toBe("Running")
+    expect(writes(h.bytes(22, cookie()), 22)).toEqual([[0xff]])
+    expect(h.s.test!.streams.length).toBe(2)
+  })
+
+  it("with no test, garbage instead of a cookie is refused and logged; the server stays free", () => {
+    const h = harness()
+    h.accept(1)
+    const a = h.bytes(1, enc.encode("GET / HTTP/1.1\r\nHost: example.org\r\n\r\n"))
+    expect(writes(a, 1)).toEqual([[0xff]])
+    expect(closes(a)).toEqual([{ conn: 1, abort: false }])
+    expect(logs(a)[0]).toMatch(/^Refused 198\.51\.100\.1:40001: not an iperf3 cookie \("GET \/ HTTP\/1\.1\\x0d\\x0a\.\.\."\)$/)
+    expect(h.s.test).toBeUndefined()
+    h.accept(2)
+    expect(writes(h.bytes(2, cookie()))).toEqual([[W.PARAM_EXCHANGE]])
+  })
+
+  it.each([
+    ["bad JSON", Uint8Array.from([0, 0, 0, 5, ...enc.encode("{bad}")]), W.IE_RECVPARAMS, /bad parameters: BadJson/],
+    ["an oversize length", Uint8Array.of(0x7f, 0, 0, 0), W.IE_RECVPARAMS, /bad parameters: JsonTooLong/],
+    ["-P 129", params({ parallel: 129 }), W.IE_NUMSTREAMS, /"parallel" 129 is above 128/],
+    ["UDP (not served)", params({ tcp: undefined, udp: true, len: 1448 }), W.IE_PROTOCOL, /UDP tests are not supported/],
+    ["no protocol", params({ tcp: undefined }), W.IE_PROTOCOL, /no protocol/],
+    ["a JSON array", W.encodeJson([1, 2, 3]), W.IE_RECVPARAMS, /not a JSON object/]
+  ])("parameters with %s: SERVER_ERROR with the error number, close, logged, server free", (_, bytes, ierrno, why) => {
+    const h = harness()
+    h.accept(1)
+    h.bytes(1, cookie())
+    const a = h.bytes(1, bytes)
+    expect(writes(a, 1)).toEqual([[...W.serverError(ierrno)]])
+    expect(closes(a)).toEqual([{ conn: 1, abort: false }])
+    expect(logs(a).join("\n")).toMatch(why)
+    expect(a.at(-1)).toMatchObject({ _tag: "TestOver", completed: false })
+    expect(h.s.test).toBeUndefined()
+    expect(h.s.stats.testsAborted).toBe(1)
+  })
+
+  it("an unknown state byte while running ends the test: streams and control reset, logged", () => {
+    const h = harness()
+    toCreateStreams(h, { parallel: 2 })
+    addStreams(h, 2)
+    const a = h.bytes(1, Uint8Array.of(0x42))
+    expect(tags(a)).toEqual(["Log", "StopStreams", "Close", "Close", "Close", "TestOver"])
+    expect(closes(a)).toEqual([{ conn: 10, abort: true }, { conn: 11, abort: true }, { conn: 1, abort: true }])
+    expect(logs(a)[0]).toMatch(/unexpected state byte 66 from the client \(test running\)/)
+    expect(h.s.test).toBeUndefined()
+  })
+
+  it("CLIENT_TERMINATE ends the test", () => {
+    const h = harness()
+    toCreateStreams(h)
+    addStreams(h, 1)
+    const a = h.bytes(1, Uint8Array.of(W.CLIENT_TERMINATE))
+    expect(logs(a)[0]).toMatch(/the client terminated the test/)
+    expect(h.s.test).toBeUndefined()
+  })
+
+  it("TEST_START from the client while running is ignored (as 3.12)", () => {
+    const h = harness()
+    toCreateStreams(h)
+    addStreams(h, 1)
+    expect(h.bytes(1, Uint8Array.of(W.TEST_START))).toEqual([])
+    expect(h.s.test?.phase).toBe("Running")
+  })
+
+  it("bad results from the client end the test after EXCHANGE_RESULTS", () => {
+    const h = harness()
+    toCreateStreams(h)
+    addStreams(h, 1)
+    h.bytes(1, Uint8Array.of(W.TEST_END))
+    const a = h.bytes(1, clientResults([7]))
+    expect(logs(a)[0]).toMatch(/bad results from the client: stream result with unknown id 7/)
+    expect(h.s.test).toBeUndefined()
+  })
+
+  it("more than one frame of unread control bytes is an overflow", () => {
+    const h = harness()
+    h.accept(1)
+    h.bytes(1, cookie())
+    // a length that fits, then more than the reader can hold before the message is complete
+    const a = h.bytes(1, Uint8Array.from([0, 1, 0, 0, ...new Uint8Array(W.MAX_JSON_LEN + 1)]))
+    expect(logs(a)[0]).toMatch(/unread control bytes/)
+    expect(h.s.test).toBeUndefined()
+  })
+
+  it("connections still owing a cookie are bounded", () => {
+    const h = harness()
+    for (let i = 0; i < S.MAX_PENDING; i++) expect(h.accept(100 + i)).toEqual([])
+    expect(writes(h.accept(999), 999)).toEqual([[0xff]])
+    S.onGone(h.s, 100)
+    expect(h.accept(1000)).toEqual([])
+  })
+})
+
+describe("iperf3 session: a client that vanishes, and the deadlines", () => {
+  it.each([
+    ["closes", false],
+    ["resets", true]
+  ])("the control connection %s while running: streams stopped and reset, logged, server free", (_, reset) => {
+    const h = harness()
+    toCreateStreams(h)
+    addStreams(h, 1)
+    const a = h.closed(1, reset, 900)
+    expect(tags(a)).toContain("StopStreams")
+    expect(closes(a)).toEqual([{ conn: 10, abort: true }, { conn: 1, abort: reset }])
+    expect(logs(a)[0]).toBe(`Test #1 with 198.51.100.1:40001 ended: the client ${reset ? "reset" : "closed"} the control connection (test running)`)
+    expect(h.s.test).toBeUndefined()
+    h.accept(2)
+    expect(writes(h.bytes(2, cookie()))).toEqual([[W.PARAM_EXCHANGE]])
+  })
+
+  it("the control connection closing in each phase ends that test only", () => {
+    for (const phase of ["ParamExchange", "CreateStreams", "ExchangeResults", "DisplayResults"] as const) {
+      const h = harness()
+      h.accept(1)
+      h.bytes(1, cookie())
+      if (phase !== "ParamExchange") h.bytes(1, params())
+      if (phase === "ExchangeResults" || phase === "DisplayResults") {
+        addStreams(h, 1)
+        h.bytes(1, Uint8Array.of(W.TEST_END))
+      }
+      if (phase === "DisplayResults") h.bytes(1, clientResults([1]))
+      expect(h.s.test?.phase).toBe(phase)
+      const a = h.closed(1, false)
+      expect(a.at(-1)).toMatchObject({ _tag: "TestOver", completed: false })
+      expect(h.s.test).toBeUndefined()
+    }
+  })
+
+  it("a stream reset by the client is logged and closed; the test goes on until TEST_END", () => {
+    const h = harness()
+    toCreateStreams(h)
+    addStreams(h, 1)
+    const a = h.closed(10, true)
+    expect(logs(a)).toEqual(["[  1] stream reset by the client"])
+    expect(closes(a)).toEqual([{ conn: 10, abort: true }])
+    expect(h.s.test?.phase).toBe("Running")
+    expect(closes(h.bytes(1, Uint8Array.of(W.TEST_END)))).toEqual([])
+  })
+
+  it("a connection that closes before its cookie is closed; one that sends nothing is closed at the cookie deadline", () => {
+    const h = harness()
+    h.accept(1, 0)
+    h.bytes(1, cookie().subarray(0, 10))
+    expect(closes(h.closed(1, false))).toEqual([{ conn: 1, abort: false }])
+    h.accept(2, 1000)
+    expect(S.pollAt(h.s)).toBe(1000 + S.COOKIE_TIMEOUT_MS)
+    expect(h.tick(1000 + S.COOKIE_TIMEOUT_MS - 1)).toEqual([])
+    const a = h.tick(1000 + S.COOKIE_TIMEOUT_MS)
+    expect(closes(a)).toEqual([{ conn: 2, abort: true }])
+    expect(logs(a)[0]).toMatch(/sent no cookie within 10 s \(0 bytes\)/)
+    expect(h.s.pending).toBe(0)
+    expect(S.pollAt(h.s)).toBeUndefined()
+  })
+
+  it.each([
+    ["ParamExchange", /timed out waiting for parameters/],
+    ["CreateStreams", /timed out waiting for streams \(0 of 1\)/]
+  ])("setup timeout in %s", (phase, why) => {
+    const h = harness()
+    h.accept(1, 0)
+    h.bytes(1, cookie(), 0)
+    if (phase === "CreateStreams") h.bytes(1, params(), 0)
+    expect(S.pollAt(h.s)).toBe(S.SETUP_TIMEOUT_MS)
+    expect(h.tick(S.SETUP_TIMEOUT_MS - 1)).toEqual([])
+    const a = h.tick(S.SETUP_TIMEOUT_MS)
+    expect(logs(a)[0]).toMatch(why)
+    expect(h.s.test).toBeUndefined()
+  })
+
+  it("the safety timer: T + omit + 40 s after TEST_START", () => {
+    const h = harness()
+    toCreateStreams(h, { time: 5, omit: 2 })
+    addStreams(h, 1, 1000)
+    const at = 1000 + 7000 + S.SAFETY_SLACK_MS
+    h.tick(3000) // the omit snapshot
+    expect(S.pollAt(h.s)).toBe(at)
+    expect(h.tick(at - 1)).toEqual([])
+    const a = h.tick(at)
+    expect(logs(a)[0]).toMatch(/no TEST_END within T \+ omit \+ 40 s/)
+    expect(h.s.test).toBeUndefined()
+  })
+
+  it("-n: the test goes on while data moves, and ends after IDLE_TIMEOUT_MS without progress", () => {
+    const h = harness()
+    toCreateStreams(h, { time: 0, num: 1e12 })
+    addStreams(h, 1, 0)
+    h.bytes(10, new Uint8Array(10), 100)
+    expect(h.tick(S.IDLE_TIMEOUT_MS)).toEqual([])
+    expect(h.s.test?.phase).toBe("Running")
+    expect(S.pollAt(h.s)).toBe(2 * S.IDLE_TIMEOUT_MS)
+    const a = h.tick(2 * S.IDLE_TIMEOUT_MS)
+    expect(logs(a)[0]).toMatch(/no data moved for 60 s/)
+  })
+
+  it("results and IPERF_DONE are awaited at most RESULTS_TIMEOUT_MS", () => {
+    const h = harness()
+    toCreateStreams(h)
+    addStreams(h, 1)
+    h.bytes(1, Uint8Array.of(W.TEST_END), 2000)
+    expect(logs(h.tick(2000 + S.RESULTS_TIMEOUT_MS))[0]).toMatch(/timed out waiting for results/)
+    const h2 = harness()
+    toCreateStreams(h2)
+    addStreams(h2, 1)
+    h2.bytes(1, Uint8Array.of(W.TEST_END), 2000)
+    h2.bytes(1, clientResults([1]), 2010)
+    expect(logs(h2.tick(2010 + S.RESULTS_TIMEOUT_MS))[0]).toMatch(/timed out waiting for IPERF_DONE/)
+  })
+})
