@@ -208,10 +208,10 @@ describe("iperf3 session: a whole TCP test", () => {
     const h = harness()
     toCreateStreams(h, { omit: 1 })
     addStreams(h, 1, 0)
-    const t = h.s.test!
     expect(S.pollAt(h.s)).toBe(1000)
     h.bytes(10, new Uint8Array(700), 500)
     h.tick(1000)
+    expect(h.s.test!.omitDone).toBe(true)
     h.bytes(10, new Uint8Array(300), 1500)
     h.bytes(1, Uint8Array.of(W.TEST_END), 3000)
     const j = jsonOf(writes(h.bytes(1, clientResults([1]), 3001), 1)[0]!)
