@@ -10,6 +10,12 @@
  *
  * UDP: one accounting stream per client (address, port), bounded in number; the 128-byte server report goes
  * back on the client's end-of-stream datagram and again for every repeat, up to iperf's limit.
+ * Sending (iperf-wire.md §B.4, planned and paced by `UdpSend`): `-u -d` starts a stream at once and `-u -r` one
+ * 250 ms after our report, both from a new ephemeral port to (client, mPort), ending with final datagrams
+ * repeated every 10 ms (at most 200) until the client's listener sends its 128-byte report, which we print;
+ * `-u -R` sends from the iperf port to the client's source port and ends with one final datagram (the real server
+ * runs it with no-udp-fin); the client's repeated header datagrams are absorbed by that stream's entry. Each
+ * sending stream is one fiber in the session FiberSet (interrupted at shutdown), at most `maxUdpSenders` at once.
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -402,10 +408,11 @@ export const make = (opts: IperfOptions = {}) =>
         readonly attach?: (s: UdpSend.UdpSender, replied: Signal) => void
       }
 
-      /** Reserve one of the sending slots; false (counted) when all are taken. */
-      const takeSenderSlot = (): boolean => {
+      /** Reserve one of the sending slots; false (counted, logged) when all are taken. */
+      const takeSenderSlot = (id: number, from: string): boolean => {
         if (stats.udpSendStreamsActive >= maxSenders) {
           stats.udpSendDrops++
+          print(`${idCol(id)} not sending UDP to ${from}: ${maxSenders} sending streams already run`)
           return false
         }
         stats.udpSendStreamsActive++
@@ -455,9 +462,16 @@ export const make = (opts: IperfOptions = {}) =>
                 stats.udpBytesOut += len
               } else stats.udpSendErrors++
             }
+            // the console, shaped like the real server's (`[ *2]` marks a connect-back stream, as iperf does)
+            const back = t.srcPort === undefined
+            const tag = Fmt.transferId(t.id, back)
+            if (back) {
+              print(`Client connecting to ${formatIpv4(t.dst)}, UDP port ${t.dstPort}`)
+              print(`Sending ${p.datagramLen} byte datagrams, IPG target: ${(p.intervalMs * 1000).toFixed(2)} us`)
+            }
             print(
-              `${Fmt.transferId(t.id, true).trimEnd()} local ${formatIpv4(t.local)} port ${local} connected with ${formatIpv4(t.dst)} port ${t.dstPort}` +
-                (t.srcPort === undefined ? "" : " (reverse)")
+              `${tag}local ${formatIpv4(t.local)} port ${local} connected with ${formatIpv4(t.dst)} port ${t.dstPort} ` +
+                (back ? "(reverse)" : "(reverse) (no-udp-fin)")
             )
             // data: a burst of whatever is due at each wake-up, wake-ups at least a tick apart
             for (;;) {
@@ -474,10 +488,9 @@ export const make = (opts: IperfOptions = {}) =>
               yield* Effect.sleep(Duration.millis(UdpSend.sleepMs(s, now)))
             }
             stats.udpSendSkipped += s.skipped
-            const dur = UdpSend.elapsedS(s, 0)
-            print(Fmt.formatInterval(t.id, 0, dur, s.bytes, true))
-            print(`${Fmt.transferId(t.id, true)}Sent ${s.nextSeq} datagrams`)
-            // end of stream: the negated next sequence, repeated every 10 ms until the report (bounded)
+            print(Fmt.BW_HEADER)
+            print(Fmt.formatInterval(t.id, 0, UdpSend.elapsedS(s, 0), s.bytes, back))
+            // end of stream: the negated next sequence, repeated every 10 ms until the report (bounded); `-R`: once
             if (t.awaitReport) {
               while (UdpSend.finDue(s)) {
                 len = UdpSend.stampFin(s, dgram, wallUs())
@@ -488,15 +501,18 @@ export const make = (opts: IperfOptions = {}) =>
               len = UdpSend.stampFin(s, dgram, wallUs())
               sendOne()
             }
+            const plainTag = Fmt.transferId(t.id)
+            print(`${plainTag}Sent ${s.nextSeq} datagrams`)
             const r = s.report
             if (r !== undefined) {
-              print(`${Fmt.transferId(t.id, true)}Server Report:`)
+              print(`${plainTag}Server Report:`)
+              print(Fmt.UDP_HEADER)
               const line = Fmt.formatUdpInterval(
                 t.id, 0, IperfUdp.pairSeconds(r.stop), r.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams
               )
-              print(Fmt.transferId(t.id, true) + line.slice(Fmt.transferId(t.id).length))
+              print(tag + line.slice(plainTag.length))
             } else if (t.awaitReport) {
-              print(`${Fmt.transferId(t.id, true)}WARNING: did not receive ack of last datagram after ${s.finSends} tries.`)
+              print(`${plainTag}WARNING: did not receive ack of last datagram after ${s.finSends} tries.`)
             }
           })
         ).pipe(
@@ -521,7 +537,7 @@ export const make = (opts: IperfOptions = {}) =>
           return
         }
         const p = planFor(id, settings, from)
-        if (p === undefined || !takeSenderSlot()) return
+        if (p === undefined || !takeSenderSlot(id, from)) return
         forkSession(
           Effect.zipRight(
             Effect.sleep(Duration.millis(delayMs)),
@@ -613,9 +629,8 @@ export const make = (opts: IperfOptions = {}) =>
             streams.set(key, rs)
             stats.udpStreams++
             stats.udpStreamsActive++
-            print(`${idCol(id)} UDP stream from ${from} (reverse) (no-udp-fin)`)
             const p = planFor(id, settings, from)
-            if (p === undefined || !takeSenderSlot()) {
+            if (p === undefined || !takeSenderSlot(id, from)) {
               rs.active = false
               rs.endMs = d.nowMs
               return

@@ -156,7 +156,7 @@ describe("iperf layer: UDP streams the server sends", () => {
       expect(out).toMatch(/UDP stream from 198\.51\.100\.1:40000 \(tradeoff\)/)
       expect(out).toMatch(new RegExp(`\\[ \\*2\\] local 198\\.51\\.100\\.2 port ${src} connected with 198\\.51\\.100\\.1 port 5001`))
       expect(out).toMatch(/\[ \*2\] 0\.0000-0\.5\d{3} sec {2}64\.6 KBytes/)
-      expect(out).toMatch(/\[ \*2\] Server Report:\n\[ \*2\] 0\.0000-0\.\d{4} sec .* 0\/46 \(0%\)/)
+      expect(out).toMatch(/\[ {2}2\] Sent 47 datagrams\n\[ {2}2\] Server Report:\n\[ ID\].*\n\[ \*2\] 0\.0000-0\.\d{4} sec .* 0\/46 \(0%\)/)
       const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
       expect(st).toMatchObject({ udpSendStreams: 1, udpSendStreamsActive: 0, udpReportsIn: 1, udpDatagramsOut: 46 })
     })
@@ -176,7 +176,7 @@ describe("iperf layer: UDP streams the server sends", () => {
       yield* advance(500)
       expect(data(seen.seqs)).toHaveLength(27) // 300 / 11.215 → k = 0..26
       expect(fins(seen.seqs)).toEqual([-28])
-      expect(lines.join("\n")).toMatch(/\[ \*2\] Server Report:/)
+      expect(lines.join("\n")).toMatch(/\[ {2}2\] Server Report:/)
     })
   )
 
@@ -195,7 +195,7 @@ describe("iperf layer: UDP streams the server sends", () => {
       const n = data(seen.seqs).length
       expect(n).toBe(Math.floor(199 / ((1470 * 8000) / (10 * 1_048_576))) + 1)
       expect(fins(seen.seqs)).toEqual([-(n + 1)])
-      expect(lines.join("\n")).toMatch(/UDP stream from 198\.51\.100\.1:40002 \(reverse\)/)
+      expect(lines.join("\n")).toMatch(/\[ {2}1\] local 198\.51\.100\.2 port 5001 connected with 198\.51\.100\.1 port 40002 \(reverse\) \(no-udp-fin\)/)
       expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpSendStreamsActive).toBe(0)
     })
   )
@@ -212,7 +212,7 @@ describe("iperf layer: UDP streams the server sends", () => {
       yield* advance(3_000)
       expect(fins(seen.seqs)).toHaveLength(UdpSend.FIN_MAX_SENDS)
       expect(fins(seen.seqs)[199]).toBe(-(data(seen.seqs).length + 200))
-      expect(lines.join("\n")).toMatch(/\[ \*2\] WARNING: did not receive ack of last datagram after 200 tries\./)
+      expect(lines.join("\n")).toMatch(/\[ {2}2\] WARNING: did not receive ack of last datagram after 200 tries\./)
       expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpSendStreamsActive).toBe(0)
     })
   )
@@ -251,6 +251,7 @@ describe("iperf layer: UDP streams the server sends", () => {
       expect(got.filter((n) => n === 0)).toHaveLength(1)
       const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
       expect(st.udpSendDrops).toBe(1)
+      expect(lines.join("\n")).toMatch(/not sending UDP to 198\.51\.100\.1:4001\d: 2 sending streams already run/)
       yield* advance(500)
       expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpSendStreamsActive).toBe(0)
     })

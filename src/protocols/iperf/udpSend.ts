@@ -163,13 +163,13 @@ export const planSend = (s: SettingsRepr): SendPlan | Refused => plan(requestOf(
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
- * A datagram buffer of `len` bytes: a zeroed 16-byte prefix slot, then iperf's payload pattern (the real sender's
- * `pattern()`: byte i of n is the digit `'0' + (n - 1 - i) % 10`, written over the whole buffer before the prefix).
+ * A datagram buffer of `len` bytes: a zeroed 16-byte prefix slot, then iperf's payload pattern, byte i being the
+ * digit `'0' + i % 10` (observed from the real 2.1.8 server: byte 16 is '6', byte 1469 is '9'; no settings header).
  * Allocate once per stream; `stampNext`/`stampFin` rewrite only the prefix.
  */
 export const makeDatagram = (len: number): Uint8Array => {
   const b = new Uint8Array(len)
-  for (let i = 0; i < len; i++) b[i] = 0x30 + ((len - 1 - i) % 10)
+  for (let i = 0; i < len; i++) b[i] = 0x30 + (i % 10)
   b.fill(0, 0, Math.min(len, Udp.PREFIX_LEN))
   return b
 }

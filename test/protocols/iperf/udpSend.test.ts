@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest"
 import fc from "fast-check"
 import * as Udp from "../../../src/protocols/iperf/udp.js"
 import * as Send from "../../../src/protocols/iperf/udpSend.js"
-import * as Wire from "../../../src/protocols/iperf/wire.js"
+import { fromHex, toHex } from "../../../src/protocols/bytes.js"
 
 const timePlan = (rate: number, durationMs: number, bufferLen = 0, pps = false): Send.SendPlan => {
   const p = Send.plan({ rate, pps, bufferLen, limit: { kind: "time", durationMs } })
@@ -193,8 +193,7 @@ describe("datagrams", () => {
     expect(Send.stampNext(s, b, wall + 11_215)).toBe(1470)
     expect(Udp.parseDatagram(b, true)).toEqual({ seq: 2, sec: 1_764_156_000, usec: 134_671 })
     expect(b.slice(16)).toEqual(pattern)
-    // nothing that a receiver could mistake for a settings header follows the prefix
-    expect(Wire.hasHeader(((b[16]! << 24) | (b[17]! << 16) | (b[18]! << 8) | b[19]!) >>> 0)).toBe(false)
+    expect(String.fromCharCode(...b.subarray(16, 26))).toBe("6789012345")
   })
 
   it("a sequence beyond 32 bits is written in both words", () => {
@@ -216,6 +215,46 @@ describe("datagrams", () => {
     Send.stampFin(s, b, 0)
     expect(Udp.parseDatagram(b, true)).toMatchObject({ seq: -5 })
     expect(s.finSends).toBe(2)
+  })
+})
+
+describe("golden bytes from the real 2.1.8 server (iperf -s -u, client -u -R -t 2 / -u -r -t 2, captured 2026-11-26)", () => {
+  // first data datagram and the final one of the -R run: 1470 bytes, prefix then the digits '0' + i % 10
+  const REAL_FIRST_PREFIX = "000000016b081ab7000a458000000000"
+  const REAL_FINAL_PREFIX = "ffffff4b6b081ab9000a8f3fffffffff" // -181 after data 1..180
+  const realDatagram = (prefixHex: string): Uint8Array => {
+    const b = new Uint8Array(1470)
+    for (let i = 16; i < 1470; i++) b[i] = 0x30 + (i % 10)
+    b.set(fromHex(prefixHex))
+    return b
+  }
+
+  it("our first data datagram is byte for byte the real one, given the same time", () => {
+    const s = Send.makeSender(timePlan(1_048_576, 2000), 0)
+    const b = Send.makeDatagram(1470)
+    const len = Send.stampNext(s, b, 0x6b081ab7 * 1_000_000 + 0x000a4580)
+    expect(len).toBe(1470)
+    expect(toHex(b)).toBe(toHex(realDatagram(REAL_FIRST_PREFIX)))
+  })
+
+  it("our final datagram after 180 data datagrams is byte for byte the real one", () => {
+    const s = Send.makeSender(timePlan(1_048_576, 2020), 0)
+    const b = Send.makeDatagram(1470)
+    while (s.sent < 180) Send.stampNext(s, b, 0)
+    expect(Send.stampFin(s, b, 0x6b081ab9 * 1_000_000 + 0x000a8f3f)).toBe(1470)
+    expect(toHex(b)).toBe(toHex(realDatagram(REAL_FINAL_PREFIX)))
+  })
+
+  it("the client listener's real report (-u -r) is a Report: 266070 bytes, 0/181, 2.018835 s", () => {
+    const real = fromHex(
+      "00000000000000000000000000000000880000000000000000040f5600000002000049930000000000000000000000b5" +
+        "0000000000000001000000000000000a000000000000005f0000000000001669000000000000001f00002e840004623c" +
+        "0000000000000001000000b50000005900000001000000000000000000000000"
+    )
+    expect(real.length).toBe(128)
+    const s = Send.makeSender(timePlan(1_048_576, 2000), 0)
+    expect(Send.onReply(s, real)).toBe("Report")
+    expect(s.report).toMatchObject({ bytes: 266_070, lost: 0, outOfOrder: 0, datagrams: 181, stop: { sec: 2, usec: 18_835 }, jitter: { sec: 0, usec: 1 } })
   })
 })
 
