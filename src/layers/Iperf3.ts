@@ -16,11 +16,13 @@ import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { formatIpv4 } from "../protocols/address.js"
+import { formatIpv4, type Ipv4Address } from "../protocols/address.js"
 import * as Session from "../protocols/iperf3/session.js"
+import * as U from "../protocols/iperf3/udp.js"
 import * as W from "../protocols/iperf3/wire.js"
 import { Signal } from "./Signal.js"
 import { Tcp, type TcpConnection, type TcpError } from "./Tcp.js"
+import { Udp, type UdpError } from "./Udp.js"
 
 export interface Iperf3Stats {
   connections: number
@@ -31,6 +33,11 @@ export interface Iperf3Stats {
   bytesIn: number
   bytesOut: number
   writeTimeouts: number
+  /** UDP datagrams to the iperf3 port that belong to no stream and are no connect message of an awaited stream. */
+  udpIgnored: number
+  udpDatagramsOut: number
+  /** Datagrams our UDP layer refused to send (no route, too large). */
+  udpSendErrors: number
 }
 
 export interface Iperf3Shape {
@@ -48,6 +55,10 @@ export interface Iperf3Options {
   readonly print?: (line: string) => void
   /** Bound on one control write or a graceful close before the connection is reset (default 10 s). */
   readonly ioTimeoutMs?: number
+  /** Serve UDP tests (`-u`) on the same port (default true). */
+  readonly udp?: boolean
+  /** Wall-clock microseconds, for UDP timestamps and transit times. */
+  readonly wallClockUs?: () => number
 }
 
 const defaultPrint = (line: string): void => {
@@ -67,12 +78,15 @@ interface Outbox {
 export const make = (opts: Iperf3Options = {}) =>
   Effect.gen(function* () {
     const tcp = yield* Tcp
+    const udp = yield* Udp
+    const udpOn = opts.udp !== false
+    const wallUs = opts.wallClockUs ?? (() => Math.round((performance.timeOrigin + performance.now()) * 1000))
     const clock = yield* Effect.clock
     const port = opts.port ?? W.PORT
     const print = opts.print ?? defaultPrint
     const ioTimeout = Duration.millis(opts.ioTimeoutMs ?? 10_000)
-    const server = Session.makeServer({ udp: false })
-    const stats: Iperf3Stats = { connections: 0, tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, bytesIn: 0, bytesOut: 0, writeTimeouts: 0 }
+    const server = Session.makeServer({ udp: udpOn })
+    const stats: Iperf3Stats = { connections: 0, tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, bytesIn: 0, bytesOut: 0, writeTimeouts: 0, udpIgnored: 0, udpDatagramsOut: 0, udpSendErrors: 0 }
     const fibers = yield* FiberSet.make<void, never>()
     const fork = yield* FiberSet.runtime(fibers)<never>()
     const now = (): number => clock.unsafeCurrentTimeMillis()
@@ -104,12 +118,20 @@ export const make = (opts: Iperf3Options = {}) =>
           case "Log":
             print(a.line)
             break
+          case "UdpReply":
+            if (!udp.send(port, Math.floor(a.key / 65536) as Ipv4Address, a.key % 65536, U.CONNECT_REPLY)) stats.udpSendErrors++
+            break
           case "StartStreams": {
             const run = { stop: new Signal(), cpu0: process.cpuUsage(), t0: now() }
             running.set(a.test, run)
             for (const st of a.test.streams) {
+              if (!st.sender) continue
+              if (st.udpKey !== undefined) {
+                fork(udpSender(a.test, st, st.udpKey, run.stop))
+                continue
+              }
               const c = conns.get(st.conn)
-              if (st.sender && c !== undefined) fork(sender(a.test, st, c, run.stop))
+              if (c !== undefined) fork(sender(a.test, st, c, run.stop))
             }
             break
           }
@@ -161,6 +183,32 @@ export const make = (opts: Iperf3Options = {}) =>
           })
         )
       )
+
+    // --- a sending UDP stream (-u -R, -u --bidir): paced datagrams from one preallocated buffer per stream -------
+    const udpSender = (t: Session.Test, st: Session.StreamState, key: number, stop: Signal) =>
+      Effect.gen(function* () {
+        const p = t.params!
+        const dgram = new Uint8Array(p.len)
+        for (let i = U.headerLen(p.udpCounters64); i < dgram.length; i++) dgram[i] = 0x30 + (i % 10)
+        const dst = Math.floor(key / 65536) as Ipv4Address
+        const dstPort = key % 65536
+        const write = (b: Uint8Array): void => b.set(dgram)
+        while (true) {
+          const n = Session.udpDue(t, st, now())
+          if (n > 0) {
+            const wall = wallUs()
+            for (let k = 0; k < n; k++) {
+              U.stamp(dgram, st.packetsSent + 1, wall, p.udpCounters64)
+              // a datagram the layer refuses still takes its sequence number: the receiver counts it lost
+              if (udp.sendWith(port, dst, dstPort, dgram.length, write)) stats.udpDatagramsOut++
+              else stats.udpSendErrors++
+              Session.commitUdpSent(t, st, dgram.length)
+            }
+          }
+          if (Session.senderDone(t, st)) return
+          yield* Effect.raceFirst(stop.wait, Effect.sleep(Duration.millis(Session.udpSleepMs(t, st, now()))))
+        }
+      })
 
     // --- one connection -----------------------------------------------------------------------
     const connection = (c: TcpConnection) =>
@@ -239,6 +287,21 @@ export const make = (opts: Iperf3Options = {}) =>
       Effect.forkScoped
     )
 
+    // --- UDP on the same port: connect messages and the receiving streams' datagrams --------------------------
+    if (udpOn) {
+      yield* udp.bind(port, (d) => {
+        const key = d.src * 65536 + d.srcPort
+        if (Session.onUdp(server, key, d.payload, wallUs())) return
+        if (!U.isConnect(d.payload)) {
+          stats.udpIgnored++
+          return
+        }
+        const peer: Session.PeerInfo = { local: formatIpv4(d.dst), localPort: port, remote: formatIpv4(d.src), remotePort: d.srcPort }
+        if (!Session.onUdpConnect(server, key, peer, now(), out)) stats.udpIgnored++
+        if (out.length > 0) dispatch()
+      })
+    }
+
     // --- deadlines ------------------------------------------------------------------------------
     yield* Effect.gen(function* () {
       while (true) {
@@ -253,7 +316,8 @@ export const make = (opts: Iperf3Options = {}) =>
     }).pipe(Effect.forkScoped)
 
     print(`Server listening on TCP port ${port}`)
+    if (udpOn) print(`Server listening on UDP port ${port}`)
     return Iperf3.of({ port, stats, server })
   })
 
-export const layer = (opts: Iperf3Options = {}): Layer.Layer<Iperf3, TcpError, Tcp> => Layer.scoped(Iperf3, make(opts))
+export const layer = (opts: Iperf3Options = {}): Layer.Layer<Iperf3, TcpError | UdpError, Tcp | Udp> => Layer.scoped(Iperf3, make(opts))

@@ -1,6 +1,6 @@
 /**
  * The real iperf3 3.12 client against our server (node dist/main.js on a TAP in a private namespace), one test per
- * row 13-16 and 18 of iperf-wire.md §E, judged by the client's output and exit status; then hostile clients (garbage
+ * row 13-18 of iperf-wire.md §E (17 is UDP, also with -R and --bidir), judged by the client's output and exit status; then hostile clients (garbage
  * instead of a cookie, an oversize parameter length, a second client while a test runs), each followed by a real
  * client that still completes.
  */
@@ -31,6 +31,26 @@ const summaries = (out: string): Array<Line> => {
     transfer: m[5]!,
     retr: m[6] === undefined ? undefined : Number(m[6]),
     side: m[7] as "sender" | "receiver"
+  }))
+}
+
+interface UdpLine {
+  readonly role: string | undefined
+  readonly jitterMs: number
+  readonly lost: number
+  readonly total: number
+  readonly side: "sender" | "receiver"
+}
+
+/** UDP summary lines: `[  5]   0.00-2.00   sec  2.38 MBytes  9.98 Mbits/sec  0.007 ms  0/1726 (0%)  receiver`. */
+const udpSummaries = (out: string): Array<UdpLine> => {
+  const re = /^\[\s*(?:\d+|SUM)\](?:\[(TX-C|RX-C)\])?\s+\d+\.\d+-\d+\.\d+\s+sec\s+[\d.]+ \w*Bytes\s+[\d.]+ \w*bits\/sec\s+([\d.]+) ms\s+(\d+)\/(\d+) \([^)]*\)\s+(sender|receiver)\s*$/gm
+  return [...out.matchAll(re)].map((m) => ({
+    role: m[1],
+    jitterMs: Number(m[2]),
+    lost: Number(m[3]),
+    total: Number(m[4]),
+    side: m[5] as "sender" | "receiver"
   }))
 }
 
@@ -162,6 +182,47 @@ describeRoot("e2e: iperf3 3.12 client against our server on TCP 5201 (iperf-wire
         expect(j.error).toBeUndefined()
         expect(j.end.sum_received.bytes).toBeGreaterThan(0)
         expect(j.end.sum_sent.bytes).toBeGreaterThanOrEqual(j.end.sum_received.bytes)
+      })
+    )
+  )
+
+  it.live("row 17: -u -t 2 -b 10M: receiver line with jitter and 0/N or small loss, status 0", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* withServer("ip3-r17")
+        yield* s.waitFor(/Server listening on UDP port 5201/)
+        const r = yield* iperf3(s, ["-u", "-t", "2", "-b", "10M"])
+        done(r, s)
+        const rcv = udpSummaries(r.stdout).find((l) => l.side === "receiver")
+        expect(rcv, r.stdout).toBeDefined()
+        expect(rcv!.total).toBeGreaterThan(1000) // 10 Mbit/s of 1448-byte datagrams for 2 s is about 1726
+        expect(rcv!.lost / rcv!.total).toBeLessThan(0.05)
+        expect(rcv!.jitterMs).toBeLessThan(100)
+        yield* s.waitFor(/\[  1\]   0\.00-2\.\d\d   sec .* ms  \d+\/\d+ \(.*%\)  receiver/)
+      })
+    )
+  )
+
+  it.live("-u -R -t 2 -b 10M and -u --bidir: the server's paced datagrams arrive with little loss, status 0", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* withServer("ip3-udpr")
+        const r = yield* iperf3(s, ["-u", "-R", "-t", "2", "-b", "10M"])
+        done(r, s)
+        expect(r.stdout).toMatch(/Reverse mode, remote host 198\.51\.100\.2 is sending/)
+        const ls = udpSummaries(r.stdout)
+        const snd = ls.find((l) => l.side === "sender")
+        const rcv = ls.find((l) => l.side === "receiver")
+        expect(snd, r.stdout).toBeDefined()
+        expect(rcv, r.stdout).toBeDefined()
+        // paced to about 10 Mbit/s: about 1726 datagrams in 2 s, not an unpaced flood
+        expect(snd!.total).toBeGreaterThan(1000)
+        expect(snd!.total).toBeLessThan(2500)
+        expect(rcv!.lost / rcv!.total).toBeLessThan(0.05)
+        const b = yield* iperf3(s, ["-u", "--bidir", "-t", "1", "-b", "5M"])
+        done(b, s)
+        const bl = udpSummaries(b.stdout)
+        for (const role of ["TX-C", "RX-C"]) expect(bl.some((l) => l.role === role && l.side === "receiver" && l.total > 0), b.stdout).toBe(true)
       })
     )
   )

@@ -12,12 +12,14 @@
  * ```
  * With `--bidir` the id column carries the role, `[  1][RX-S]` / `[  3][TX-S]`. Pure functions of numbers.
  */
-import { formatBitsPerSec, formatBytes } from "../iperf/format.js"
+import { formatBitsPerSec, formatBytes, formatG } from "../iperf/format.js"
 
 export const HEADER = "[ ID] Interval           Transfer     Bitrate"
 export const HEADER_RETR = "[ ID] Interval           Transfer     Bitrate         Retr"
 export const HEADER_BIDIR = "[ ID][Role] Interval           Transfer     Bitrate"
 export const HEADER_RETR_BIDIR = "[ ID][Role] Interval           Transfer     Bitrate         Retr"
+export const HEADER_UDP = "[ ID] Interval           Transfer     Bitrate         Jitter    Lost/Total Datagrams"
+export const HEADER_UDP_BIDIR = "[ ID][Role] Interval           Transfer     Bitrate         Jitter    Lost/Total Datagrams"
 export const SEPARATOR = "- - - - - - - - - - - - - - - - - - - - - - - - -"
 
 export const accepted = (remote: string, port: number): string => `Accepted connection from ${remote}, port ${port}`
@@ -50,4 +52,27 @@ export const summary = (l: SummaryLine): string => {
   const head = `${id}${role} ${interval(l.startS, l.endS)}  ${formatBytes(l.bytes)}  ${formatBitsPerSec(rate(l.bytes, l.endS - l.startS))}`
   const tail = l.retransmits === undefined ? " ".repeat(18) : `  ${String(l.retransmits).padStart(3)}${" ".repeat(13)}`
   return `${head}${tail}${l.side}`
+}
+
+export interface UdpSummaryLine {
+  readonly id: number | "SUM"
+  readonly role?: "RX-S" | "TX-S"
+  readonly startS: number
+  readonly endS: number
+  readonly bytes: number
+  readonly jitterS: number
+  readonly lost: number
+  readonly packets: number
+  readonly side: "sender" | "receiver"
+}
+
+/** `report_bw_udp_format`: `[  1]   0.00-2.00   sec   256 KBytes  1.05 Mbits/sec  0.012 ms  0/181 (0%)  receiver`. */
+export const udpSummary = (l: UdpSummaryLine): string => {
+  const id = l.id === "SUM" ? "[SUM]" : `[${String(l.id).padStart(3)}]`
+  const role = l.role === undefined ? "" : `[${l.role}]`
+  const pct = l.packets > 0 ? (100 * l.lost) / l.packets : 0
+  return (
+    `${id}${role} ${interval(l.startS, l.endS)}  ${formatBytes(l.bytes)}  ${formatBitsPerSec(rate(l.bytes, l.endS - l.startS))}  ` +
+    `${(l.jitterS * 1000).toFixed(3).padStart(5)} ms  ${l.lost}/${l.packets} (${formatG(pct, 2)}%)  ${l.side}`
+  )
 }

@@ -27,6 +27,7 @@
  */
 import * as W from "./wire.js"
 import * as F from "./format.js"
+import * as U from "./udp.js"
 
 export const COOKIE_TIMEOUT_MS = 10_000
 export const SETUP_TIMEOUT_MS = 10_000
@@ -49,7 +50,14 @@ export type Phase = "ParamExchange" | "CreateStreams" | "Running" | "ExchangeRes
 
 export interface StreamState {
   readonly id: number
+  /** The TCP connection; for a UDP stream a negative number, and `udpKey` says where it is. */
   readonly conn: number
+  /** UDP: the peer as address * 65536 + port. */
+  readonly udpKey: number | undefined
+  /** UDP receiving stream: the accounting. */
+  readonly udp: U.UdpRecv | undefined
+  /** UDP sending stream: datagrams sent (its sequence numbers ran 1..packetsSent). */
+  packetsSent: number
   /** The server sends on this stream (`-R`, the second half of `--bidir`). */
   readonly sender: boolean
   readonly peer: PeerInfo
@@ -108,6 +116,8 @@ export interface ServerOptions {
 
 export interface Server {
   readonly conns: Map<number, Role>
+  /** UDP streams of the current test by peer (address * 65536 + port). */
+  readonly udpStreams: Map<number, StreamState>
   test: Test | undefined
   pending: number
   nextTest: number
@@ -124,10 +134,13 @@ export type Action =
   /** Stop the sending streams now, and call `setCpu`. */
   | { readonly _tag: "StopStreams"; readonly test: Test }
   | { readonly _tag: "Log"; readonly line: string }
+  /** Send the UDP connect reply ("6789") from the iperf3 port to the peer address * 65536 + port. */
+  | { readonly _tag: "UdpReply"; readonly key: number }
   | { readonly _tag: "TestOver"; readonly test: Test; readonly completed: boolean }
 
 export const makeServer = (opts: ServerOptions = {}): Server => ({
   conns: new Map(),
+  udpStreams: new Map(),
   test: undefined,
   pending: 0,
   nextTest: 1,
@@ -235,18 +248,27 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
     out.push({ _tag: "Write", conn, data: W.stateByte(W.PARAM_EXCHANGE) })
     return
   }
-  if (t.phase !== "CreateStreams" || !valid || W.cookieText(cookie) !== t.cookie || t.streams.length >= t.expected) {
+  if (t.phase !== "CreateStreams" || !valid || W.cookieText(cookie) !== t.cookie || t.streams.length >= t.expected || t.params?.protocol !== "tcp") {
     if (!valid) s.stats.badCookies++
     log(out, `Refused ${who(peer)}: ${valid ? "not a stream of" : "not an iperf3 cookie during"} test #${t.n} (access denied)`, t)
     deny(s, conn, out)
     return
   }
+  const st = addStream(t, conn, undefined, peer)
+  s.conns.set(conn, { kind: "stream", test: t, stream: st })
+  streamIn(t, st, nowMs, out)
+}
+
+const addStream = (t: Test, conn: number, udpKey: number | undefined, peer: PeerInfo): StreamState => {
   const k = t.streams.length
   const p = t.params!
   const sender = p.reverse || (p.bidirectional && k >= p.parallel)
   const st: StreamState = {
     id: k === 0 ? 1 : k + 2,
     conn,
+    udpKey,
+    udp: udpKey !== undefined && !sender ? U.makeRecv() : undefined,
+    packetsSent: 0,
     sender,
     peer,
     bytes: 0,
@@ -257,7 +279,13 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
     peerClosed: false
   }
   t.streams.push(st)
-  s.conns.set(conn, { kind: "stream", test: t, stream: st })
+  return st
+}
+
+/** A stream was added: log it, and start the test once all are in. */
+const streamIn = (t: Test, st: StreamState, nowMs: number, out: Array<Action>): void => {
+  const p = t.params!
+  const peer = st.peer
   log(out, F.connected(st.id, peer.local, peer.localPort, peer.remote, peer.remotePort), t)
   if (t.streams.length === t.expected) {
     t.phase = "Running"
@@ -270,6 +298,43 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
     out.push({ _tag: "Write", conn: t.control, data: W.stateByte(W.TEST_RUNNING) })
     out.push({ _tag: "StartStreams", test: t })
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// UDP streams (§C.4)
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * A datagram to the iperf3 port from `key` (address * 65536 + port), arrived at wall-clock `arrivalUs`. The hot path:
+ * a receiving stream's datagram is accounted here. Returns false when the datagram belongs to no stream; the shell then
+ * calls `onUdpConnect` if it is a connect message.
+ */
+export const onUdp = (s: Server, key: number, payload: Uint8Array, arrivalUs: number): boolean => {
+  const st = s.udpStreams.get(key)
+  if (st === undefined) return false
+  const t = s.test
+  if (st.udp !== undefined && t !== undefined && t.phase === "Running") {
+    st.bytes += payload.length
+    U.onDatagram(st.udp, payload, arrivalUs, t.params!.udpCounters64)
+  }
+  return true
+}
+
+/** A 4-byte connect datagram from a new peer: the next stream of a UDP test awaiting streams; otherwise ignored (false). */
+export const onUdpConnect = (s: Server, key: number, peer: PeerInfo, nowMs: number, out: Array<Action>): boolean => {
+  const t = s.test
+  const known = s.udpStreams.get(key)
+  if (known !== undefined) {
+    // a repeated connect: answer again
+    out.push({ _tag: "UdpReply", key })
+    return true
+  }
+  if (t === undefined || t.phase !== "CreateStreams" || t.params?.protocol !== "udp" || t.streams.length >= t.expected) return false
+  const st = addStream(t, -(t.streams.length + 1), key, peer)
+  s.udpStreams.set(key, st)
+  out.push({ _tag: "UdpReply", key })
+  streamIn(t, st, nowMs, out)
+  return true
 }
 
 /** The peer sent FIN (`reset` false) or reset the connection. */
@@ -390,6 +455,7 @@ const stateIn = (s: Server, t: Test, b: number, nowMs: number, out: Array<Action
   if (t.phase === "DisplayResults" && b === W.IPERF_DONE) {
     t.phase = "Over"
     s.test = undefined
+    s.udpStreams.clear()
     s.stats.testsCompleted++
     s.conns.set(t.control, { kind: "closing" })
     out.push({ _tag: "Close", conn: t.control, abort: false })
@@ -418,6 +484,7 @@ const endTest = (s: Server, t: Test, why: string, nowMs: number, out: Array<Acti
   if (wasRunning) t.endMs = nowMs
   t.phase = "Over"
   s.test = undefined
+  s.udpStreams.clear()
   s.stats.testsAborted++
   log(out, `Test #${t.n} with ${who(t.peer)} ended: ${why}`, t)
   for (const st of t.streams) st.stopped = true
@@ -537,6 +604,29 @@ export const commitSent = (t: Test, st: StreamState, n: number, retransmits: num
   st.retransmits = retransmits
 }
 
+/** UDP: datagrams stream `st` should send now (pacing to `bandwidth`, the `-n`/`-k` budget, at most U.MAX_BURST). */
+export const udpDue = (t: Test, st: StreamState, nowMs: number): number => {
+  if (st.stopped || t.phase !== "Running") return 0
+  const p = t.params!
+  let n = U.due(p.bandwidth, p.len, t.startMs, nowMs, st.packetsSent)
+  const budget = sendBudget(t)
+  if (budget !== Infinity) n = Math.min(n, Math.ceil((budget - t.sentTotal) / p.len))
+  return Math.max(0, n)
+}
+
+/** UDP: milliseconds a sender may sleep before its next datagram is due. */
+export const udpSleepMs = (t: Test, st: StreamState, nowMs: number): number => {
+  const p = t.params!
+  return Math.min(U.sleepMs(p.bandwidth, p.len, t.startMs, nowMs, st.packetsSent), 100)
+}
+
+/** UDP: one datagram of `len` bytes left. */
+export const commitUdpSent = (t: Test, st: StreamState, len: number): void => {
+  st.packetsSent++
+  st.bytes += len
+  t.sentTotal += len
+}
+
 /** The shell measured CPU use (percent of one core's wall time) over the test. */
 export const setCpu = (t: Test, total: number, user: number, system: number): void => {
   t.cpu = [total, user, system]
@@ -561,15 +651,15 @@ export const serverResults = (t: Test): W.ResultsRepr => {
     cpuTotal: t.cpu[0],
     cpuUser: t.cpu[1],
     cpuSystem: t.cpu[2],
-    senderHasRetransmits: anySender ? 1 : -1,
+    senderHasRetransmits: anySender ? (t.params?.protocol === "tcp" ? 1 : 0) : -1,
     ...(t.params?.getServerOutput === true ? { serverOutputText: t.lines.map((l) => l + "\n").join("") } : {}),
     streams: t.streams.map((st) => ({
       id: st.id,
       bytes: counted(t, st),
-      retransmits: st.sender ? retransCounted(t, st) : -1,
-      jitter: 0,
-      errors: 0,
-      packets: 0,
+      retransmits: st.sender && st.udpKey === undefined ? retransCounted(t, st) : -1,
+      jitter: st.udp?.jitterS ?? 0,
+      errors: st.udp?.errors ?? 0,
+      packets: st.udp?.packets ?? st.packetsSent,
       startTime: 0,
       endTime: span.seconds
     }))
@@ -582,6 +672,7 @@ const summarize = (t: Test, out: Array<Action>): void => {
   const span = streamSpan(t)
   const bidir = p.bidirectional
   const anySender = t.streams.some((st) => st.sender)
+  if (p.protocol === "udp") return summarizeUdp(t, out)
   log(out, F.SEPARATOR, t)
   log(out, bidir ? (anySender ? F.HEADER_RETR_BIDIR : F.HEADER_BIDIR) : anySender ? F.HEADER_RETR : F.HEADER, t)
   const line = (id: number | "SUM", sender: boolean, bytes: number, retr: number | undefined): string =>
@@ -605,5 +696,40 @@ const summarize = (t: Test, out: Array<Action>): void => {
       r += retransCounted(t, st)
     }
     log(out, line("SUM", sender, b, sender ? r : undefined), t)
+  }
+}
+
+const summarizeUdp = (t: Test, out: Array<Action>): void => {
+  const p = t.params!
+  const span = streamSpan(t)
+  log(out, F.SEPARATOR, t)
+  log(out, p.bidirectional ? F.HEADER_UDP_BIDIR : F.HEADER_UDP, t)
+  const line = (id: number | "SUM", sender: boolean, bytes: number, u: { jitterS: number; errors: number; packets: number }): string =>
+    F.udpSummary({
+      id,
+      ...(p.bidirectional ? { role: sender ? ("TX-S" as const) : ("RX-S" as const) } : {}),
+      startS: 0,
+      endS: span.seconds,
+      bytes,
+      jitterS: u.jitterS,
+      lost: u.errors,
+      packets: u.packets,
+      side: sender ? "sender" : "receiver"
+    })
+  const stats = (st: StreamState) => st.udp ?? { jitterS: 0, errors: 0, packets: st.packetsSent }
+  for (const st of t.streams) log(out, line(st.id, st.sender, counted(t, st), stats(st)), t)
+  for (const sender of [false, true]) {
+    const ss = t.streams.filter((st) => st.sender === sender)
+    if (ss.length < 2) continue
+    const sum = { jitterS: 0, errors: 0, packets: 0 }
+    let b = 0
+    for (const st of ss) {
+      const u = stats(st)
+      b += counted(t, st)
+      sum.jitterS += u.jitterS / ss.length
+      sum.errors += u.errors
+      sum.packets += u.packets
+    }
+    log(out, line("SUM", sender, b, sum), t)
   }
 }

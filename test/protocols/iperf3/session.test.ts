@@ -15,8 +15,8 @@ const params = (o: Record<string, unknown> = {}): Uint8Array =>
   W.encodeJson({ tcp: true, omit: 0, time: 2, num: 0, blockcount: 0, parallel: 1, len: 131072, pacing_timer: 1000, client_version: "3.12", ...o })
 
 /** A machine with helpers that return the actions of each call. */
-const harness = () => {
-  const s = S.makeServer()
+const harness = (opts: S.ServerOptions = {}) => {
+  const s = S.makeServer(opts)
   const out: Array<S.Action> = []
   const take = (): Array<S.Action> => out.splice(0, out.length)
   return {
@@ -24,7 +24,11 @@ const harness = () => {
     accept: (conn: number, now = 0) => (S.onAccept(s, conn, peer(40000 + conn), now, out), take()),
     bytes: (conn: number, b: Uint8Array, now = 0) => (S.onBytes(s, conn, b, 0, b.length, now, out), take()),
     closed: (conn: number, reset: boolean, now = 0) => (S.onPeerClosed(s, conn, reset, now, out), take()),
-    tick: (now: number) => (S.onTick(s, now, out), take())
+    tick: (now: number) => (S.onTick(s, now, out), take()),
+    connect: (key: number, now = 0) => {
+      const ok = S.onUdpConnect(s, key, peer(key % 65536), now, out)
+      return { ok, actions: take() }
+    }
   }
 }
 
@@ -469,5 +473,102 @@ describe("iperf3 session: a client that vanishes, and the deadlines", () => {
     h2.bytes(1, Uint8Array.of(W.TEST_END), 2000)
     h2.bytes(1, clientResults([1]), 2010)
     expect(logs(h2.tick(2010 + S.RESULTS_TIMEOUT_MS))[0]).toMatch(/timed out waiting for IPERF_DONE/)
+  })
+})
+
+describe("iperf3 session: UDP streams (row 17)", () => {
+  const udpHarness = () => harness({ udp: true })
+  const KEY = (port: number) => 0xc6336401 * 65536 + port // 198.51.100.1:port
+  const dgram = (seq: number, sentUs: number, len = 100): Uint8Array => {
+    const b = new Uint8Array(len)
+    const v = new DataView(b.buffer)
+    v.setUint32(0, Math.floor(sentUs / 1e6))
+    v.setUint32(4, sentUs % 1e6)
+    v.setUint32(8, seq)
+    return b
+  }
+
+  it("connects from new peers become streams 1, 3 with a 6789 reply each; 1 and 2 follow the last", () => {
+    const h = udpHarness()
+    toCreateStreams(h, { tcp: undefined, udp: true, len: 1448, parallel: 2, bandwidth: 1048576 })
+    const a = h.connect(KEY(5000))
+    expect(a.ok).toBe(true)
+    expect(a.actions.filter((x) => x._tag === "UdpReply")).toEqual([{ _tag: "UdpReply", key: KEY(5000) }])
+    expect(writes(a.actions, 1)).toEqual([])
+    // a repeated connect is answered again and adds nothing
+    expect(h.connect(KEY(5000)).actions.map((x) => x._tag)).toEqual(["UdpReply"])
+    const b = h.connect(KEY(5001))
+    expect(writes(b.actions, 1)).toEqual([[W.TEST_START], [W.TEST_RUNNING]])
+    expect(h.s.test!.streams.map((x) => [x.id, x.udpKey])).toEqual([[1, KEY(5000)], [3, KEY(5001)]])
+    // a third peer is not a stream
+    expect(h.connect(KEY(5002)).ok).toBe(false)
+  })
+
+  it("a TCP stream for a UDP test is denied, and UDP connects for a TCP test are ignored", () => {
+    const h = udpHarness()
+    toCreateStreams(h, { tcp: undefined, udp: true, len: 1448 })
+    h.accept(10)
+    expect(writes(h.bytes(10, cookie()), 10)).toEqual([[0xff]])
+    const h2 = udpHarness()
+    toCreateStreams(h2 as unknown as ReturnType<typeof harness>)
+    expect(h2.connect(KEY(5000)).ok).toBe(false)
+  })
+
+  it("received datagrams: bytes, highest sequence, losses, jitter in seconds go into the results", () => {
+    const h = udpHarness()
+    toCreateStreams(h, { tcp: undefined, udp: true, len: 100 })
+    h.connect(KEY(5000), 0)
+    // before TEST_RUNNING nothing counts; unknown peers are not ours
+    expect(S.onUdp(h.s, KEY(6000), dgram(1, 0), 0)).toBe(false)
+    const t = h.s.test!
+    for (const [seq, sent, arrive] of [[1, 0, 1000], [2, 1000, 2000], [4, 3000, 4100], [3, 2000, 4200]] as const) {
+      expect(S.onUdp(h.s, KEY(5000), dgram(seq, sent), arrive)).toBe(true)
+    }
+    const st = t.streams[0]!
+    expect(st.bytes).toBe(400)
+    expect(st.udp).toMatchObject({ packets: 4, errors: 0, outOfOrder: 1 })
+    h.bytes(1, Uint8Array.of(W.TEST_END), 2000)
+    const j = jsonOf(writes(h.bytes(1, clientResults([1]), 2001), 1)[0]!)
+    expect(j["sender_has_retransmits"]).toBe(-1)
+    const r = (j["streams"] as Array<Record<string, number>>)[0]!
+    expect(r).toMatchObject({ id: 1, bytes: 400, retransmits: -1, errors: 0, packets: 4 })
+    expect(r["jitter"]!).toBeGreaterThan(0)
+    expect(r["jitter"]!).toBeLessThan(0.001) // seconds, not milliseconds
+    // after the test the peer is forgotten
+    h.bytes(1, Uint8Array.of(W.IPERF_DONE), 2002)
+    expect(S.onUdp(h.s, KEY(5000), dgram(5, 0), 0)).toBe(false)
+  })
+
+  it("-u -R: the sender is paced to bandwidth; its results carry packets sent and sender_has_retransmits 0", () => {
+    const h = udpHarness()
+    toCreateStreams(h, { tcp: undefined, udp: true, len: 1000, reverse: true, bandwidth: 800_000 })
+    h.connect(KEY(5000), 1000) // 100 datagrams per second
+    const t = h.s.test!
+    const st = t.streams[0]!
+    expect(st.sender).toBe(true)
+    expect(S.udpDue(t, st, 1000)).toBe(1)
+    S.commitUdpSent(t, st, 1000)
+    expect(S.udpDue(t, st, 1005)).toBe(0)
+    expect(S.udpSleepMs(t, st, 1005)).toBe(5)
+    expect(S.udpDue(t, st, 1010)).toBe(1)
+    expect(S.udpDue(t, st, 3000)).toBe(64) // bounded burst after a stall
+    S.commitUdpSent(t, st, 1000)
+    h.bytes(1, Uint8Array.of(W.TEST_END), 3000)
+    expect(S.udpDue(t, st, 3000)).toBe(0)
+    const j = jsonOf(writes(h.bytes(1, clientResults([1]), 3001), 1)[0]!)
+    expect(j["sender_has_retransmits"]).toBe(0)
+    expect(j["streams"]).toEqual([{ id: 1, bytes: 2000, retransmits: -1, jitter: 0, errors: 0, packets: 2, start_time: 0, end_time: 2 }])
+  })
+
+  it("-u -n: the datagram budget is never overshot by more than the last datagram", () => {
+    const h = udpHarness()
+    toCreateStreams(h, { tcp: undefined, udp: true, len: 1000, reverse: true, bandwidth: 0, time: 0, num: 2500 })
+    h.connect(KEY(5000), 0)
+    const t = h.s.test!
+    const st = t.streams[0]!
+    expect(S.udpDue(t, st, 0)).toBe(3)
+    for (let i = 0; i < 3; i++) S.commitUdpSent(t, st, 1000)
+    expect(S.udpDue(t, st, 1)).toBe(0)
+    expect(S.senderDone(t, st)).toBe(true)
   })
 })
