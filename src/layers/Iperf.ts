@@ -23,6 +23,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
@@ -557,6 +558,8 @@ export const make = (opts: IperfOptions = {}) =>
         readonly settings: Wire.SettingsRepr
         lastMs: number
         printed: boolean
+        /** `-r` only: ends the receive side at T + 2 s if the client's final datagrams never come. */
+        watchdog: Fiber.RuntimeFiber<void> | undefined
       }
       /** `-R`: the client's header datagrams (repeated until our data arrives) and any reply go to the sender. */
       interface ReverseSession {
@@ -577,39 +580,58 @@ export const make = (opts: IperfOptions = {}) =>
         IperfUdp.emitServerReport(IperfUdp.report(s.st), reportBuf)
         if (udp.send(port, s.src, s.srcPort, reportBuf)) stats.udpReportsOut++
         IperfUdp.noteReportSent(s.st, nowMs)
-        if (!s.printed) {
-          s.printed = true
-          const r = IperfUdp.report(s.st)
-          print(
-            Fmt.formatUdpInterval(s.id, 0, IperfUdp.pairSeconds(r.stop), s.st.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams)
-          )
-          // -r: the server's own test starts once this one is over (the real server: after its report exchange)
-          if (s.settings.mode === "tradeoff") {
-            startConnectBack(nextId++, s.local, s.src, s.settings, IperfUdp.REPORT_SILENCE_MS)
-          }
-        }
+        finishReceive(s, "")
       }
+      /** Print a receive stream's line once; for `-r` start the server's own stream 250 ms later (after our report). */
+      const finishReceive = (s: RecvSession, note: string): void => {
+        if (s.printed) return
+        s.printed = true
+        s.watchdog?.unsafeInterruptAsFork(FiberId.none)
+        s.watchdog = undefined
+        const r = IperfUdp.report(s.st)
+        print(
+          Fmt.formatUdpInterval(s.id, 0, IperfUdp.pairSeconds(r.stop), s.st.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams) + note
+        )
+        if (s.settings.mode === "tradeoff") startConnectBack(nextId++, s.local, s.src, s.settings, IperfUdp.REPORT_SILENCE_MS)
+      }
+      /**
+       * `-r` in time mode when the client's final datagrams are all lost: like the real server (T + 2 s, `SLOPSECS`),
+       * end the receive side anyway, so the client's listener still gets our stream.
+       */
+      const tradeoffWatchdog = (s: RecvSession, durationMs: number) =>
+        Effect.zipRight(
+          Effect.sleep(Duration.millis(durationMs + Session.SERVER_SLOP_MS)),
+          Effect.sync(() => {
+            s.watchdog = undefined
+            finishReceive(s, " (no final datagram)")
+          })
+        )
       const forgettable = (o: UdpSession, nowMs: number): boolean =>
         o.kind === "recv"
           ? (o.st.finished && IperfUdp.isSettled(o.st, nowMs)) || nowMs - o.lastMs > 10_000
           : !o.active && nowMs - Math.max(o.endMs, o.lastMs) > REVERSE_LINGER_MS
 
+      const forget = (key: number, o: UdpSession): void => {
+        streams.delete(key)
+        stats.udpStreamsActive--
+        if (o.kind === "recv") {
+          o.watchdog?.unsafeInterruptAsFork(FiberId.none)
+          o.watchdog = undefined
+        }
+      }
+
       yield* udp.bind(port, (d) => {
         const key = d.src * 65536 + d.srcPort
         let s = streams.get(key)
         if (s !== undefined && ((s.kind === "recv" && s.st.finished && IperfUdp.isSettled(s.st, d.nowMs)) || (s.kind === "reverse" && forgettable(s, d.nowMs)))) {
-          streams.delete(key)
-          stats.udpStreamsActive--
+          forget(key, s)
           s = undefined
         }
         if (s === undefined) {
           if (streams.size >= maxStreams) {
             // make room: forget streams that are done or silent for 10 s
             for (const [k, o] of streams) {
-              if (forgettable(o, d.nowMs)) {
-                streams.delete(k)
-                stats.udpStreamsActive--
-              }
+              if (forgettable(o, d.nowMs)) forget(k, o)
             }
             if (streams.size >= maxStreams) {
               stats.udpStreamDrops++
@@ -650,7 +672,8 @@ export const make = (opts: IperfOptions = {}) =>
             return
           }
           const rs: RecvSession = {
-            kind: "recv", id, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, local: d.dst, settings, lastMs: d.nowMs, printed: false
+            kind: "recv", id, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, local: d.dst, settings, lastMs: d.nowMs,
+            printed: false, watchdog: undefined
           }
           s = rs
           streams.set(key, rs)
@@ -660,6 +683,9 @@ export const make = (opts: IperfOptions = {}) =>
           print(`${idCol(id)} UDP stream from ${from}${label}`)
           // -d: the server's own test starts at once, beside this one
           if (settings.mode === "dual") startConnectBack(nextId++, d.dst, d.src, settings, Session.CONNECT_BACK_DELAY_MS)
+          if (settings.mode === "tradeoff" && settings.amount.kind === "time" && settings.amount.durationMs <= UdpSend.MAX_DURATION_MS) {
+            rs.watchdog = forkSession(tradeoffWatchdog(rs, settings.amount.durationMs))
+          }
         }
         s.lastMs = d.nowMs
         if (s.kind === "reverse") {

@@ -78,8 +78,11 @@ const listen = (port: number, silent = false) =>
     return seen
   })
 
-/** The client's sending side: `n` datagrams 11 ms apart from A:`srcPort`, then the final one until the report (≤ 200). */
-const clientStream = (srcPort: number, first: Uint8Array, n: number) =>
+/**
+ * The client's sending side: `n` datagrams 11 ms apart from A:`srcPort`, then the final one until the report (≤ 200);
+ * `finals: false` leaves the finals out (as if every one was lost).
+ */
+const clientStream = (srcPort: number, first: Uint8Array, n: number, finals = true) =>
   Effect.gen(function* () {
     const udp = yield* Udp
     let report = false
@@ -92,7 +95,7 @@ const clientStream = (srcPort: number, first: Uint8Array, n: number) =>
       udp.send(srcPort, B_IP, 5001, b)
       yield* Effect.sleep("11 millis")
     }
-    for (let k = 0; k < 200 && !report; k++) {
+    for (let k = 0; k < (finals ? 200 : 0) && !report; k++) {
       IperfUdp.emitDatagramPrefix(b, -(n + 1 + k), 0, 0)
       udp.send(srcPort, B_IP, 5001, b)
       yield* Effect.sleep("10 millis")
@@ -159,6 +162,24 @@ describe("iperf layer: UDP streams the server sends", () => {
       expect(out).toMatch(/\[ {2}2\] Sent 47 datagrams\n\[ {2}2\] Server Report:\n\[ ID\].*\n\[ \*2\] 0\.0000-0\.\d{4} sec .* 0\/46 \(0%\)/)
       const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
       expect(st).toMatchObject({ udpSendStreams: 1, udpSendStreamsActive: 0, udpReportsIn: 1, udpDatagramsOut: 46 })
+    })
+  )
+
+  it.scoped("-u -r whose final datagrams are all lost: the receive side ends at T + 2 s and our stream still goes", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 18, delay: "1 millis" })
+      const lines: Array<string> = []
+      yield* withIperf(net, lines)
+      const seen = yield* listen(5001).pipe(Effect.provide(net.a))
+      const c = yield* Effect.fork(clientStream(40_006, headerDatagram({ mode: "tradeoff", durationMs: 200 }), 18, false).pipe(Effect.provide(net.a)))
+      yield* runVirtual(c, 5, 5_000) // about 200 ms
+      yield* advance(1_500)
+      expect(data(seen.seqs)).toHaveLength(0) // still waiting for the client's final datagram
+      yield* advance(1_000) // past 200 ms + 2 s
+      expect(lines.join("\n")).toMatch(/\[ {2}1\] 0\.0000-0\.\d{4} sec .* 0\/18 \(0%\) \(no final datagram\)/)
+      yield* advance(800)
+      expect(data(seen.seqs)).toHaveLength(18) // 200 ms at 1 Mbit/s
+      expect(seen.reports).toBe(1)
     })
   )
 
