@@ -103,8 +103,10 @@ export const make = (opts: Iperf3Options = {}) =>
     const out: Array<Session.Action> = []
     /** Perform what the machine asked for; called right after every machine call. */
     const dispatch = (): void => {
-      for (let i = 0; i < out.length; i++) {
-        const a = out[i]!
+      // take the batch first: anything this dispatch causes lands in a fresh batch
+      const batch = out.splice(0, out.length)
+      for (let i = 0; i < batch.length; i++) {
+        const a = batch[i]!
         switch (a._tag) {
           case "Write":
           case "Close": {
@@ -153,7 +155,6 @@ export const make = (opts: Iperf3Options = {}) =>
             break
         }
       }
-      out.length = 0
       stats.tests = server.stats.tests
       stats.denied = server.stats.denied
       timerSignal.notify()

@@ -243,7 +243,7 @@ describeRoot("e2e: iperf3 3.12 client against our server on TCP 5201 (iperf-wire
     )
   )
 
-  it.live("hostile: garbage instead of a cookie gets 0xff and a close; an oversize parameter length gets SERVER_ERROR; a real client then works", () =>
+  it.live("hostile: garbage instead of a cookie gets 0xff and a close; an oversize parameter length and -P 129 get SERVER_ERROR; a real client then works", () =>
     Effect.scoped(
       Effect.gen(function* () {
         const s = yield* withServer("ip3-bad")
@@ -254,6 +254,11 @@ describeRoot("e2e: iperf3 3.12 client against our server on TCP 5201 (iperf-wire
         const big = yield* rawPeer(s, hexOf(COOKIE + "\0") + "7fffffff" + "00".repeat(16), 0.3)
         expect(big.stdout.trim(), big.stdout + big.stderr).toBe("got 09fe0000007200000000")
         yield* s.waitFor(/Test #1 with 198\.51\.100\.1:\d+ ended: bad parameters: JsonTooLong/)
+        // -P 129 (the real client refuses it itself; a crafted one gets SERVER_ERROR with IENUMSTREAMS = 6)
+        const params = JSON.stringify({ tcp: true, omit: 0, time: 1, num: 0, blockcount: 0, parallel: 129, len: 131072 })
+        const p129 = yield* rawPeer(s, hexOf(COOKIE + "\0") + params.length.toString(16).padStart(8, "0") + hexOf(params), 0.3)
+        expect(p129.stdout.trim(), p129.stdout + p129.stderr).toBe("got 09fe0000000600000000")
+        yield* s.waitFor(/Test #2 with 198\.51\.100\.1:\d+ ended: refused parameters: "parallel" 129 is above 128/)
         const r = yield* iperf3(s, ["-t", "1"])
         done(r, s)
         nonZero(summaries(r.stdout).find((l) => l.side === "receiver"))
