@@ -405,6 +405,8 @@ export const make = (opts: IperfOptions = {}) =>
         /** Wait for the receiver's report, repeating the final datagram (`-r`/`-d`); `-R` runs with no-udp-fin. */
         readonly awaitReport: boolean
         readonly plan: UdpSend.SendPlan
+        /** Start this long after the fiber does (`-r`: after our report; `-d`: at once). */
+        readonly delayMs: number
         /** `-R`: called with the sender once it exists, so replies on the iperf port reach it. */
         readonly attach?: (s: UdpSend.UdpSender, replied: Signal) => void
       }
@@ -437,6 +439,7 @@ export const make = (opts: IperfOptions = {}) =>
       const runUdpSender = (t: SendTarget) =>
         Effect.scoped(
           Effect.gen(function* () {
+            if (t.delayMs > 0) yield* Effect.sleep(Duration.millis(t.delayMs))
             const p = t.plan
             const s = UdpSend.makeSender(p, yield* nowMs)
             const replied = new Signal()
@@ -539,12 +542,7 @@ export const make = (opts: IperfOptions = {}) =>
         }
         const p = planFor(id, settings, from)
         if (p === undefined || !takeSenderSlot(id, from)) return
-        forkSession(
-          Effect.zipRight(
-            Effect.sleep(Duration.millis(delayMs)),
-            runUdpSender({ id, local, dst: client, dstPort: settings.mPort, srcPort: undefined, awaitReport: true, plan: p })
-          )
-        )
+        forkSession(runUdpSender({ id, local, dst: client, dstPort: settings.mPort, srcPort: undefined, awaitReport: true, plan: p, delayMs }))
       }
 
       // --- receiving (and the -R requests) on the iperf port ---------------------------------------
@@ -574,6 +572,8 @@ export const make = (opts: IperfOptions = {}) =>
       }
       type UdpSession = RecvSession | ReverseSession
       const REVERSE_LINGER_MS = 3_000
+      /** The answer to a `-R` request we do not serve: a bare end of stream (sequence -1). */
+      const endMarker = UdpSend.makeDatagram(UdpSend.DEFAULT_DATAGRAM_LEN)
       const streams = new Map<number, UdpSession>()
       const reportBuf = new Uint8Array(IperfUdp.REPORT_LEN)
       const sendReport = (s: RecvSession, nowMs: number): void => {
@@ -653,13 +653,17 @@ export const make = (opts: IperfOptions = {}) =>
             stats.udpStreamsActive++
             const p = planFor(id, settings, from)
             if (p === undefined || !takeSenderSlot(id, from)) {
+              // refused or over the cap: one end-of-stream datagram, so the client stops waiting for a stream that
+              // will not come (its later header repeats are absorbed by this entry, so this answers once)
               rs.active = false
               rs.endMs = d.nowMs
+              UdpSend.stamp(endMarker, -1, wallUs())
+              if (udp.send(port, d.src, d.srcPort, endMarker)) stats.udpDatagramsOut++
               return
             }
             forkSession(
               runUdpSender({
-                id, local: d.dst, dst: d.src, dstPort: d.srcPort, srcPort: port, awaitReport: false, plan: p,
+                id, local: d.dst, dst: d.src, dstPort: d.srcPort, srcPort: port, awaitReport: false, plan: p, delayMs: 0,
                 attach: (snd, replied) => {
                   rs.sender = snd
                   rs.replied = replied
