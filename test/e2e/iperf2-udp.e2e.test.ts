@@ -131,6 +131,23 @@ describeRoot("e2e: iperf 2.1.8 UDP client, the modes where our server sends (ipe
     )
   )
 
+  it.live("-u -R -t 4000 (over our 1 h limit): refused with a logged reason, the client ends at once; a normal -R after it works", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* withServer("udp-Rx")
+        const r = yield* s.client("iperf", ["-c", SERVER_IP, "-u", "-R", "-t", "4000"], 20)
+        const all = r.stdout + s.output()
+        // the bare end-of-stream datagram: the client reports one datagram and exits instead of waiting 4000 s
+        expect(line(r.stdout, "*1").total, all).toBe(1)
+        expect(r.elapsedS, all).toBeLessThan(3)
+        yield* s.waitFor(/refusing to send UDP to 198\.51\.100\.1:\d+: DurationTooLong/)
+        const ok = yield* s.client("iperf", ["-c", SERVER_IP, "-u", "-R", "-t", "1"])
+        noFailure(ok)
+        expect(line(ok.stdout, "*1").total, ok.stdout + s.output()).toBeGreaterThanOrEqual(85)
+      })
+    )
+  )
+
   it.live("-u -R -t 2 -b 20M: the client receives about the asked 21 Mbit/s (20 x 2^20), little loss", () =>
     Effect.scoped(
       Effect.gen(function* () {
