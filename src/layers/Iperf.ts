@@ -12,7 +12,8 @@
  * back on the client's end-of-stream datagram and again for every repeat, up to iperf's limit.
  * Sending (iperf-wire.md §B.4, planned and paced by `UdpSend`): `-u -d` starts a stream at once and `-u -r` one
  * 250 ms after our report, both from a new ephemeral port to (client, mPort), ending with final datagrams
- * repeated every 10 ms (at most 200) until the client's listener sends its 128-byte report, which we print;
+ * repeated with backoff (10 ms doubling to 250 ms, at most 12) until the client's listener sends its 128-byte
+ * report, which we print;
  * `-u -R` sends from the iperf port to the client's source port and ends with one final datagram (the real server
  * runs it with no-udp-fin); the client's repeated header datagrams are absorbed by that stream's entry. Each
  * sending stream is one fiber in the session FiberSet (interrupted at shutdown), at most `maxUdpSenders` at once.
@@ -494,12 +495,12 @@ export const make = (opts: IperfOptions = {}) =>
             stats.udpSendSkipped += s.skipped
             print(Fmt.BW_HEADER)
             print(Fmt.formatInterval(t.id, 0, UdpSend.elapsedS(s, 0), s.bytes, back))
-            // end of stream: the negated next sequence, repeated every 10 ms until the report (bounded); `-R`: once
+            // end of stream: the negated next sequence, repeated with backoff until the report (bounded); `-R`: once
             if (t.awaitReport) {
               while (UdpSend.finDue(s)) {
                 len = UdpSend.stampFin(s, dgram, wallUs())
                 sendOne()
-                yield* replied.wait.pipe(Effect.timeout(Duration.millis(UdpSend.FIN_RETRY_MS)), Effect.ignore)
+                yield* replied.wait.pipe(Effect.timeout(Duration.millis(UdpSend.finWaitMs(s))), Effect.ignore)
               }
             } else {
               len = UdpSend.stampFin(s, dgram, wallUs())

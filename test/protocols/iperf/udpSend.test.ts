@@ -268,15 +268,30 @@ describe("end of stream: the receiver's report", () => {
     return b
   }
 
-  it("the final datagram repeats at most FIN_MAX_SENDS times without a report", () => {
+  it("without a report the final datagram repeats 12 times, waits 10, 20, 40 … 250 ms: about 2.1 s in all", () => {
     const s = Send.makeSender(timePlan(1_048_576, 10), 0)
     const b = Send.makeDatagram(1470)
-    let n = 0
-    while (Send.finDue(s) && n < 10_000) {
+    const waits: Array<number> = []
+    while (Send.finDue(s) && waits.length < 10_000) {
       Send.stampFin(s, b, 0)
-      n++
+      waits.push(Send.finWaitMs(s))
     }
-    expect(n).toBe(Send.FIN_MAX_SENDS)
+    expect(waits).toEqual([10, 20, 40, 80, 160, 250, 250, 250, 250, 250, 250, 250])
+    expect(Send.FIN_MAX_SENDS).toBe(12)
+    expect(waits.reduce((a, x) => a + x, 0)).toBe(2060)
+  })
+
+  it("a listener that answers 300 ms late meets 5 final datagrams (it gives up after 9 rounds)", () => {
+    const s = Send.makeSender(timePlan(1_048_576, 10), 0)
+    const b = Send.makeDatagram(1470)
+    let t = 0
+    let sent = 0
+    while (Send.finDue(s) && t < 300) {
+      Send.stampFin(s, b, 0)
+      sent++
+      t += Send.finWaitMs(s)
+    }
+    expect(sent).toBe(5) // at 0, 10, 30, 70, 150 ms; the next would be at 310
   })
 
   it("a 128-byte report ends the repeats; short replies are not reports; a second one is a duplicate", () => {
