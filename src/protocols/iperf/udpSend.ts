@@ -61,6 +61,8 @@ export const TICK_MS = 1
  * millisecond is about 3 Gbit/s, well above what a 1 ms timer has to sustain for `-b 500M` (43 per ms).
  */
 export const MAX_BURST = 256
+/** …and at most this many bytes (big `-l` datagrams are IP-fragmented: 256 × 64 KiB in one go would stall the loop). */
+export const MAX_BURST_BYTES = 512 * 1024
 /**
  * Late datagrams beyond this much sending time (and beyond MIN_BACKLOG datagrams) are skipped and counted, not
  * sent in one flood after a stall.
@@ -249,7 +251,7 @@ export const dataDone = (s: UdpSender, nowMs: number): boolean => {
 }
 
 /**
- * How many data datagrams to send now (at most `maxBurst`). Counts every datagram whose due time has come since
+ * How many data datagrams to send now (at most `maxBurst`, and at most MAX_BURST_BYTES). Counts every datagram whose due time has come since
  * the pacing base; a backlog over `backlogLimit` moves the base to `nowMs` (the skipped ones are counted).
  */
 export const due = (s: UdpSender, nowMs: number, maxBurst: number = MAX_BURST): number => {
@@ -270,7 +272,8 @@ export const due = (s: UdpSender, nowMs: number, maxBurst: number = MAX_BURST): 
     const left = Math.ceil((p.limit.bytes - s.bytes) / p.datagramLen)
     if (n > left) n = left
   }
-  return Math.max(0, Math.min(n, maxBurst))
+  const byBytes = Math.max(1, Math.floor(MAX_BURST_BYTES / p.datagramLen))
+  return Math.max(0, Math.min(n, maxBurst, byBytes))
 }
 
 /** The most late datagrams `due` will send in a row before it skips ahead. */

@@ -153,6 +153,13 @@ describe("pacing (token bucket over elapsed time)", () => {
     expect(drive(s, [0, 0.01, 1, 2])).toEqual([1, Send.MAX_BURST, Send.MAX_BURST, Send.MAX_BURST])
   })
 
+  it("bursts of big datagrams are capped by bytes: 8 × 65507 per wake-up", () => {
+    const p = timePlan(Send.MAX_RATE_BPS, 1000, 65_507)
+    const s = Send.makeSender(p, 0)
+    expect(drive(s, [0, 1, 2])).toEqual([1, 8, 8])
+    expect(8 * 65_507).toBeLessThanOrEqual(Send.MAX_BURST_BYTES)
+  })
+
   it("sleepMs: to the next due datagram or the end, never under a tick", () => {
     const p = timePlan(1_048_576, 100)
     const s = Send.makeSender(p, 0)
