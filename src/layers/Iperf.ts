@@ -408,8 +408,6 @@ export const make = (opts: IperfOptions = {}) =>
         readonly plan: UdpSend.SendPlan
         /** Start this long after the fiber does (`-r`: after our report; `-d`: at once). */
         readonly delayMs: number
-        /** `-R`: called with the sender once it exists, so replies on the iperf port reach it. */
-        readonly attach?: (s: UdpSend.UdpSender, replied: Signal) => void
       }
 
       /** Reserve one of the sending slots; false (counted, logged) when all are taken. */
@@ -457,7 +455,6 @@ export const make = (opts: IperfOptions = {}) =>
                 if (d.src === t.dst && d.srcPort === t.dstPort) onReply(d.payload)
                 else stats.udpBadReplies++
               }))
-            t.attach?.(s, replied)
             const dgram = UdpSend.makeDatagram(p.datagramLen)
             let len = 0
             const write = (b: Uint8Array): void => b.set(dgram.subarray(0, len))
@@ -560,13 +557,14 @@ export const make = (opts: IperfOptions = {}) =>
         /** `-r` only: ends the receive side at T + 2 s if the client's final datagrams never come. */
         watchdog: Fiber.RuntimeFiber<void> | undefined
       }
-      /** `-R`: the client's header datagrams (repeated until our data arrives) and any reply go to the sender. */
+      /**
+       * `-R`: the entry absorbs the client's header datagrams (repeated until our data arrives) so that they start
+       * nothing; the client sends nothing else (no-udp-fin).
+       */
       interface ReverseSession {
         readonly kind: "reverse"
         readonly id: number
         lastMs: number
-        sender: UdpSend.UdpSender | undefined
-        replied: Signal | undefined
         /** Until the stream ends; then its entry only absorbs late header datagrams for REVERSE_LINGER_MS. */
         active: boolean
         endMs: number
@@ -648,7 +646,7 @@ export const make = (opts: IperfOptions = {}) =>
           const from = `${formatIpv4(d.src)}:${d.srcPort}`
           if (settings.mode === "reverse") {
             // -R: send from this port to the client's source port; nothing of the client's is accounted
-            const rs: ReverseSession = { kind: "reverse", id, lastMs: d.nowMs, sender: undefined, replied: undefined, active: true, endMs: 0 }
+            const rs: ReverseSession = { kind: "reverse", id, lastMs: d.nowMs, active: true, endMs: 0 }
             streams.set(key, rs)
             stats.udpStreams++
             stats.udpStreamsActive++
@@ -662,17 +660,16 @@ export const make = (opts: IperfOptions = {}) =>
               if (udp.send(port, d.src, d.srcPort, endMarker)) stats.udpDatagramsOut++
               return
             }
-            forkSession(
-              runUdpSender({
-                id, local: d.dst, dst: d.src, dstPort: d.srcPort, srcPort: port, awaitReport: false, plan: p, delayMs: 0,
-                attach: (snd, replied) => {
-                  rs.sender = snd
-                  rs.replied = replied
-                }
-              }).pipe(Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => {
+            const ended = Effect.flatMap(Clock.currentTimeMillis, (t) =>
+              Effect.sync(() => {
                 rs.active = false
                 rs.endMs = t
-              }))))
+              })
+            )
+            forkSession(
+              runUdpSender({ id, local: d.dst, dst: d.src, dstPort: d.srcPort, srcPort: port, awaitReport: false, plan: p, delayMs: 0 }).pipe(
+                Effect.ensuring(ended)
+              )
             )
             return
           }
@@ -693,16 +690,7 @@ export const make = (opts: IperfOptions = {}) =>
           }
         }
         s.lastMs = d.nowMs
-        if (s.kind === "reverse") {
-          // header repeats before our first datagram reached the client, or a reply to our stream
-          if (s.sender !== undefined && d.payload.length >= UdpSend.REPORT_MIN_LEN && s.sender.endMs >= 0) {
-            if (UdpSend.onReply(s.sender, d.payload) === "Report") {
-              stats.udpReportsIn++
-              s.replied?.notify()
-            }
-          }
-          return
-        }
+        if (s.kind === "reverse") return // a header repeat from before our first datagram reached the client
         stats.udpDatagramsIn++
         stats.udpBytesIn += d.payload.length
         const r = IperfUdp.onPayload(s.st, d.payload, wallUs())
