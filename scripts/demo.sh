@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Quick start: install what is missing, build, then run our server on a TAP in a private network
-# namespace and point the real ping and iperf 2 client at it. Needs root (namespaces, /dev/net/tun).
+# namespace and point the real ping, iperf 2 and iperf3 clients at it. Needs root (namespaces, /dev/net/tun).
 # Addresses are RFC 5737 documentation addresses; nothing leaves the namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates a network namespace and a TAP device)" >&2; exit 1; }
 
 missing=0
-for c in iperf ping ip make g++; do command -v "$c" >/dev/null 2>&1 || missing=1; done
+for c in iperf iperf3 ping ip make g++; do command -v "$c" >/dev/null 2>&1 || missing=1; done
 if [ "$missing" = 1 ]; then
-  echo "== installing iperf, ping, iproute2 and a compiler (apt-get)"
+  echo "== installing iperf, iperf3, ping, iproute2 and a compiler (apt-get)"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iperf iputils-ping iproute2 make g++ python3 >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iperf iperf3 iputils-ping iproute2 make g++ python3 >/dev/null
 fi
 if [ ! -f build/Release/tap.node ] || [ ! -d node_modules/effect ]; then
   echo "== npm ci (builds the TAP addon)"
@@ -53,4 +53,6 @@ echo "== iperf -c 198.51.100.2 -t 2 -r"
 ip netns exec "$NS" timeout -s KILL 20 iperf -c 198.51.100.2 -t 2 -r
 echo "== iperf -c 198.51.100.2 -u -t 2"
 ip netns exec "$NS" timeout -s KILL 20 iperf -c 198.51.100.2 -u -t 2
+echo "== iperf3 -c 198.51.100.2 -t 2"
+ip netns exec "$NS" timeout -s KILL 20 iperf3 -c 198.51.100.2 -t 2
 echo "== stopping the server"

@@ -93,7 +93,7 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
     "drop this percentage of frames in each direction, 0..100 (default 0)"),
   spec("--corrupt-chance", "value", "PERCENT", "expected a percentage", "--corrupt-chance 1",
     "corrupt one byte in this percentage of frames, 0..100 (default 0)"),
-  spec("--port", "value", "N", "expected a port number", "--port 5001", "iperf TCP/UDP port, 1..65535 (default 5001)"),
+  spec("--port", "value", "N", "expected a port number", "--port 5001", "iperf 2 TCP/UDP port, 1..65535 (default 5001; iperf 3 is always on 5201)"),
   spec("--interval", "value", "SECONDS", "expected a number of seconds", "--interval 0.5",
     "server-side iperf interval reports every SECONDS (0.001..86400, decimals allowed)"),
   spec("--max-connections", "value", "N", "expected a connection count", "--max-connections 1024",

@@ -521,7 +521,7 @@ export const USAGE: string = [
   "Usage: miniperf [options]",
   "       miniperf --args '<MinIperf flags as one string>' [options]",
   "",
-  "An iperf-compatible server (iperf 2, TCP port 5001) on a userspace TCP/IP stack that owns a TAP device.",
+  "An iperf-compatible server (iperf 2 on TCP/UDP port 5001, iperf 3 on 5201) on a userspace TCP/IP stack that owns a TAP device.",
   "Options take a value as the next word or after '=' (--mtu 9000, --mtu=9000).",
   "",
   "MinIperf flags:",
