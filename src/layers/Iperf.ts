@@ -442,8 +442,8 @@ export const make = (opts: IperfOptions = {}) =>
             const p = t.plan
             const s = UdpSend.makeSender(p, yield* nowMs)
             const replied = new Signal()
-            const onReply = (payload: Uint8Array): void => {
-              const r = UdpSend.onReply(s, payload)
+            const onReply = (payload: Uint8Array, atMs: number): void => {
+              const r = UdpSend.onReply(s, payload, atMs)
               if (r === "Report") {
                 stats.udpReportsIn++
                 replied.notify()
@@ -452,7 +452,7 @@ export const make = (opts: IperfOptions = {}) =>
             const local =
               t.srcPort ??
               (yield* udp.bind(0, (d) => {
-                if (d.src === t.dst && d.srcPort === t.dstPort) onReply(d.payload)
+                if (d.src === t.dst && d.srcPort === t.dstPort) onReply(d.payload, d.nowMs)
                 else stats.udpBadReplies++
               }))
             const dgram = UdpSend.makeDatagram(p.datagramLen)
@@ -515,6 +515,12 @@ export const make = (opts: IperfOptions = {}) =>
               print(tag + line.slice(plainTag.length))
             } else if (t.awaitReport) {
               print(`${plainTag}WARNING: did not receive ack of last datagram after ${s.finSends} tries.`)
+            }
+            // keep our port until the listener is quiet: closed, it would answer its repeated report with ICMP
+            for (;;) {
+              const wait = UdpSend.lingerMs(s, yield* Clock.currentTimeMillis)
+              if (wait <= 0) break
+              yield* Effect.sleep(Duration.millis(Math.ceil(wait)))
             }
           })
         ).pipe(

@@ -20,7 +20,8 @@
  * }
  * // end of stream: the negated next sequence, repeated until the receiver's report arrives (bounded):
  * while (UdpSend.finDue(s)) { len = UdpSend.stampFin(s, dgram, wallUs); send; wait(UdpSend.finWaitMs(s)) or a reply }
- * // a reply of ≥ 128 bytes from the receiver: UdpSend.onReply(s, payload) → the report (Udp.parseServerReport)
+ * // a reply of ≥ 128 bytes from the receiver: UdpSend.onReply(s, payload, nowMs) → the report (Udp.parseServerReport)
+ * // then keep the port open while UdpSend.lingerMs(s, nowMs) > 0 (the receiver may repeat its report)
  * ```
  *
  * ## Pacing
@@ -81,6 +82,10 @@ export const MIN_BACKLOG = 8
 export const FIN_RETRY_MS = 10
 export const FIN_RETRY_MAX_MS = 250
 export const FIN_MAX_SENDS = 12
+/** After the report: close our port only after this much silence from the receiver (its resends wait 250 ms)… */
+export const REPLY_LINGER_MS = 500
+/** …but never later than this after the report. */
+export const LINGER_MAX_MS = 3_000
 /** A reply shorter than this is not a report (the receiver's report is 128 bytes, iperf-wire.md §B.3). */
 export const REPORT_MIN_LEN = Udp.REPORT_LEN
 
@@ -211,8 +216,11 @@ export interface UdpSender {
   endMs: number
   /** Final (negative-sequence) datagrams sent. */
   finSends: number
-  /** The receiver's report once it arrived. */
+  /** The receiver's report once it arrived, and when (ms; -1 before). */
   report: Udp.ServerReportRepr | undefined
+  reportMs: number
+  /** When the receiver last sent anything (ms; -1 before). */
+  lastReplyMs: number
   /** Replies that were not a report (too short, unparsable). */
   badReplies: number
 }
@@ -229,6 +237,8 @@ export const makeSender = (p: SendPlan, nowMs: number): UdpSender => ({
   endMs: -1,
   finSends: 0,
   report: undefined,
+  reportMs: -1,
+  lastReplyMs: -1,
   badReplies: 0
 })
 
@@ -327,8 +337,9 @@ export const stampFin = (s: UdpSender, b: Uint8Array, wallUs: number): number =>
 
 export type ReplyOutcome = "Report" | "NotAReport" | "Duplicate"
 
-/** A datagram from the receiver (its address and port): the first report ends the stream. */
-export const onReply = (s: UdpSender, payload: Uint8Array): ReplyOutcome => {
+/** A datagram from the receiver (its address and port) at `nowMs`: the first report ends the stream. */
+export const onReply = (s: UdpSender, payload: Uint8Array, nowMs: number): ReplyOutcome => {
+  s.lastReplyMs = nowMs
   if (s.report !== undefined) return "Duplicate"
   if (payload.length < REPORT_MIN_LEN) {
     s.badReplies += 1
@@ -340,7 +351,21 @@ export const onReply = (s: UdpSender, payload: Uint8Array): ReplyOutcome => {
     return "NotAReport"
   }
   s.report = r
+  s.reportMs = nowMs
   return "Report"
+}
+
+/**
+ * After the report, keep our port open until the receiver has been quiet for REPLY_LINGER_MS (at most
+ * LINGER_MAX_MS after the report). The 2.1.8 listener answers every final datagram that reaches it after its
+ * report with another report; if our port were closed by then, our ICMP port-unreachable makes its next read fail
+ * with ECONNREFUSED and it prints "WARNING: ack of last datagram failed" (seen in e2e runs when its first report
+ * came more than 10 ms after our first final datagram, so that a second one was on its way).
+ * Returns how long to wait still (0 = close now).
+ */
+export const lingerMs = (s: UdpSender, nowMs: number): number => {
+  if (s.report === undefined || nowMs - s.reportMs >= LINGER_MAX_MS) return 0
+  return Math.max(0, Math.min(s.lastReplyMs + REPLY_LINGER_MS, s.reportMs + LINGER_MAX_MS) - nowMs)
 }
 
 /** Seconds of the data phase (start to end, or to `nowMs` while running). */

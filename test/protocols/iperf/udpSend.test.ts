@@ -260,7 +260,7 @@ describe("golden bytes from the real 2.1.8 server (iperf -s -u, client -u -R -t 
     )
     expect(real.length).toBe(128)
     const s = Send.makeSender(timePlan(1_048_576, 2000), 0)
-    expect(Send.onReply(s, real)).toBe("Report")
+    expect(Send.onReply(s, real, 0)).toBe("Report")
     expect(s.report).toMatchObject({ bytes: 266_070, lost: 0, outOfOrder: 0, datagrams: 181, stop: { sec: 2, usec: 18_835 }, jitter: { sec: 0, usec: 1 } })
   })
 })
@@ -303,21 +303,34 @@ describe("end of stream: the receiver's report", () => {
 
   it("a 128-byte report ends the repeats; short replies are not reports; a second one is a duplicate", () => {
     const s = Send.makeSender(timePlan(1_048_576, 10), 0)
-    expect(Send.onReply(s, new Uint8Array(28))).toBe("NotAReport")
-    expect(Send.onReply(s, report().subarray(0, 127))).toBe("NotAReport")
+    expect(Send.onReply(s, new Uint8Array(28), 0)).toBe("NotAReport")
+    expect(Send.onReply(s, report().subarray(0, 127), 0)).toBe("NotAReport")
     expect(s.badReplies).toBe(2)
     expect(Send.finDue(s)).toBe(true)
-    expect(Send.onReply(s, report())).toBe("Report")
+    expect(Send.onReply(s, report(), 0)).toBe("Report")
     expect(s.report).toMatchObject({ bytes: 4 * 1470, datagrams: 4, lost: 0 })
     expect(Send.finDue(s)).toBe(false)
-    expect(Send.onReply(s, report())).toBe("Duplicate")
+    expect(Send.onReply(s, report(), 0)).toBe("Duplicate")
+  })
+
+  it("after the report the port stays open until 500 ms of quiet from the receiver, at most 3 s", () => {
+    const s = Send.makeSender(timePlan(1_048_576, 10), 0)
+    expect(Send.lingerMs(s, 100)).toBe(0) // no report: nothing to wait for
+    Send.onReply(s, report(), 1000)
+    expect(Send.lingerMs(s, 1000)).toBe(500)
+    Send.onReply(s, report(), 1200) // the listener repeats its report (it saw another final datagram)
+    expect(Send.lingerMs(s, 1300)).toBe(400)
+    expect(Send.lingerMs(s, 1700)).toBe(0)
+    for (let t = 1700; t < 5000; t += 100) Send.onReply(s, report(), t) // a chatty receiver cannot hold it open
+    expect(Send.lingerMs(s, 3900)).toBe(100)
+    expect(Send.lingerMs(s, 4000)).toBe(0)
   })
 
   it("fast-check: onReply never throws on arbitrary bytes", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
         const s = Send.makeSender(timePlan(1_048_576, 10), 0)
-        expect(["Report", "NotAReport"]).toContain(Send.onReply(s, b))
+        expect(["Report", "NotAReport"]).toContain(Send.onReply(s, b, 0))
       })
     )
   })
