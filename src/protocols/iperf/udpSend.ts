@@ -75,9 +75,9 @@ export const MIN_BACKLOG = 8
  * twice the one before up to 250 ms, at most 12 times in all (about 2.1 s, the real client's budget of 200 × 10 ms).
  * Why not the real client's fixed 10 ms: the 2.1.8 listener answers every datagram that reaches it after its report
  * with another report and gives up ("WARNING: ack of last datagram failed") after 9 such rounds without 250 ms of
- * silence. It answered 12-15 ms after the final datagram here, and later under load; with fixed 10 ms repeats a
- * listener delayed by 100 ms meets 10 of them (seen in an e2e run at load 3.7 on 2 cores). Backing off keeps the
- * count of finals it meets before its report reaches us small (5 for a 300 ms delay).
+ * silence (iperf2 `write_UDP_AckFIN`). It answered 12-15 ms after the final datagram here (so a second final is
+ * usual); with fixed 10 ms repeats a listener delayed by 100 ms would meet 10 of them. Backing off keeps the count
+ * small (5 for a 300 ms delay). (The e2e flake with that warning turned out to be another cause, see `lingerMs`.)
  */
 export const FIN_RETRY_MS = 10
 export const FIN_RETRY_MAX_MS = 250
