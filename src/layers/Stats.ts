@@ -190,6 +190,16 @@ export const make = (opts: StatsOptions = {}) =>
       c("iperf", "udp_bytes_in", () => ps.udpBytesIn)
       c("iperf", "udp_reports_out", () => ps.udpReportsOut)
       c("iperf", "udp_stream_drops", () => ps.udpStreamDrops)
+      c("iperf", "udp_send_streams", () => ps.udpSendStreams)
+      g("iperf", "udp_send_streams_active", () => ps.udpSendStreamsActive)
+      c("iperf", "udp_send_refused", () => ps.udpSendRefused)
+      c("iperf", "udp_send_drops", () => ps.udpSendDrops)
+      c("iperf", "udp_datagrams_out", () => ps.udpDatagramsOut)
+      c("iperf", "udp_bytes_out", () => ps.udpBytesOut)
+      c("iperf", "udp_send_errors", () => ps.udpSendErrors)
+      c("iperf", "udp_send_skipped", () => ps.udpSendSkipped)
+      c("iperf", "udp_reports_in", () => ps.udpReportsIn)
+      c("iperf", "udp_bad_replies", () => ps.udpBadReplies)
     }
 
     if (dhcp !== undefined) {
@@ -342,7 +352,8 @@ export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcp
   if (has("iperf")) {
     lines.push(
       `iperf: tcp sessions ${n("iperf.tcp_sessions")} (active ${n("iperf.tcp_sessions_active")}), bytes in ${n("iperf.tcp_bytes_in")} out ${n("iperf.tcp_bytes_out")}, ` +
-        `udp streams ${n("iperf.udp_streams")}, udp bytes in ${n("iperf.udp_bytes_in")}, errors ${n("iperf.session_errors")}`
+        `udp streams ${n("iperf.udp_streams")}, udp bytes in ${n("iperf.udp_bytes_in")}, udp send streams ${n("iperf.udp_send_streams")}, ` +
+        `udp bytes out ${n("iperf.udp_bytes_out")}, errors ${n("iperf.session_errors")}`
     )
   }
   if (has("dhcp")) {
