@@ -4,43 +4,13 @@
  */
 import { describe, expect, it } from "vitest"
 import * as Tcp from "../../../src/protocols/tcp/machine.js"
-import { seqAdd, type SeqNum } from "../../../src/protocols/tcp/seq.js"
+import { seqAdd } from "../../../src/protocols/tcp/seq.js"
 import { TimerKind } from "../../../src/protocols/tcp/timer.js"
 import * as W from "../../../src/protocols/tcp/wire.js"
-
-const A = 0xc6336401
-const B = 0xc6336402
-const L: Tcp.Endpoint = { addr: B, port: 80 }
-const P: Tcp.Endpoint = { addr: A, port: 49500 }
-const ISS = 1000
-const RISS = 5000
-const s = (n: number) => (n >>> 0) as SeqNum
-
-class Rec implements Tcp.Output {
-  segs: W.TcpRepr[] = []
-  payloads: Uint8Array[] = []
-  delivered: number[] = []
-  segment(t: Tcp.Tcb, r: W.TcpRepr): void {
-    this.segs.push(r)
-    const p = new Uint8Array(r.payloadLen)
-    if (r.payloadLen > 0) Tcp.copyPayload(t, r.seq, r.payloadLen, p, 0)
-    this.payloads.push(p)
-  }
-  deliver(_t: Tcp.Tcb, b: Uint8Array, start: number, end: number): void {
-    for (let i = start; i < end; i++) this.delivered.push(b[i]!)
-  }
-  take(): W.TcpRepr[] {
-    const x = this.segs
-    this.segs = []
-    return x
-  }
-}
+import { ISS, L, P, RISS, Rec, peer, s } from "./peer.js"
 
 const base = Tcp.makeConfig({ timestamps: false, sack: false, windowScale: false, congestion: "newreno", tailLossProbe: false, sendBufBytes: 64 * 1024, recvBufBytes: 64 * 1024 })
 const cfgWith = (p: Partial<Tcp.Config>) => Tcp.makeConfig({ ...base, ...p })
-
-const peer = (p: Partial<W.TcpRepr>): W.TcpRepr =>
-  W.make({ srcPort: P.port, dstPort: L.port, flags: W.ACK, window: 65535, ...p })
 
 const input = (t: Tcp.Tcb, rec: Rec, now: number, r: W.TcpRepr, payload?: Uint8Array): W.TcpRepr[] => {
   const buf = payload ?? new Uint8Array(r.payloadLen)

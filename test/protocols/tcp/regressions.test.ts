@@ -7,29 +7,7 @@ import * as Tcp from "../../../src/protocols/tcp/machine.js"
 import { type SeqNum } from "../../../src/protocols/tcp/seq.js"
 import * as W from "../../../src/protocols/tcp/wire.js"
 import { run, type LinkOpts } from "./harness.js"
-
-const A = 0xc6336401
-const B = 0xc6336402
-const L: Tcp.Endpoint = { addr: B, port: 80 }
-const P: Tcp.Endpoint = { addr: A, port: 49500 }
-const ISS = 1000
-const RISS = 5000
-const s = (n: number) => (n >>> 0) as SeqNum
-
-class Rec implements Tcp.Output {
-  segs: W.TcpRepr[] = []
-  segment(_t: Tcp.Tcb, r: W.TcpRepr): void {
-    this.segs.push(r)
-  }
-  deliver(): void {}
-  take(): W.TcpRepr[] {
-    const x = this.segs
-    this.segs = []
-    return x
-  }
-}
-
-const peer = (p: Partial<W.TcpRepr>): W.TcpRepr => W.make({ srcPort: P.port, dstPort: L.port, flags: W.ACK, window: 65535, ...p })
+import { ISS, L, P, RISS, Rec, peer, s } from "./peer.js"
 
 const feed = (t: Tcp.Tcb, rec: Rec, now: number, r: W.TcpRepr, len = 0): W.TcpRepr[] => {
   const buf = new Uint8Array(len)
