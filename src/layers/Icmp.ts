@@ -1,6 +1,7 @@
 /**
  * ICMP: answers echo requests (any size the reassembler admits; replies over the MTU go out fragmented)
- * and counts what else arrives. Errors about our own traffic are counted, not acted on.
+ * and counts what else arrives. Destination unreachable errors about our own datagrams go to the
+ * transport that sent them (Ipv4.deliverIcmpError), which decides what to do.
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -31,7 +32,7 @@ export const make = Effect.gen(function* () {
   const iface = yield* Interface
   const stats: IcmpStats = { echoRequestsIn: 0, echoRepliesOut: 0, echoRepliesIn: 0, unreachableIn: 0, otherIn: 0, drops: {} }
 
-  ip.register(Ip.PROTO_ICMP, (h, payload) => {
+  ip.register(Ip.PROTO_ICMP, (h, payload, _frame, _trusted, nowMs) => {
     // ICMP has no pseudo-header and NICs don't offload it: always verify.
     const r = IcmpWire.parse(payload, true)
     if (typeof r === "string") {
@@ -53,6 +54,7 @@ export const make = Effect.gen(function* () {
         return
       case IcmpWire.TYPE_DEST_UNREACHABLE:
         stats.unreachableIn++
+        ip.deliverIcmpError(r.type, r.code, h.src, IcmpWire.payload(payload), nowMs)
         return
       default:
         stats.otherIn++

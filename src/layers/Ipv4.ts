@@ -30,6 +30,24 @@ export const L4_OFFSET = Eth.HEADER_LEN + Ip.HEADER_LEN
  */
 export type ProtocolHandler = (ip: Ip.Ipv4Repr, payload: Uint8Array, frame: Frame, checksumTrusted: boolean, nowMs: number) => void
 
+/**
+ * An ICMP error about a datagram we sent (RFC 1122 §3.2.2.1, §4.1.3.3): the quoted header names our
+ * port and the remote endpoint. `remotePort`/`localPort` are the first two 16-bit words of the quoted
+ * transport header (UDP and TCP both start with the ports).
+ */
+export interface IcmpErrorInfo {
+  readonly type: number
+  readonly code: number
+  /** Who sent the ICMP error (the destination host, or a router on the way). */
+  readonly reporter: Ipv4Address
+  readonly remote: Ipv4Address
+  readonly localPort: number
+  readonly remotePort: number
+  readonly nowMs: number
+}
+
+export type IcmpErrorHandler = (e: IcmpErrorInfo) => void
+
 export interface Ipv4Stats {
   packetsIn: number
   packetsOut: number
@@ -54,6 +72,10 @@ export interface SendOptions {
 
 export interface Ipv4Shape {
   readonly register: (protocol: number, handler: ProtocolHandler) => void
+  /** Receive ICMP errors about datagrams of `protocol` we sent (like Linux's err_handler per protocol). */
+  readonly registerErrorHandler: (protocol: number, handler: IcmpErrorHandler) => void
+  /** Called by the ICMP layer with a received error's quoted datagram (IP header + at least 8 bytes). */
+  readonly deliverIcmpError: (type: number, code: number, reporter: Ipv4Address, quoted: Uint8Array, nowMs: number) => void
   readonly address: () => Ipv4Address
   readonly mtu: number
   /** An outgoing frame (from the TX pool, not zeroed) with `l4Len` bytes of transport data at L4_OFFSET: write them all. */
@@ -88,6 +110,7 @@ export const make = (opts: Ipv4Options = {}) =>
     const ttlDefault = opts.defaultTtl ?? 64
     const reasm = new Reassembler({ ...REASSEMBLY_DEFAULTS, ...opts.reassembly })
     const handlers: Array<ProtocolHandler | undefined> = new Array(256).fill(undefined)
+    const errorHandlers: Array<IcmpErrorHandler | undefined> = new Array(256).fill(undefined)
     const stats: Ipv4Stats = {
       packetsIn: 0,
       packetsOut: 0,
@@ -245,8 +268,32 @@ export const make = (opts: Ipv4Options = {}) =>
       }
     }).pipe(Effect.forkScoped)
 
+    const deliverIcmpError = (type: number, code: number, reporter: Ipv4Address, quoted: Uint8Array, nowMs: number): void => {
+      // The quote must be one of ours: version 4, a header that fits, our address as its source, and
+      // the first 8 bytes of the transport header present (RFC 792).
+      if (quoted.length < Ip.HEADER_LEN || quoted[0]! >> 4 !== 4) return
+      const hl = Ip.headerLength(quoted)
+      if (hl < Ip.HEADER_LEN || quoted.length < hl + 8) return
+      const src = ((quoted[12]! << 24) | (quoted[13]! << 16) | (quoted[14]! << 8) | quoted[15]!) >>> 0
+      if (src !== iface.current().address) return
+      const handler = errorHandlers[quoted[9]!]
+      if (handler === undefined) return
+      const dst = ((quoted[16]! << 24) | (quoted[17]! << 16) | (quoted[18]! << 8) | quoted[19]!) >>> 0
+      handler({
+        type,
+        code,
+        reporter,
+        remote: dst as Ipv4Address,
+        localPort: (quoted[hl]! << 8) | quoted[hl + 1]!,
+        remotePort: (quoted[hl + 2]! << 8) | quoted[hl + 3]!,
+        nowMs
+      })
+    }
+
     return Ipv4.of({
       register: (p, h) => void (handlers[p] = h),
+      registerErrorHandler: (p, h) => void (errorHandlers[p] = h),
+      deliverIcmpError,
       address: () => iface.current().address,
       mtu,
       alloc,

@@ -37,16 +37,32 @@ export interface UdpDatagram {
 
 export type UdpHandler = (d: UdpDatagram) => void
 
+/**
+ * An ICMP destination unreachable about a datagram this port sent (port, host, net, protocol...):
+ * what a connected kernel UDP socket reports as ECONNREFUSED/EHOSTUNREACH on its next call.
+ */
+export interface UdpUnreachable {
+  readonly code: number
+  readonly reporter: Ipv4Address
+  readonly remote: Ipv4Address
+  readonly remotePort: number
+  readonly nowMs: number
+}
+
+export type UdpErrorHandler = (e: UdpUnreachable) => void
+
 export interface UdpStats {
   datagramsIn: number
   datagramsOut: number
   noPort: number
+  /** ICMP destination unreachable errors about our datagrams, delivered to the sending port. */
+  unreachableIn: number
   readonly drops: DropCounts
 }
 
 export interface UdpShape {
   /** Bind a port for the lifetime of the scope. Port 0 picks an ephemeral port. Returns the port. */
-  readonly bind: (port: number, handler: UdpHandler) => Effect.Effect<number, UdpError, Scope.Scope>
+  readonly bind: (port: number, handler: UdpHandler, onError?: UdpErrorHandler) => Effect.Effect<number, UdpError, Scope.Scope>
   /** Send one datagram (copied). Returns false when unroutable or too large (counted). */
   readonly send: (srcPort: number, dst: Ipv4Address, dstPort: number, payload: Uint8Array) => boolean
   /** Send with a payload writer, to build in place without a copy. */
@@ -62,7 +78,8 @@ export const make = Effect.gen(function* () {
   const ip = yield* Ipv4
   const iface = yield* Interface
   const ports = new Map<number, UdpHandler>()
-  const stats: UdpStats = { datagramsIn: 0, datagramsOut: 0, noPort: 0, drops: {} }
+  const errorPorts = new Map<number, UdpErrorHandler>()
+  const stats: UdpStats = { datagramsIn: 0, datagramsOut: 0, noPort: 0, unreachableIn: 0, drops: {} }
   let nextEphemeral = 49152 + Math.floor(Math.random() * 16384)
 
   ip.register(Ip.PROTO_UDP, (h, payload, _frame, trusted, nowMs) => {
@@ -86,6 +103,14 @@ export const make = Effect.gen(function* () {
     handler({ src: h.src, srcPort: r.srcPort, dst: h.dst, dstPort: r.dstPort, payload: UdpWire.payload(payload), nowMs })
   })
 
+  ip.registerErrorHandler(Ip.PROTO_UDP, (e) => {
+    if (e.type !== IcmpWire.TYPE_DEST_UNREACHABLE) return
+    const h = errorPorts.get(e.localPort)
+    if (h === undefined) return
+    stats.unreachableIn++
+    h({ code: e.code, reporter: e.reporter, remote: e.remote, remotePort: e.remotePort, nowMs: e.nowMs })
+  })
+
   const sendWith = (srcPort: number, dst: Ipv4Address, dstPort: number, len: number, write: (b: Uint8Array) => void): boolean => {
     if (len > MAX_PAYLOAD) {
       countDrop(stats.drops, "BadLength")
@@ -102,7 +127,7 @@ export const make = Effect.gen(function* () {
   }
 
   return Udp.of({
-    bind: (port, handler) =>
+    bind: (port, handler, onError) =>
       Effect.acquireRelease(
         Effect.suspend(() => {
           let p = port
@@ -119,9 +144,14 @@ export const make = Effect.gen(function* () {
           }
           if (ports.has(p)) return Effect.fail(new UdpError({ reason: "AddressInUse", port: p }))
           ports.set(p, handler)
+          if (onError !== undefined) errorPorts.set(p, onError)
           return Effect.succeed(p)
         }),
-        (p) => Effect.sync(() => ports.delete(p))
+        (p) =>
+          Effect.sync(() => {
+            ports.delete(p)
+            errorPorts.delete(p)
+          })
       ),
     send: (srcPort, dst, dstPort, payload) => sendWith(srcPort, dst, dstPort, payload.length, (b) => b.set(payload)),
     sendWith,
