@@ -1,7 +1,18 @@
 /**
  * The TCP shell: demux, listeners with a bounded SYN backlog and accept queue, active opens, the
- * connection table (bounded), frame building with checksum offload and TSO, one timer fiber for all
- * connections, and the application side of each connection as Effects.
+ * connection table, frame building with checksum offload and TSO, one timer fiber for all connections,
+ * and the application side of each connection as Effects.
+ *
+ * Resource model (like Linux's; every peer may be hostile and spoof any on-link source):
+ * - live connections (everything not in TIME-WAIT) are bounded in all (`maxConnections`) and per source
+ *   address (`perSourceConnections`); past a bound a new SYN is dropped and counted;
+ * - half-open (SYN-RECEIVED) entries are bounded per listener (backlog), in all (`maxHalfOpen`) and per
+ *   source (`perSourceHalfOpen`); past any of these the SYN is answered with a SYN cookie (RFC 4987 §3.6,
+ *   protocols/tcp/cookie.ts) and nothing is kept, so spoofed SYNs or a flood never refuse a real client;
+ * - TIME-WAIT has its own bound (`maxTimeWait`) with the oldest entry recycled first, never refusing a
+ *   new connection, and a new SYN may reopen a TIME-WAIT 4-tuple (RFC 6191);
+ * - buffer memory: each connection commits its send and receive ring sizes; past `memoryBytes` committed,
+ *   new connections get small rings (like tcp_mem pressure), so memory stays bounded by the tables.
  *
  * Ownership (design.md §3): the pure machine (protocols/tcp/machine.ts) holds each connection's state.
  * Segments are processed inline in the receive burst, because a mailbox hop per segment costs more than
@@ -11,6 +22,7 @@
  * supervising fiber in the layer's FiberMap: it ends when the connection is closed and, when the layer
  * closes first, aborts the connection (RST) so the peer is not left waiting.
  */
+import { randomBytes } from "node:crypto"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -26,6 +38,7 @@ import * as Stream from "effect/Stream"
 import type { Ipv4Address } from "../protocols/address.js"
 import { formatIpv4 } from "../protocols/address.js"
 import * as Cs from "../protocols/checksum.js"
+import * as Cookie from "../protocols/tcp/cookie.js"
 import * as Ip from "../protocols/ipv4/wire.js"
 import * as M from "../protocols/tcp/machine.js"
 import * as W from "../protocols/tcp/wire.js"
@@ -64,6 +77,21 @@ export interface TcpStats {
   synBacklogDrops: number
   acceptQueueDrops: number
   tableFullDrops: number
+  /** Half-open (SYN-RECEIVED) entries now. */
+  halfOpen: number
+  /** Connections in TIME-WAIT now. */
+  timeWait: number
+  /** TIME-WAIT entries ended early to make room (oldest first). */
+  timeWaitRecycled: number
+  synCookiesSent: number
+  /** Connections opened from a valid cookie. */
+  synCookiesOk: number
+  /** SYNs or cookie ACKs refused by a per-source cap. */
+  perSourceRefusals: number
+  /** Connections given small buffers because committed buffer memory was over the bound. */
+  memoryPressure: number
+  /** Ring bytes committed by the connections in the table now. */
+  memoryCommitted: number
   readonly drops: DropCounts
 }
 
@@ -143,7 +171,24 @@ export interface TcpShape {
 export class Tcp extends Context.Tag("@miniperf/Tcp")<Tcp, TcpShape>() {}
 
 export interface TcpOptions {
+  /** Live connections (all but TIME-WAIT), default 4096. */
   readonly maxConnections?: number
+  /** Live connections from one source address (default half of maxConnections). */
+  readonly perSourceConnections?: number
+  /** Half-open entries in all (default 1024); past it, SYN cookies. */
+  readonly maxHalfOpen?: number
+  /** Half-open entries from one source address (default 64); past it, SYN cookies. */
+  readonly perSourceHalfOpen?: number
+  /** TIME-WAIT entries (default 4096); past it, the oldest is recycled. */
+  readonly maxTimeWait?: number
+  /** "auto" (default): cookies once a half-open bound is reached; "always"; "never" (drop instead). */
+  readonly synCookies?: "auto" | "always" | "never"
+  /** Committed ring memory before new connections get small rings (default 256 MiB). */
+  readonly memoryBytes?: number
+  /** Secret for the SYN cookie hash (default random). */
+  readonly cookieKey?: Cookie.CookieKey
+  /** Keep-alive on accepted connections: idle ms before the first probe (default 60 s; 0 = off). */
+  readonly serverKeepAliveMs?: number
   /** Overrides of the machine's defaults (buffer sizes, RTO bounds, MSL, ...). */
   readonly machine?: Partial<M.Config>
   /** Bytes a sink-mode connection keeps before its handler is installed (default 64 KiB). */
@@ -163,6 +208,8 @@ interface Listener {
   readonly accept: Queue.Queue<Conn>
   /** Connections in SYN-RECEIVED or accepted-but-not-taken. */
   pending: number
+  /** When this listener last answered with a cookie (cookie ACKs are checked only within two periods). */
+  cookieAt: number
 }
 
 class Conn {
@@ -180,6 +227,12 @@ class Conn {
   /** In the list of connections whose ACK the current receive burst holds. */
   held = false
   counted = false
+  /** Counted as live (not TIME-WAIT) / half-open / in the TIME-WAIT list. */
+  live = false
+  halfOpen = false
+  timeWait = false
+  /** Ring bytes this connection committed (released on TIME-WAIT or removal). */
+  committed = 0
   constructor(
     readonly id: number,
     readonly key: number,
@@ -187,6 +240,8 @@ class Conn {
     readonly listener: Listener | undefined
   ) {}
 }
+
+const MAX_SLEEP_MS = 2 ** 30
 
 const connKey = (addr: number, port: number): number => addr * 65536 + port
 
@@ -210,7 +265,20 @@ export const make = (opts: TcpOptions = {}) =>
     const eth = yield* Ethernet
     const iface = yield* Interface
     const caps = eth.caps
-    const maxConns = opts.maxConnections ?? 1024
+    const maxConns = opts.maxConnections ?? 4096
+    const perSourceConns = opts.perSourceConnections ?? Math.max(1, maxConns >>> 1)
+    const maxHalfOpen = opts.maxHalfOpen ?? 1024
+    const perSourceHalfOpen = opts.perSourceHalfOpen ?? 64
+    const maxTimeWait = opts.maxTimeWait ?? 4096
+    const cookieMode = opts.synCookies ?? "auto"
+    const memoryBytes = opts.memoryBytes ?? 256 << 20
+    const cookieKey: Cookie.CookieKey =
+      opts.cookieKey ??
+      (() => {
+        const b = randomBytes(8)
+        return { k0: b.readUInt32LE(0), k1: b.readUInt32LE(4) }
+      })()
+    const serverKeepAliveMs = opts.serverKeepAliveMs ?? 60_000
     const earlyLimit = opts.earlyLimit ?? 65536
     const mss = ip.mtu - 40
     const baseCfg = M.makeConfig({
@@ -233,7 +301,24 @@ export const make = (opts: TcpOptions = {}) =>
       synBacklogDrops: 0,
       acceptQueueDrops: 0,
       tableFullDrops: 0,
+      halfOpen: 0,
+      timeWait: 0,
+      timeWaitRecycled: 0,
+      synCookiesSent: 0,
+      synCookiesOk: 0,
+      perSourceRefusals: 0,
+      memoryPressure: 0,
+      memoryCommitted: 0,
       drops: {}
+    }
+    const liveBySource = new Map<number, number>()
+    const halfOpenBySource = new Map<number, number>()
+    /** TIME-WAIT connections, oldest first (a Set keeps insertion order). */
+    const timeWaitList = new Set<Conn>()
+    const bump = (m: Map<number, number>, k: number, d: number): void => {
+      const n = (m.get(k) ?? 0) + d
+      if (n <= 0) m.delete(k)
+      else m.set(k, n)
     }
 
     /** localPort -> remote key -> connection */
@@ -309,7 +394,51 @@ export const make = (opts: TcpOptions = {}) =>
       }
       m.set(c.key, c)
       byTcb.set(c.tcb, c)
+      c.live = true
       stats.connections++
+      bump(liveBySource, c.tcb.remote.addr, 1)
+      if (c.listener !== undefined && c.tcb.state === "SynReceived") {
+        c.halfOpen = true
+        stats.halfOpen++
+        bump(halfOpenBySource, c.tcb.remote.addr, 1)
+      }
+      c.committed = c.tcb.cfg.sendBufBytes + c.tcb.cfg.recvBufBytes
+      stats.memoryCommitted += c.committed
+    }
+
+    const endHalfOpen = (c: Conn): void => {
+      if (!c.halfOpen) return
+      c.halfOpen = false
+      stats.halfOpen--
+      bump(halfOpenBySource, c.tcb.remote.addr, -1)
+    }
+
+    const endLive = (c: Conn): void => {
+      endHalfOpen(c)
+      if (c.live) {
+        c.live = false
+        stats.connections--
+        bump(liveBySource, c.tcb.remote.addr, -1)
+      }
+      M.releaseBuffers(c.tcb)
+      if (c.committed !== 0 && !c.tcb.sendbuf.allocated && !c.tcb.recvbuf.allocated) {
+        stats.memoryCommitted -= c.committed
+        c.committed = 0
+      }
+    }
+
+    /** The connection entered TIME-WAIT: it leaves the live table for the TIME-WAIT list (bounded). */
+    const enterTimeWait = (c: Conn): void => {
+      endLive(c)
+      c.timeWait = true
+      timeWaitList.add(c)
+      stats.timeWait++
+      if (timeWaitList.size > maxTimeWait) {
+        const oldest = timeWaitList.values().next().value as Conn
+        stats.timeWaitRecycled++
+        remove(oldest)
+        oldest.stateSignal.notify()
+      }
     }
 
     const remove = (c: Conn): void => {
@@ -321,7 +450,16 @@ export const make = (opts: TcpOptions = {}) =>
         if (m.size === 0) table.delete(c.tcb.local.port)
       }
       byTcb.delete(c.tcb)
-      stats.connections--
+      endLive(c)
+      if (c.timeWait) {
+        c.timeWait = false
+        timeWaitList.delete(c)
+        stats.timeWait--
+      }
+      if (c.committed !== 0) {
+        stats.memoryCommitted -= c.committed
+        c.committed = 0
+      }
       if (c.counted) {
         stats.established--
         c.counted = false
@@ -339,6 +477,7 @@ export const make = (opts: TcpOptions = {}) =>
       }
       if (ev !== 0) {
         if ((ev & M.EV_CONNECTED) !== 0) {
+          endHalfOpen(c)
           if (!c.counted) {
             c.counted = true
             stats.established++
@@ -363,9 +502,12 @@ export const make = (opts: TcpOptions = {}) =>
         if ((ev & M.EV_RESET) !== 0) stats.resetsIn++
         if ((ev & M.EV_CLOSED) !== 0) remove(c)
       }
-      if (t.state === "TimeWait" && c.counted) {
-        c.counted = false
-        stats.established--
+      if (t.state === "TimeWait" && !c.timeWait && !c.removed) {
+        if (c.counted) {
+          c.counted = false
+          stats.established--
+        }
+        enterTimeWait(c)
         c.stateSignal.notify()
       }
       const at = M.pollAt(t)
@@ -428,23 +570,16 @@ export const make = (opts: TcpOptions = {}) =>
         }
       }
       const l = listeners.get(seg.dstPort)
-      if (l !== undefined && (seg.flags & (W.SYN | W.ACK | W.RST)) === W.SYN) {
-        if (l.pending >= l.backlog) {
-          stats.synBacklogDrops++
+      if (l !== undefined) {
+        const f = seg.flags
+        if ((f & W.RST) !== 0) return // RFC 9293 §3.10.7.2: an RST to LISTEN is ignored
+        if ((f & W.ACK) === 0) {
+          // a SYN opens; anything else without ACK (FIN, NULL, Xmas, SYN+FIN probes) is dropped unanswered
+          if ((f & (W.SYN | W.FIN)) === W.SYN) passiveOpen(l, h.src, h.dst, seg, key, nowMs)
+          else countDrop(stats.drops, "ProbeToListener")
           return
         }
-        if (stats.connections >= maxConns) {
-          stats.tableFullDrops++
-          return
-        }
-        const tcb = M.acceptSyn(l.cfg, seg, { addr: h.dst, port: seg.dstPort }, { addr: h.src, port: seg.srcPort }, iss(), nowMs, out)
-        const nc = new Conn(nextId++, key, tcb, l)
-        l.pending++
-        stats.passiveOpens++
-        insert(nc)
-        settle(nc)
-        supervise(nc)
-        return
+        if ((f & W.SYN) === 0 && cookieOpen(l, h.src, h.dst, seg, payload, key, nowMs)) return
       }
       const rst = M.rstFor(seg)
       if (rst !== undefined) {
@@ -452,6 +587,71 @@ export const make = (opts: TcpOptions = {}) =>
         sendBare(rst, h.src)
       }
     })
+
+    /** Whether a new connection from `src` fits the live bounds; counts the refusal when not. */
+    const admit = (src: number): boolean => {
+      if (stats.connections >= maxConns) {
+        stats.tableFullDrops++
+        countDrop(stats.drops, "TableFull")
+        return false
+      }
+      if ((liveBySource.get(src) ?? 0) >= perSourceConns) {
+        stats.perSourceRefusals++
+        countDrop(stats.drops, "PerSourceLimit")
+        return false
+      }
+      return true
+    }
+
+    /** A SYN for a listener: a half-open entry, or a SYN cookie when any half-open bound is reached. */
+    const passiveOpen = (l: Listener, src: number, dst: number, seg: W.TcpRepr, key: number, nowMs: number): void => {
+      if (!admit(src)) return
+      const full =
+        l.pending >= l.backlog || stats.halfOpen >= maxHalfOpen || (halfOpenBySource.get(src) ?? 0) >= perSourceHalfOpen
+      if (cookieMode === "always" || (full && cookieMode === "auto")) {
+        const cookie = Cookie.make(cookieKey, src, dst, seg.srcPort, seg.dstPort, seg.seq, seg.mss, nowMs)
+        sendBare(M.cookieSynAck(l.cfg, seg, cookie, nowMs), src)
+        stats.synCookiesSent++
+        l.cookieAt = nowMs
+        return
+      }
+      if (full) {
+        stats.synBacklogDrops++
+        return
+      }
+      const tcb = M.acceptSyn(sized(l.cfg), seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, iss(), nowMs, out)
+      const nc = new Conn(nextId++, key, tcb, l)
+      l.pending++
+      stats.passiveOpens++
+      insert(nc)
+      settle(nc)
+      supervise(nc)
+    }
+
+    /**
+     * An ACK for a listener that matched no connection: if it acknowledges one of our cookies (sent in
+     * the last two cookie periods), the connection opens Established. Returns false when it is not a
+     * cookie ACK (the caller answers with RST, as for any stray ACK).
+     */
+    const cookieOpen = (l: Listener, src: number, dst: number, seg: W.TcpRepr, payload: Uint8Array, key: number, nowMs: number): boolean => {
+      if (cookieMode === "never" || nowMs - l.cookieAt > 2 * Cookie.PERIOD_MS) return false
+      const mss = Cookie.check(cookieKey, src, dst, seg.srcPort, seg.dstPort, (seg.seq - 1) >>> 0, (seg.ack - 1) >>> 0, nowMs)
+      if (mss === 0) {
+        countDrop(stats.drops, "BadCookie")
+        return false
+      }
+      if (!admit(src)) return true // dropped: the peer's retransmission or its data will try again
+      const tcb = M.acceptCookie(sized(l.cfg), seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, Math.min(mss, l.cfg.mss), nowMs)
+      const nc = new Conn(nextId++, key, tcb, l)
+      l.pending++ // settled below: EV_CONNECTED moves it to the accept queue
+      stats.passiveOpens++
+      stats.synCookiesOk++
+      insert(nc)
+      M.input(tcb, seg, payload, seg.headerLen, nowMs, out)
+      settle(nc)
+      supervise(nc)
+      return true
+    }
 
     // Our address went away (DHCP lease lost, or changed): connections bound to it end now, not after
     // their retransmissions give up. The RST they would send finds no route while unconfigured.
@@ -504,7 +704,8 @@ export const make = (opts: TcpOptions = {}) =>
         if (next === Infinity) {
           yield* timerSignal.wait
         } else {
-          const wait = Math.max(1, next - now)
+          // at most 2^30 ms per sleep: longer Effect sleeps never fire (the timer API's limit is 2^31-1)
+          const wait = Math.min(MAX_SLEEP_MS, Math.max(1, next - now))
           yield* Effect.raceFirst(timerSignal.wait, Effect.sleep(Duration.millis(wait)))
         }
       }
@@ -604,13 +805,30 @@ export const make = (opts: TcpOptions = {}) =>
       }
     }
 
-    const cfgFor = (o: ListenOptions | ConnectOptions | undefined): M.Config =>
+    /** Memory pressure: committed ring bytes over the bound give new connections small rings. */
+    const PRESSURE_RING = 32 * 1024
+    const sized = (cfg: M.Config): M.Config => {
+      if (stats.memoryCommitted + cfg.sendBufBytes + cfg.recvBufBytes <= memoryBytes) return cfg
+      stats.memoryPressure++
+      return M.makeConfig({
+        ...cfg,
+        sendBufBytes: Math.min(cfg.sendBufBytes, PRESSURE_RING),
+        recvBufBytes: Math.min(cfg.recvBufBytes, PRESSURE_RING)
+      })
+    }
+
+    const cfgFor = (o: ListenOptions | ConnectOptions | undefined, server = false): M.Config =>
       M.makeConfig({
         ...baseCfg,
         ...(o?.recvMode !== undefined ? { recvMode: o.recvMode } : {}),
         ...(o?.nagle !== undefined ? { nagle: o.nagle } : {}),
         ...(o?.sendBufBytes !== undefined ? { sendBufBytes: Math.max(4096, Math.min(64 << 20, o.sendBufBytes)) } : {}),
-        ...(o?.recvBufBytes !== undefined ? { recvBufBytes: Math.max(4096, Math.min(64 << 20, o.recvBufBytes)) } : {})
+        ...(o?.recvBufBytes !== undefined ? { recvBufBytes: Math.max(4096, Math.min(64 << 20, o.recvBufBytes)) } : {}),
+        // accepted connections probe an idle peer (a client that vanished) unless the caller's machine
+        // options say otherwise: 6 unanswered probes 10 s apart end the connection
+        ...(server && opts.machine?.keepAliveIdleMs === undefined && serverKeepAliveMs > 0
+          ? { keepAliveIdleMs: serverKeepAliveMs, keepAliveIntervalMs: 10_000, keepAliveCount: 6 }
+          : {})
       })
 
     const listen = (port: number, o?: ListenOptions) =>
@@ -619,7 +837,7 @@ export const make = (opts: TcpOptions = {}) =>
         if (listeners.has(port)) return yield* new TcpError({ reason: "AddressInUse", detail: `port ${port} is already listening` })
         const backlog = o?.backlog ?? 128
         const accept = yield* Queue.bounded<Conn>(backlog)
-        const l: Listener = { port, backlog, cfg: cfgFor(o), accept, pending: 0 }
+        const l: Listener = { port, backlog, cfg: cfgFor(o, true), accept, pending: 0, cookieAt: -Infinity }
         yield* Effect.acquireRelease(
           Effect.sync(() => listeners.set(port, l)),
           () =>
@@ -661,7 +879,7 @@ export const make = (opts: TcpOptions = {}) =>
         const now = yield* Clock.currentTimeMillis
         const c = yield* Effect.acquireRelease(
           Effect.sync(() => {
-            const tcb = M.connect(cfgFor(o), { addr: ip.address(), port: local }, { addr: address, port }, iss(), now, out)
+            const tcb = M.connect(sized(cfgFor(o)), { addr: ip.address(), port: local }, { addr: address, port }, iss(), now, out)
             const nc = new Conn(nextId++, key, tcb, undefined)
             stats.activeOpens++
             insert(nc)

@@ -48,6 +48,7 @@
  * ISS generation (RFC 6528) is the shell's job (it has a clock and randomness).
  */
 import * as Cc from "./congestion.js"
+import * as Cookie from "./cookie.js"
 import { RecvBuf } from "./recvbuf.js"
 import { RangeSet } from "./reassembly.js"
 import { RttEstimator } from "./rtt.js"
@@ -96,13 +97,26 @@ export interface Config {
   readonly initialRtoMs: number
   readonly minRtoMs: number
   readonly maxRtoMs: number
-  /** SYN / SYN-ACK retransmissions before TimedOut. */
+  /** SYN retransmissions (active open) before TimedOut. */
   readonly synRetries: number
+  /** SYN-ACK retransmissions (passive open) before the half-open entry is dropped (Linux tcp_synack_retries, 5). */
+  readonly synAckRetries: number
   /** Data retransmissions (consecutive RTOs) before TimedOut. */
   readonly maxRetries: number
   /** Maximum segment lifetime; TIME-WAIT lasts 2 * mslMs. */
   readonly mslMs: number
   readonly ackDelayMs: number
+  /**
+   * FIN-WAIT-2 with no segment from the peer for this long ends the connection (Linux tcp_fin_timeout, 60 s).
+   * Measured from the last segment received, so a peer still sending after our FIN (a half-close in use) is
+   * never cut; 0 = wait forever.
+   */
+  readonly finWait2TimeoutMs: number
+  /**
+   * Once we have closed (FIN queued), zero-window probes the peer leaves unanswered by any window before we
+   * give up with a reset (Linux tcp_orphan_retries, 8 when 0). 0 = probe forever.
+   */
+  readonly closedProbeLimit: number
   /** Keep-alive idle time; 0 = off. */
   readonly keepAliveIdleMs: number
   readonly keepAliveIntervalMs: number
@@ -133,6 +147,9 @@ export const defaultConfig: Config = Object.freeze({
   minRtoMs: 200,
   maxRtoMs: 60_000,
   synRetries: 6,
+  synAckRetries: 5,
+  finWait2TimeoutMs: 60_000,
+  closedProbeLimit: 8,
   maxRetries: 15,
   mslMs: 30_000,
   ackDelayMs: 40,
@@ -191,7 +208,16 @@ export class Counters {
 // The TCB
 // ---------------------------------------------------------------------------------------------
 
-const SYN_STATES = (s: State): boolean => s === "SynSent" || s === "SynReceived"
+
+/** The window scale we offer: enough to advertise the whole receive ring. */
+const ourWscaleFor = (cfg: Config): number => {
+  let ws = 0
+  while (ws < 14 && cfg.recvBufBytes >>> ws > 65535) ws++
+  return ws
+}
+
+/** Our timestamp clock's offset for a connection: derived from its ISS, so a SYN cookie can recreate it. */
+const tsOffsetFor = (iss: number): number => ((iss >>> 0) * 2654435761) >>> 0
 
 export class Tcb {
   state: State = "Closed"
@@ -248,6 +274,8 @@ export class Tcb {
   ackDelayAt = NEVER
   retries = 0
   persistMs = 0
+  /** Zero-window probes sent since we closed (see Config.closedProbeLimit). */
+  closedProbes = 0
   kaProbes = 0
   lastRecvAt: number
   rttTiming = false
@@ -317,10 +345,8 @@ export class Tcb {
     this.scoreboard = new RangeSet(cfg.maxRanges)
     this.rtt = new RttEstimator(cfg.initialRtoMs, cfg.minRtoMs, cfg.maxRtoMs)
     this.nagle = cfg.nagle
-    let ws = 0
-    while (ws < 14 && cfg.recvBufBytes >>> ws > 65535) ws++
-    this.ourWscale = ws
-    this.tsOffset = (this.iss * 2654435761) >>> 0
+    this.ourWscale = ourWscaleFor(cfg)
+    this.tsOffset = tsOffsetFor(this.iss)
     this.lastRecvAt = nowMs
     this.lastNowMs = nowMs
     this.cc = Cc.make(cfg.congestion, cfg.mss)
@@ -587,6 +613,68 @@ export const acceptSyn = (
   return t
 }
 
+/**
+ * The SYN-ACK for a SYN answered with a cookie (`iss` from cookie.ts), built without a Tcb: nothing is
+ * kept. Window scale and SACK are offered only when the peer sent timestamps, whose echo brings them back
+ * (cookie.ts); the window is the unscaled initial one, as in any SYN-ACK.
+ */
+export const cookieSynAck = (cfg: Config, seg: W.TcpRepr, iss: number, now: number): W.TcpRepr => {
+  const ts = cfg.timestamps && seg.hasTs
+  const ws = ts && cfg.windowScale && seg.wscale >= 0
+  const sack = ts && cfg.sack && seg.sackPermitted
+  const r = W.make({
+    srcPort: seg.dstPort,
+    dstPort: seg.srcPort,
+    seq: (iss >>> 0) as SeqNum,
+    ack: seqAdd(seg.seq, 1),
+    flags: W.SYN | W.ACK,
+    window: Math.min(cfg.recvBufBytes, 65535),
+    mss: cfg.mss,
+    wscale: ws ? ourWscaleFor(cfg) : -1,
+    sackPermitted: sack,
+    hasTs: ts,
+    // the peer's window scale (ours follows from cfg) and SACK, for the ACK's TSecr to bring back
+    tsVal: ts ? Cookie.tsValWithOptions((Math.floor(now) + tsOffsetFor(iss)) >>> 0, Cookie.encodeTsOptions(ws ? Math.min(seg.wscale, 14) : -1, sack)) : 0,
+    tsEcr: ts ? seg.tsVal : 0
+  })
+  ;(r as { headerLen: number }).headerLen = W.headerLen(r)
+  return r
+}
+
+/**
+ * Passive open from a valid SYN cookie: `seg` is the peer's ACK of our cookie SYN-ACK (SEG.ACK - 1 is
+ * the cookie, already checked by the shell, which also decoded `mss`). The connection starts Established,
+ * with the options the cookie's timestamp carried. The shell then feeds `seg` itself to `input` (once the
+ * connection is in its table), so data or a FIN on that ACK is processed as usual.
+ */
+export const acceptCookie = (cfg: Config, seg: W.TcpRepr, local: Endpoint, remote: Endpoint, mss: number, now: number): Tcb => {
+  const iss = seqAdd(seg.ack, -1)
+  const t = new Tcb(cfg, local, remote, iss, now)
+  t.passive = true
+  t.irs = seqAdd(seg.seq, -1)
+  t.rcvNxt = seg.seq
+  t.lastAckSent = t.rcvNxt
+  const ts = cfg.timestamps && seg.hasTs
+  const o = ts ? Cookie.decodeTsOptions(seg.tsEcr) : { wscale: -1, sack: false }
+  // the SYN as the cookie remembers it
+  negotiate(
+    t,
+    W.make({ srcPort: remote.port, dstPort: local.port, seq: t.irs, mss, wscale: o.wscale, sackPermitted: o.sack, hasTs: ts, tsVal: seg.tsVal, window: seg.window })
+  )
+  t.sndUna = seg.ack
+  t.sndNxt = seg.ack
+  t.sndMax = seg.ack
+  t.sndWnd = seg.window * (1 << t.sndWscale)
+  t.maxSndWnd = t.sndWnd
+  t.sndWl1 = seg.seq
+  t.sndWl2 = seg.ack
+  t.rcvAdvEdge = seqAdd(t.rcvNxt, Math.min(cfg.recvBufBytes, 65535))
+  t.state = "Established"
+  t.events |= EV_CONNECTED | EV_WRITABLE
+  t.lastNowMs = now
+  return t
+}
+
 const established = (t: Tcb, now: number): void => {
   t.state = "Established"
   t.events |= EV_CONNECTED | EV_WRITABLE
@@ -693,9 +781,6 @@ const inputSynchronized = (t: Tcb, seg: W.TcpRepr, buf: Uint8Array, off: number,
     return
   }
 
-  // timestamps: remember the peer's clock (RFC 7323 §4.3)
-  if (t.tsOk && seg.hasTs && seqLe(seg.seq, t.lastAckSent)) t.tsRecent = seg.tsVal
-
   // 3. SYN in a synchronized state (RFC 5961 §4.2)
   if ((f & W.SYN) !== 0) {
     challengeAck(t, now)
@@ -724,6 +809,11 @@ const inputSynchronized = (t: Tcb, seg: W.TcpRepr, buf: Uint8Array, off: number,
     challengeAck(t, now)
     return
   }
+
+  // timestamps: remember the peer's clock (RFC 7323 §4.3), only now that the segment has passed every
+  // acceptability check: a SYN or an unacceptable ACK that fits the window must not move TS.Recent, or
+  // one forged segment with a far-future TSval would make PAWS drop all later in-order data.
+  if (t.tsOk && seg.hasTs && seqLe(seg.seq, t.lastAckSent)) t.tsRecent = seg.tsVal
   processAck(t, seg, now)
   if (closed(t)) return
 
@@ -761,7 +851,10 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
     t.sndWl1 = seg.seq
     t.sndWl2 = ack
     if (t.sndWnd > t.maxSndWnd) t.maxSndWnd = t.sndWnd
-    if (t.sndWnd > 0 && oldWnd === 0) t.persistMs = 0
+    if (t.sndWnd > 0 && oldWnd === 0) {
+      t.persistMs = 0
+      t.closedProbes = 0
+    }
   }
   // a peer that answers with a closed window is alive: RTOs then act as window probes, never time out
   if (t.sndWnd === 0) t.retries = 0
@@ -1190,6 +1283,11 @@ const updateTimer = (t: Tcb, now: number): void => {
     }
     return
   }
+  if (t.state === "FinWait2" && t.cfg.finWait2TimeoutMs > 0) {
+    t.timerKind = TimerKind.Close
+    t.timerAt = t.lastRecvAt + t.cfg.finWait2TimeoutMs
+    return
+  }
   if (t.cfg.keepAliveIdleMs > 0 && (t.state === "Established" || t.state === "CloseWait")) {
     t.timerKind = TimerKind.KeepAlive
     t.timerAt =
@@ -1211,7 +1309,7 @@ const onTimer = (t: Tcb, now: number, out: Output): void => {
         }
       }
       t.retries++
-      const limit = SYN_STATES(t.state) ? t.cfg.synRetries : t.cfg.maxRetries
+      const limit = t.state === "SynSent" ? t.cfg.synRetries : t.state === "SynReceived" ? t.cfg.synAckRetries : t.cfg.maxRetries
       if (t.retries > limit) {
         toClosed(t, "TimedOut", EV_TIMED_OUT)
         return
@@ -1235,6 +1333,10 @@ const onTimer = (t: Tcb, now: number, out: Output): void => {
         t.recoverSeq = t.sndMax
         t.sndNxt = t.sndUna
         t.highRxt = t.sndUna
+        // RFC 6675 §5.1 (after RFC 2018): the timeout may mean the receiver reneged on what it SACKed, so
+        // the scoreboard is expunged and retransmission goes back over everything from SND.UNA; SACK
+        // blocks that arrive during the recovery that follows fill it again.
+        t.scoreboard.clear()
         // retransmit the first segment even if the peer window is zero (it elicits an ACK)
         const n = retransmitAt(t, now, out, t.sndUna, t.sndMss)
         t.sndNxt = seqAdd(t.sndUna, n)
@@ -1248,6 +1350,13 @@ const onTimer = (t: Tcb, now: number, out: Output): void => {
     case TimerKind.Persist: {
       if (t.sndWnd > 0) t.forceSend = true
       else {
+        // We have closed and the peer still keeps its window shut: bounded probing, then a reset (Linux's
+        // orphan retries), so a peer that never reads cannot pin the connection and its buffer forever.
+        if (t.closeRequested && t.cfg.closedProbeLimit > 0 && ++t.closedProbes > t.cfg.closedProbeLimit) {
+          sendRst(t, t.sndMax, out)
+          toClosed(t, "TimedOut", EV_TIMED_OUT)
+          return
+        }
         t.counters.probes++
         sendProbe(t, now, out)
       }
@@ -1267,6 +1376,12 @@ const onTimer = (t: Tcb, now: number, out: Output): void => {
       return
     }
     case TimerKind.Close:
+      if (t.state === "FinWait2") {
+        // FIN-WAIT-2 timeout: the peer acknowledged our FIN and then went quiet (Linux sends a reset too)
+        sendRst(t, t.sndMax, out)
+        toClosed(t, "TimedOut", EV_TIMED_OUT)
+        return
+      }
       toClosed(t, undefined, 0)
       return
     default:
@@ -1359,6 +1474,16 @@ export const abort = (t: Tcb, now: number, out: Output): void => {
       break
   }
   if (t.state !== "Closed") toClosed(t, "Aborted", 0)
+}
+
+/**
+ * Give the rings' memory back once nothing needs them (TIME-WAIT, Closed): the send ring when everything
+ * was acknowledged, the receive ring when the application has read everything.
+ */
+export const releaseBuffers = (t: Tcb): void => {
+  if (t.state !== "TimeWait" && t.state !== "Closed") return
+  if (t.sendbuf.len === 0) t.sendbuf.release()
+  if (t.recvbuf.len === 0 && t.ooo.isEmpty) t.recvbuf.release()
 }
 
 /** Copy the payload of an emitted segment from the send ring into a frame. */

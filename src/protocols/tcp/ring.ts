@@ -12,6 +12,16 @@ export class Ring {
     if (this.ring === undefined) this.ring = new Uint8Array(this.capacity)
     return this.ring
   }
+  /** Whether the byte array has been allocated. */
+  get allocated(): boolean {
+    return this.ring !== undefined
+  }
+  /** Give the byte array back (when the ring is empty); it is allocated again on next use. */
+  release(): void {
+    if (this.len !== 0) return
+    this.ring = undefined
+    this.head = 0
+  }
   get free(): number {
     return this.capacity - this.len
   }

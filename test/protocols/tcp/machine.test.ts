@@ -190,8 +190,8 @@ describe("SYN-RECEIVED (passive open from LISTEN)", () => {
     expect(t.state).toBe("Closed")
     expect(t.error).toBe("Reset")
   })
-  it("gives up after synRetries SYN-ACKs", () => {
-    const { t, rec } = synReceived(cfgWith({ synRetries: 2 }))
+  it("gives up after synAckRetries SYN-ACKs", () => {
+    const { t, rec } = synReceived(cfgWith({ synAckRetries: 2 }))
     poll(t, rec, 1000)
     poll(t, rec, 3000)
     poll(t, rec, 7000)
