@@ -19,6 +19,10 @@ import { Icmp } from "../../src/layers/Icmp.js"
 import { Ipv4 } from "../../src/layers/Ipv4.js"
 import * as Stack from "../../src/layers/Stack.js"
 import * as Stats from "../../src/layers/Stats.js"
+import * as Tcp from "../../src/layers/Tcp.js"
+import * as Cs from "../../src/protocols/checksum.js"
+import type { SeqNum } from "../../src/protocols/tcp/seq.js"
+import * as TcpWire from "../../src/protocols/tcp/wire.js"
 import { Udp } from "../../src/layers/Udp.js"
 import type { Frame } from "../../src/nic/Frame.js"
 import { PEER_MAC, STACK_MAC, channelLayer, makeChannel, type Channel } from "../support/channelNic.js"
@@ -118,6 +122,57 @@ describe("martian sources (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7)", () => {
         expect(ip.stats.drops.MartianSource).toBe(frags.length)
       })
     )
+  )
+})
+
+const syn = (src: number, dstPort: number): Uint8Array => {
+  const r: TcpWire.TcpRepr = {
+    srcPort: 40000,
+    dstPort,
+    seq: 1000 as SeqNum,
+    ack: 0 as SeqNum,
+    flags: TcpWire.SYN,
+    window: 65535,
+    urgent: 0,
+    mss: 1460,
+    wscale: -1,
+    sackPermitted: false,
+    hasTs: false,
+    tsVal: 0,
+    tsEcr: 0,
+    sack: TcpWire.NO_SACK,
+    headerLen: 0,
+    payloadLen: 0
+  }
+  const b = new Uint8Array(TcpWire.headerLen(r))
+  TcpWire.emit(r, b, Cs.pseudoV4(src, US, Ip.PROTO_TCP, b.length), true)
+  return ipFrame(PEER_MAC, STACK_MAC, src, US, Ip.PROTO_TCP, b)
+}
+
+describe("martian sources and TCP", () => {
+  it.scoped("a SYN from the directed broadcast gets neither SYN-ACK (listening port) nor RST (closed port)", () =>
+    Effect.gen(function* () {
+      const ch = yield* makeChannel()
+      const layer = Tcp.layer().pipe(
+        Layer.provideMerge(Stack.layer({ address: { address: US, prefix: 24, gateway: undefined } })),
+        Layer.provide(channelLayer(ch))
+      )
+      const ctx = yield* Layer.build(layer)
+      yield* Effect.gen(function* () {
+        yield* learnPeer(ch)
+        yield* (yield* Tcp.Tcp).listen(5001)
+        yield* ch.inject([syn(DIRECTED, 5001), syn(DIRECTED, 9)])
+        expect(ch.take()).toEqual([])
+        expect((yield* Ipv4).stats.drops.MartianSource).toBe(2)
+        // the same two from the peer: a SYN-ACK and a RST
+        yield* ch.inject([syn(PEER, 5001), syn(PEER, 9)])
+        const flags = ch.take().map((f) => {
+          expect(ipOf(f).dst).toBe(PEER)
+          return f.data[34 + 13]! & (TcpWire.SYN | TcpWire.RST | TcpWire.ACK)
+        })
+        expect(flags.sort()).toEqual([TcpWire.SYN | TcpWire.ACK, TcpWire.RST | TcpWire.ACK].sort())
+      }).pipe(Effect.provide(ctx))
+    })
   )
 })
 
