@@ -11,6 +11,7 @@ import * as Layer from "effect/Layer"
 import { MAC_BROADCAST, MAC_ZERO, writeMac, type Ipv4Address, type MacAddress } from "../protocols/address.js"
 import * as ArpWire from "../protocols/arp/wire.js"
 import { ArpCache, DEFAULT_CONFIG, type ArpCacheConfig } from "../protocols/arp/cache.js"
+import { checkSender } from "../protocols/arp/sender.js"
 import * as Eth from "../protocols/ethernet/wire.js"
 import { PLAIN, type Frame } from "../nic/Frame.js"
 import { countDrop, type DropCounts } from "./Counters.js"
@@ -90,8 +91,15 @@ export const make = (opts: ArpOptions = {}) =>
       }
       if (r.op === ArpWire.OP_REQUEST) stats.requestsIn++
       else stats.repliesIn++
-      const our = iface.current().address
-      if (r.senderIp === 0 || r.senderIp === 0xffffffff) return // probes (RFC 5227) teach nothing
+      const cfg = iface.current()
+      const our = cfg.address
+      const sender = checkSender(r, our, cfg.prefix)
+      if (sender === "Probe") return // probes (RFC 5227) teach nothing
+      if (sender === "MartianSource") {
+        // never learned, never answered: see protocols/arp/sender.ts
+        countDrop(stats.drops, "MartianSource")
+        return
+      }
       const forUs = our !== 0 && r.targetIp === our
       // RFC 826 merge: refresh an existing entry from any packet; add new entries only from packets for us.
       // (learn leaves a static entry as it is; packets waiting for it go to the static MAC)

@@ -154,6 +154,13 @@ export const make = (opts: EthernetOptions = {}) =>
         stats.rxNotForUs++
         return
       }
+      // A group address never sends (IEEE 802: the I/G bit is for destinations). Such a frame is forged;
+      // whatever it carries, an answer or a learnt neighbour would point at a group. Counted as
+      // link.drops.MartianSource.
+      if (isMulticastMac(Eth.src(b))) {
+        countDrop(stats.drops, "MartianSource")
+        return
+      }
       const h = handlers.get(Eth.etherType(b))
       if (h === undefined) {
         stats.rxUnknownType++

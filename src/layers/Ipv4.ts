@@ -8,7 +8,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { Ipv4Address } from "../protocols/address.js"
+import { isMartianSource, isMulticastIpv4, isMulticastMac, readIpv4, type Ipv4Address } from "../protocols/address.js"
 import { countDrop, type DropCounts } from "./Counters.js"
 import * as Eth from "../protocols/ethernet/wire.js"
 import * as Icmp from "../protocols/icmp/wire.js"
@@ -60,6 +60,15 @@ export interface Ipv4Stats {
   noRoute: number
   icmpErrorsOut: number
   icmpErrorsRateLimited: number
+  /**
+   * ICMP errors not sent because RFC 1122 §3.2.2 forbids them: the offending datagram came from a
+   * martian source, or went to a broadcast or multicast address (IP or link layer).
+   */
+  icmpErrorsSuppressed: number
+  /** Incomplete datagrams evicted (oldest first) to admit a newer one; see Reassembler. */
+  reassemblyEvictions: number
+  /** Fragments that repeated bytes already held (ignored, the datagram kept). */
+  fragmentDuplicates: number
   readonly drops: DropCounts
 }
 
@@ -123,6 +132,9 @@ export const make = (opts: Ipv4Options = {}) =>
       noRoute: 0,
       icmpErrorsOut: 0,
       icmpErrorsRateLimited: 0,
+      icmpErrorsSuppressed: 0,
+      reassemblyEvictions: 0,
+      fragmentDuplicates: 0,
       drops: {}
     }
     let ident = (Math.random() * 0x10000) | 0
@@ -195,7 +207,20 @@ export const make = (opts: Ipv4Options = {}) =>
       return true
     }
 
+    /** True while a handler runs for a datagram that arrived in a link-layer broadcast or multicast frame. */
+    let inputLinkMulticast = false
+
     const sendIcmpError = (type: number, code: number, offending: Uint8Array, rest = 0): void => {
+      if (offending.length < Ip.HEADER_LEN) return
+      // RFC 1122 §3.2.2: never about a datagram to a broadcast or multicast address (IP or link layer), nor
+      // from an address that does not name one host. Otherwise a spoofed source turns us into a reflector.
+      const src = readIpv4(offending, 12)
+      const dst = readIpv4(offending, 16)
+      const cfg = iface.current()
+      if (inputLinkMulticast || iface.isBroadcast(dst) || isMulticastIpv4(dst) || isMartianSource(src, cfg.address, cfg.prefix)) {
+        stats.icmpErrorsSuppressed++
+        return
+      }
       const now = eth.nowMs()
       tokens = Math.min(burst, tokens + ((now - tokensAt) * rate) / 1000)
       tokensAt = now
@@ -209,11 +234,10 @@ export const make = (opts: Ipv4Options = {}) =>
       const f = alloc(l4Len)
       f.set(offending.subarray(0, quote), L4_OFFSET + Icmp.HEADER_LEN)
       Icmp.emit({ type, code, rest, payloadLen: quote }, f.subarray(L4_OFFSET))
-      const src = ((offending[12]! << 24) | (offending[13]! << 16) | (offending[14]! << 8) | offending[15]!) >>> 0
-      if (send(f, src as Ipv4Address, Ip.PROTO_ICMP, l4Len)) stats.icmpErrorsOut++
+      if (send(f, src, Ip.PROTO_ICMP, l4Len)) stats.icmpErrorsOut++
     }
 
-    eth.register(Eth.ETHERTYPE_IPV4, (frame, nowMs) => {
+    const input = (frame: Frame, nowMs: number): void => {
       const b = Eth.payload(frame.data)
       stats.packetsIn++
       const meta = frame.meta
@@ -230,11 +254,18 @@ export const make = (opts: Ipv4Options = {}) =>
           return
         }
       }
+      // Before reassembly, so martian fragments hold no reassembly slot either.
+      if (isMartianSource(r.src, cfg.address, cfg.prefix)) {
+        countDrop(stats.drops, "MartianSource")
+        return
+      }
       const handler = handlers[r.protocol]
       if (Ip.isFragment(r)) {
         stats.fragmentsIn++
         const whole = reasm.add(r.src, r.dst, r.protocol, r.ident, r.fragmentOffset, r.moreFragments, Ip.payload(b, r), nowMs)
         stats.reassemblyTimeouts = reasm.timeouts
+        stats.reassemblyEvictions = reasm.evictions
+        stats.fragmentDuplicates = reasm.duplicates
         if (whole === undefined) return
         if (typeof whole === "string") {
           countDrop(stats.drops, whole)
@@ -252,11 +283,20 @@ export const make = (opts: Ipv4Options = {}) =>
       }
       if (handler === undefined) {
         countDrop(stats.drops, "Unsupported")
-        if (!iface.isBroadcast(r.dst)) sendIcmpError(Icmp.TYPE_DEST_UNREACHABLE, Icmp.CODE_PROTOCOL_UNREACHABLE, b.subarray(0, r.headerLen + r.payloadLen))
+        sendIcmpError(Icmp.TYPE_DEST_UNREACHABLE, Icmp.CODE_PROTOCOL_UNREACHABLE, b.subarray(0, r.headerLen + r.payloadLen))
         return
       }
       stats.delivered++
       handler(r, Ip.payload(b, r), frame, (meta.flags & (VNET_F_DATA_VALID | VNET_F_NEEDS_CSUM)) !== 0, nowMs)
+    }
+
+    eth.register(Eth.ETHERTYPE_IPV4, (frame, nowMs) => {
+      inputLinkMulticast = isMulticastMac(Eth.dst(frame.data))
+      try {
+        input(frame, nowMs)
+      } finally {
+        inputLinkMulticast = false
+      }
     })
 
     // Reassembly timeouts are also swept when no fragments arrive.

@@ -141,6 +141,9 @@ export const make = (opts: StatsOptions = {}) =>
     c("ipv4", "no_route", () => is.noRoute)
     c("ipv4", "icmp_errors_out", () => is.icmpErrorsOut)
     c("ipv4", "icmp_errors_rate_limited", () => is.icmpErrorsRateLimited)
+    c("ipv4", "icmp_errors_suppressed", () => is.icmpErrorsSuppressed)
+    c("ipv4", "reassembly_evictions", () => is.reassemblyEvictions)
+    c("ipv4", "fragment_duplicates", () => is.fragmentDuplicates)
     dropSources.push(["ipv4", is.drops])
 
     const ics = icmp.stats
@@ -333,8 +336,9 @@ export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcp
   lines.push(
     `ipv4: in ${n("ipv4.packets_in")}, out ${n("ipv4.packets_out")}, delivered ${n("ipv4.delivered")}, ${drops("ipv4")}, ` +
       `checksum errors ${n("ipv4.drops.BadChecksum")}, fragments in ${n("ipv4.fragments_in")} out ${n("ipv4.fragments_out")}, ` +
-      `reassembled ${n("ipv4.reassembled")}, reassembly timeouts ${n("ipv4.reassembly_timeouts")}, no route ${n("ipv4.no_route")}, ` +
-      `icmp errors out ${n("ipv4.icmp_errors_out")}`
+      `reassembled ${n("ipv4.reassembled")}, reassembly timeouts ${n("ipv4.reassembly_timeouts")} evictions ${n("ipv4.reassembly_evictions")}, ` +
+      `duplicate fragments ${n("ipv4.fragment_duplicates")}, no route ${n("ipv4.no_route")}, ` +
+      `icmp errors out ${n("ipv4.icmp_errors_out")} suppressed ${n("ipv4.icmp_errors_suppressed")}`
   )
   lines.push(
     `icmp: echo requests ${n("icmp.echo_requests_in")}, echo replies ${n("icmp.echo_replies_out")}, ` +

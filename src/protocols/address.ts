@@ -80,3 +80,30 @@ export const writeMac = (b: Uint8Array, o: number, m: number): void => {
 
 /** Multicast bit (I/G) of the first octet; broadcast counts as multicast. */
 export const isMulticastMac = (m: number): boolean => (Math.floor(m / TWO32) & 0x0100) !== 0
+
+/** 224.0.0.0/4 (RFC 5771). */
+export const isMulticastIpv4 = (a: number): boolean => a >>> 28 === 0xe
+
+/**
+ * Whether `src` is an address no host may send from (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7), seen from an
+ * interface with address `ourAddr`/`prefix` (ourAddr 0 while unconfigured):
+ *
+ * - 0.0.0.0/8, "this host on this network": only a host that does not know its address yet may use it
+ *   (RFC 1122 (a), (b)). We are a DHCP client, never a DHCP server or BOOTP relay, so no datagram we take
+ *   comes legitimately from it. (Linux drops 0/8 sources as martian too.)
+ * - 127.0.0.0/8, loopback: never on a wire (RFC 1122 (g)).
+ * - 224.0.0.0/4, multicast, and 240.0.0.0/4, class E with 255.255.255.255 in it: not a host address.
+ * - our subnet's directed broadcast (none on /31 and /32 links, RFC 3021), and our own address (a loop,
+ *   or someone spoofing us).
+ *
+ * A datagram from any of these must not be answered: an answer would go to a broadcast or multicast
+ * address (a reflector), to ourselves, or nowhere.
+ */
+export const isMartianSource = (src: number, ourAddr: number, prefix: number): boolean => {
+  const top = src >>> 24
+  if (top === 0 || top === 127 || top >= 224) return true
+  if (ourAddr === 0) return false
+  if (src === ourAddr) return true
+  if (prefix >= 31) return false
+  return src === (ourAddr | ~prefixMask(prefix)) >>> 0
+}

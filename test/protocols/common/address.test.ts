@@ -131,3 +131,66 @@ describe("MAC addresses", () => {
     expect(A.isMulticastMac(A.parseMac("fe:ff:ff:ff:ff:ff")!)).toBe(false)
   })
 })
+
+describe("isMartianSource", () => {
+  const US = A.ipv4(198, 51, 100, 2)
+  const p = (s: string) => A.parseIpv4(s)!
+
+  it("refuses every class of address no host sends from", () => {
+    for (const s of [
+      "0.0.0.0",
+      "0.1.2.3",
+      "255.255.255.255",
+      "198.51.100.255",
+      "224.0.0.1",
+      "239.255.255.255",
+      "127.0.0.1",
+      "127.255.255.254",
+      "240.0.0.1",
+      "254.1.2.3",
+      "198.51.100.2"
+    ]) {
+      expect(A.isMartianSource(p(s), US, 24), s).toBe(true)
+    }
+  })
+
+  it("accepts ordinary unicast sources, on and off the subnet", () => {
+    for (const s of ["198.51.100.1", "198.51.100.254", "203.0.113.9", "192.0.2.1", "1.0.0.0", "126.255.255.255", "128.0.0.1", "223.255.255.255"]) {
+      expect(A.isMartianSource(p(s), US, 24), s).toBe(false)
+    }
+  })
+
+  it("the directed broadcast follows the prefix; /31 and /32 have none (RFC 3021)", () => {
+    expect(A.isMartianSource(p("198.51.100.127"), US, 25)).toBe(true)
+    expect(A.isMartianSource(p("198.51.100.255"), US, 25)).toBe(false)
+    expect(A.isMartianSource(p("198.51.100.255"), US, 16)).toBe(false)
+    expect(A.isMartianSource(p("198.51.255.255"), US, 16)).toBe(true)
+    expect(A.isMartianSource(p("198.51.100.3"), US, 31)).toBe(false)
+    expect(A.isMartianSource(p("198.51.100.3"), US, 32)).toBe(false)
+    expect(A.isMartianSource(US, US, 32)).toBe(true)
+  })
+
+  it("while unconfigured only the address classes count (no subnet, no own address)", () => {
+    expect(A.isMartianSource(p("198.51.100.255"), A.IPV4_ANY, 0)).toBe(false)
+    expect(A.isMartianSource(p("198.51.100.1"), A.IPV4_ANY, 0)).toBe(false)
+    expect(A.isMartianSource(p("0.0.0.0"), A.IPV4_ANY, 0)).toBe(true)
+    expect(A.isMartianSource(p("255.255.255.255"), A.IPV4_ANY, 0)).toBe(true)
+  })
+
+  it("agrees with a first-octet table for every source outside our subnet (property)", () => {
+    fc.assert(
+      fc.property(u32, (a) => {
+        fc.pre(!A.sameSubnet(a, US, 24))
+        const top = a >>> 24
+        expect(A.isMartianSource(a, US, 24)).toBe(top === 0 || top === 127 || top >= 224)
+      })
+    )
+  })
+
+  it("isMulticastIpv4 is exactly 224.0.0.0/4", () => {
+    expect(A.isMulticastIpv4(p("224.0.0.0"))).toBe(true)
+    expect(A.isMulticastIpv4(p("239.255.255.255"))).toBe(true)
+    expect(A.isMulticastIpv4(p("223.255.255.255"))).toBe(false)
+    expect(A.isMulticastIpv4(p("240.0.0.0"))).toBe(false)
+  })
+})
