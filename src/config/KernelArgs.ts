@@ -90,7 +90,7 @@ export const DEFAULTS = {
   tap: "tap0",
   mtu: 1500,
   port: 5001,
-  maxConnections: 1024,
+  maxConnections: 4096,
   busyPollUs: 5000,
   dropChance: 0,
   corruptChance: 0

@@ -174,6 +174,14 @@ export const make = (opts: StatsOptions = {}) =>
       c("tcp", "syn_backlog_drops", () => ts.synBacklogDrops)
       c("tcp", "accept_queue_drops", () => ts.acceptQueueDrops)
       c("tcp", "table_full_drops", () => ts.tableFullDrops)
+      g("tcp", "half_open", () => ts.halfOpen)
+      g("tcp", "time_wait", () => ts.timeWait)
+      c("tcp", "time_wait_recycled", () => ts.timeWaitRecycled)
+      c("tcp", "syn_cookies_sent", () => ts.synCookiesSent)
+      c("tcp", "syn_cookies_ok", () => ts.synCookiesOk)
+      c("tcp", "per_source_refusals", () => ts.perSourceRefusals)
+      c("tcp", "memory_pressure", () => ts.memoryPressure)
+      g("tcp", "memory_committed_bytes", () => ts.memoryCommitted)
       dropSources.push(["tcp", ts.drops])
     }
 
@@ -350,6 +358,9 @@ export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcp
       `tcp: active opens ${n("tcp.active_opens")}, passive opens ${n("tcp.passive_opens")}, established ${n("tcp.established")}, ` +
         `connections ${n("tcp.connections")}, segments in ${n("tcp.segments_in")} out ${n("tcp.segments_out")}, ` +
         `retransmits ${n("tcp.retransmits")}, resets in ${n("tcp.resets_in")} out ${n("tcp.resets_out")}, ` +
+        `half-open ${n("tcp.half_open")}, time-wait ${n("tcp.time_wait")} (recycled ${n("tcp.time_wait_recycled")}), ` +
+        `syn cookies sent ${n("tcp.syn_cookies_sent")} ok ${n("tcp.syn_cookies_ok")}, table full ${n("tcp.table_full_drops")}, ` +
+        `per-source refusals ${n("tcp.per_source_refusals")}, memory pressure ${n("tcp.memory_pressure")}, ` +
         `backlog drops ${n("tcp.syn_backlog_drops")}, ${drops("tcp")}`
     )
   }

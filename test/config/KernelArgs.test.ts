@@ -69,7 +69,7 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
     dropChance: 0,
     corruptChance: 0,
     port: 5001,
-    maxConnections: 1024,
+    maxConnections: 4096,
     busyPollUs: 5000
   }
 
@@ -107,7 +107,7 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       dropChance: 0,
       corruptChance: 0,
       port: 5001,
-      maxConnections: 1024,
+      maxConnections: 4096,
       busyPollUs: DEFAULTS.busyPollUs
     })
     for (const k of ["debugMs", "pcap", "intervalS"]) expect(k in c).toBe(false)
