@@ -10,7 +10,6 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { formatIpv4, prefixMask } from "../protocols/address.js"
@@ -20,6 +19,7 @@ import { countDrop, type DropCounts } from "./Counters.js"
 import { Ethernet } from "./Ethernet.js"
 import { Interface, UNCONFIGURED } from "./Interface.js"
 import { Signal } from "./Signal.js"
+import { sleepMillis } from "./Sleep.js"
 import { Udp } from "./Udp.js"
 
 export interface DhcpStats {
@@ -127,7 +127,7 @@ export const make = (opts: DhcpOptions = {}) =>
         const at = M.pollAt(client)
         wake.clear()
         if (at === Infinity) yield* wake.wait
-        else yield* Effect.raceFirst(wake.wait, Effect.sleep(Duration.millis(Math.max(1, at - now))))
+        else yield* Effect.raceFirst(wake.wait, sleepMillis(Math.max(1, at - now))) // T1/T2/lease may be > 24.8 days
       }
     }).pipe(Effect.forkScoped)
 

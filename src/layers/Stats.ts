@@ -29,6 +29,7 @@ import { Iperf } from "./Iperf.js"
 import { Ipv4 } from "./Ipv4.js"
 import { Tcp } from "./Tcp.js"
 import { Udp } from "./Udp.js"
+import { sleepMillis } from "./Sleep.js"
 
 export type StatKind = "counter" | "gauge"
 
@@ -290,7 +291,7 @@ export const make = (opts: StatsOptions = {}) =>
       const print = opts.print ?? defaultPrint
       yield* Effect.gen(function* () {
         while (true) {
-          yield* Effect.sleep(Duration.millis(every))
+          yield* sleepMillis(every)
           const lines = yield* dumpLines
           yield* Effect.sync(() => {
             for (const l of lines) print(l)

@@ -26,7 +26,6 @@ import { randomBytes } from "node:crypto"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
 import * as Layer from "effect/Layer"
@@ -48,6 +47,7 @@ import { Ethernet } from "./Ethernet.js"
 import { Interface } from "./Interface.js"
 import { Ipv4, L4_OFFSET } from "./Ipv4.js"
 import { Signal } from "./Signal.js"
+import { sleepMillis } from "./Sleep.js"
 
 // ---------------------------------------------------------------------------------------------
 // Errors, options, public shapes
@@ -240,8 +240,6 @@ class Conn {
     readonly listener: Listener | undefined
   ) {}
 }
-
-const MAX_SLEEP_MS = 2 ** 30
 
 const connKey = (addr: number, port: number): number => addr * 65536 + port
 
@@ -704,9 +702,8 @@ export const make = (opts: TcpOptions = {}) =>
         if (next === Infinity) {
           yield* timerSignal.wait
         } else {
-          // at most 2^30 ms per sleep: longer Effect sleeps never fire (the timer API's limit is 2^31-1)
-          const wait = Math.min(MAX_SLEEP_MS, Math.max(1, next - now))
-          yield* Effect.raceFirst(timerSignal.wait, Effect.sleep(Duration.millis(wait)))
+          // sleepMillis: a keep-alive or FIN-WAIT-2 deadline may be past the JS timer limit
+          yield* Effect.raceFirst(timerSignal.wait, sleepMillis(Math.max(1, next - now)))
         }
       }
     }).pipe(Effect.forkScoped)
