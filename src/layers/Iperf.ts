@@ -532,6 +532,8 @@ export const make = (opts: IperfOptions = {}) =>
       /** Sending streams by destination address: at most one each. */
       const sendingTo = new Set<Ipv4Address>()
       /** `-R` streams (sent from the iperf port) by destination address * 65536 + port, to stop them on ICMP errors. */
+      /** How often a sending stream looks for a stop while it waits between datagrams. */
+      const STOP_POLL_MS = 50
       const reverseStops = new Map<number, (why: StopReason) => void>()
       type StopReason = { readonly kind: "unreachable"; readonly code: number; readonly reporter: Ipv4Address } | { readonly kind: "unverified"; readonly why: Guard.SendVerdict }
 
@@ -579,11 +581,9 @@ export const make = (opts: IperfOptions = {}) =>
             const replied = new Signal()
             // a stop from outside (ICMP error) or from the return-path rule ends the data at once, with no final datagrams
             let stopped: StopReason | undefined
-            const stopSignal = new Signal()
             const stop = (why: StopReason): void => {
               if (stopped !== undefined) return
               stopped = why
-              stopSignal.notify()
               replied.notify()
             }
             const dstKey = t.dst * 65536 + t.dstPort
@@ -654,7 +654,9 @@ export const make = (opts: IperfOptions = {}) =>
                 }
               }
               if (stopped !== undefined || UdpSend.dataDone(s, now)) break
-              yield* Effect.raceFirst(stopSignal.wait, Effect.sleep(Duration.millis(UdpSend.sleepMs(s, now))))
+              // a plain sleep (racing a signal on every tick cost pacing at high rates); never longer than
+              // STOP_POLL_MS, so a stop from outside (ICMP) takes effect within that
+              yield* Effect.sleep(Duration.millis(Math.min(UdpSend.sleepMs(s, now), STOP_POLL_MS)))
             }
             if (stopped !== undefined) {
               // no final datagrams, no report wait, no linger: the destination does not want this stream
