@@ -179,13 +179,13 @@ const logRefusal = (out: Array<Action>, kind: string, line: string, t?: Test): v
 }
 
 /**
- * 0xff and close. A client with a valid cookie (busy server) gets a FIN and DENY_GRACE_MS to read it; garbage gets a
- * reset right after, so it holds nothing.
+ * 0xff and a FIN, as 3.12 does; a peer that has not closed too within DENY_GRACE_MS is reset, so a denied or garbage
+ * connection holds its slot for at most that long. (A reset right after the 0xff would discard it unsent.)
  */
-const deny = (s: Server, conn: number, out: Array<Action>, garbage = false): void => {
+const deny = (s: Server, conn: number, out: Array<Action>): void => {
   s.stats.denied++
   s.conns.set(conn, { kind: "closing" })
-  out.push({ _tag: "Write", conn, data: W.stateByte(W.ACCESS_DENIED) }, { _tag: "Close", conn, abort: garbage, graceMs: DENY_GRACE_MS })
+  out.push({ _tag: "Write", conn, data: W.stateByte(W.ACCESS_DENIED) }, { _tag: "Close", conn, abort: false, graceMs: DENY_GRACE_MS })
 }
 
 const who = (p: PeerInfo): string => `${p.remote}:${p.remotePort}`
@@ -260,7 +260,7 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
     if (!valid) {
       s.stats.badCookies++
       logRefusal(out, "connections with a bad cookie refused", `Refused ${who(peer)}: not an iperf3 cookie ("${W.printable(cookie)}")`)
-      deny(s, conn, out, true)
+      deny(s, conn, out)
       return
     }
     const test: Test = {
@@ -296,7 +296,7 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
   if (t.phase !== "CreateStreams" || !valid || W.cookieText(cookie) !== t.cookie || t.streams.length >= t.expected || t.params?.protocol !== "tcp") {
     if (!valid) s.stats.badCookies++
     logRefusal(out, "connections refused (not a stream of the test)", `Refused ${who(peer)}: ${valid ? "not a stream of" : "not an iperf3 cookie during"} test #${t.n} (access denied)`, t)
-    deny(s, conn, out, !valid)
+    deny(s, conn, out)
     return
   }
   const st = addStream(t, conn, undefined, peer)
