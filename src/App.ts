@@ -53,10 +53,15 @@ const ready = Layer.effectDiscard(
 export const tcpLayer = (cfg: Config): Layer.Layer<Tcp.Tcp, never, Stack.StackServices> => Tcp.layer({ maxConnections: cfg.maxConnections })
 
 export const iperfLayer = (cfg: Config) =>
-  Iperf.layer({ port: cfg.port, ...(cfg.intervalS !== undefined ? { intervalS: cfg.intervalS } : {}) })
+  Iperf.layer({
+    port: cfg.port,
+    ...(cfg.intervalS !== undefined ? { intervalS: cfg.intervalS } : {}),
+    stallTimeoutMs: cfg.stallTimeoutS * 1000,
+    udpSendMaxMs: cfg.udpSendMaxS * 1000
+  })
 
 /** The iperf3 server on TCP 5201 (iperf-wire.md §C). */
-export const iperf3Layer = (_cfg: Config) => Iperf3.layer({})
+export const iperf3Layer = (cfg: Config) => Iperf3.layer({ stallTimeoutMs: cfg.stallTimeoutS * 1000 })
 
 /** The DHCP client when no -i was given (prints the lease when bound). */
 export const dhcpLayer = (cfg: Config) => (cfg.ip._tag === "Dhcp" ? Dhcp.layer({}) : Layer.empty)

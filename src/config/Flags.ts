@@ -29,6 +29,8 @@ export interface RawArgs {
   readonly "--interval"?: string
   readonly "--max-connections"?: string
   readonly "--busy-poll"?: string
+  readonly "--stall-timeout"?: string
+  readonly "--udp-send-max"?: string
   readonly hostname: string
 }
 
@@ -46,6 +48,8 @@ export type ValueFlag =
   | "--interval"
   | "--max-connections"
   | "--busy-poll"
+  | "--stall-timeout"
+  | "--udp-send-max"
 
 type Kind = "value" | "repeat" | "switch" | "help" | "version" | "args"
 
@@ -100,6 +104,10 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
     "limit on live TCP connections (TIME-WAIT and half-open entries have bounds of their own), 1..65535 (default 4096; half of it per client address)"),
   spec("--busy-poll", "value", "US", "expected a number of microseconds", "--busy-poll 5000",
     "after a frame, poll the TAP without sleeping until it is quiet for US microseconds; 0 = off (default 5000)"),
+  spec("--stall-timeout", "value", "SECONDS", "expected a number of seconds", "--stall-timeout 30",
+    "end an iperf 2 or iperf3 test (any mode) when nothing moves for SECONDS: no byte in, none taken by the peer; 1..3600 (default 10)"),
+  spec("--udp-send-max", "value", "SECONDS", "expected a number of seconds", "--udp-send-max 120",
+    "iperf 2 UDP streams the server sends (-u -r/-d/-R) stop after the client's -t or SECONDS, whichever is less; 1..3600 (default 60)"),
   spec("--args", "args", "STRING", "expected the flags as one string", "--args '-i 198.51.100.2/24 -g 198.51.100.1'",
     "the flags above as one kernel-style string, split like a shell would (quotes allowed); may be mixed with argv"),
   spec("-h", "help", "", "", "miniperf --help", "print this help and exit", ["-h", "--help"]),

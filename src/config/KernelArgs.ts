@@ -73,6 +73,10 @@ export interface Config {
   readonly maxConnections: number
   /** Adaptive busy polling of the TAP, microseconds of quiet before sleeping again (0: off). */
   readonly busyPollUs: number
+  /** iperf 2 and iperf3: a test where nothing moves for this long ends (seconds). */
+  readonly stallTimeoutS: number
+  /** iperf 2: server-sent UDP streams last at most this long (seconds). */
+  readonly udpSendMaxS: number
 }
 
 export interface Help {
@@ -92,6 +96,8 @@ export const DEFAULTS = {
   port: 5001,
   maxConnections: 4096,
   busyPollUs: 5000,
+  stallTimeoutS: 10,
+  udpSendMaxS: 60,
   dropChance: 0,
   corruptChance: 0
 } as const
@@ -103,6 +109,8 @@ export const INTERVAL_S_MIN = 0.001
 export const INTERVAL_S_MAX = 86_400
 export const MAX_CONNECTIONS_MAX = 65_535
 export const BUSY_POLL_US_MAX = 1_000_000
+export const STALL_TIMEOUT_S_MAX = 3_600
+export const UDP_SEND_MAX_S_MAX = 3_600
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Pure value checks: each returns the value or an `Invalid` carrying the person-readable reason.
@@ -302,6 +310,8 @@ export const Flags = Schema.Struct({
   "--interval": opt(decimalIn(INTERVAL_S_MIN, INTERVAL_S_MAX, "the interval in seconds")),
   "--max-connections": withDefault(intIn(1, MAX_CONNECTIONS_MAX, "the connection limit"), DEFAULTS.maxConnections),
   "--busy-poll": withDefault(intIn(0, BUSY_POLL_US_MAX, "the busy-poll time in microseconds"), DEFAULTS.busyPollUs),
+  "--stall-timeout": withDefault(intIn(1, STALL_TIMEOUT_S_MAX, "the stall timeout in seconds"), DEFAULTS.stallTimeoutS),
+  "--udp-send-max": withDefault(intIn(1, UDP_SEND_MAX_S_MAX, "the UDP send limit in seconds"), DEFAULTS.udpSendMaxS),
   hostname: Schema.String
 })
 
@@ -326,7 +336,9 @@ export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
   port: Schema.Number,
   intervalS: Schema.optionalWith(Schema.Number, { exact: true }),
   maxConnections: Schema.Number,
-  busyPollUs: Schema.Number
+  busyPollUs: Schema.Number,
+  stallTimeoutS: Schema.Number,
+  udpSendMaxS: Schema.Number
 })
 
 const at = (path: readonly [PropertyKey, ...Array<PropertyKey>], actual: unknown, ast: Schema.Schema.Any["ast"], message: string) =>
@@ -398,7 +410,9 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       port: f["--port"],
       ...(f["--interval"] !== undefined ? { intervalS: f["--interval"] } : {}),
       maxConnections: f["--max-connections"],
-      busyPollUs: f["--busy-poll"]
+      busyPollUs: f["--busy-poll"],
+      stallTimeoutS: f["--stall-timeout"],
+      udpSendMaxS: f["--udp-send-max"]
     }
     return ParseResult.succeed(config)
   },
@@ -419,6 +433,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       ...(c.intervalS !== undefined ? { "--interval": c.intervalS } : {}),
       "--max-connections": c.maxConnections,
       "--busy-poll": c.busyPollUs,
+      "--stall-timeout": c.stallTimeoutS,
+      "--udp-send-max": c.udpSendMaxS,
       hostname: ""
     }
     return ParseResult.succeed(f)

@@ -34,6 +34,8 @@ import * as Session from "../protocols/iperf/session.js"
 import * as IperfUdp from "../protocols/iperf/udp.js"
 import * as UdpSend from "../protocols/iperf/udpSend.js"
 import * as Wire from "../protocols/iperf/wire.js"
+import * as Guard from "../protocols/iperf/guard.js"
+import * as LogLimiter from "./LogLimiter.js"
 import { Signal } from "./Signal.js"
 import { Tcp, type TcpConnection, type TcpError } from "./Tcp.js"
 import { Udp } from "./Udp.js"
@@ -66,6 +68,24 @@ export interface IperfStats {
   /** Reports received from the client's listener, and replies that were not one. */
   udpReportsIn: number
   udpBadReplies: number
+  /** Connections closed for want of a complete, valid header within the header timeout. */
+  headerTimeouts: number
+  /** Sessions and connect-back streams ended because nothing moved (no byte in, none into the peer's window). */
+  stalledSessions: number
+  /** Connections reset after the test because the peer did not let them close within the grace. */
+  closeGraceAborts: number
+  /** UDP receive streams forgotten to make room for a new client (the table was full). */
+  udpStreamEvictions: number
+  /** Server-sent UDP streams stopped by an ICMP destination unreachable from their destination. */
+  udpSendUnreachableStops: number
+  /** Server-sent UDP streams stopped because the destination had not shown it wants them (budget, silence). */
+  udpSendUnverifiedStops: number
+  /** Requests for a second sending stream to an address that already gets one. */
+  udpSendPerDestRefused: number
+  /** Sending streams cut to the server's duration cap. */
+  udpSendCapped: number
+  /** Refusal/drop log lines held back by the log limiter. */
+  logSuppressed: number
 }
 
 export interface IperfShape {
@@ -91,7 +111,19 @@ export interface IperfOptions {
   readonly maxUdpSenders?: number
   /** Wall-clock microseconds, for UDP transit times against the client's timestamps. */
   readonly wallClockUs?: () => number
+  /**
+   * A TCP session or connect-back stream where nothing moves for this long (no byte received, none sent into the
+   * peer's window) is reset, in every mode (default 10 s).
+   */
+  readonly stallTimeoutMs?: number
+  /** Server-sent UDP streams (`-u -r`/`-d`/`-R`) end after at most this long (default 60 s); longer requests are cut. */
+  readonly udpSendMaxMs?: number
+  /** After the test, a connection that has not closed within this grace is reset (default 3 s). */
+  readonly closeGraceMs?: number
 }
+
+export const DEFAULT_STALL_TIMEOUT_MS = 10_000
+export const DEFAULT_UDP_SEND_MAX_MS = 60_000
 
 const defaultPrint = (line: string): void => {
   process.stdout.write(line + "\n")
@@ -144,8 +176,56 @@ export const make = (opts: IperfOptions = {}) =>
       udpSendErrors: 0,
       udpSendSkipped: 0,
       udpReportsIn: 0,
-      udpBadReplies: 0
+      udpBadReplies: 0,
+      headerTimeouts: 0,
+      stalledSessions: 0,
+      closeGraceAborts: 0,
+      udpStreamEvictions: 0,
+      udpSendUnreachableStops: 0,
+      udpSendUnverifiedStops: 0,
+      udpSendPerDestRefused: 0,
+      udpSendCapped: 0,
+      logSuppressed: 0
     }
+    const stallMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS
+    const udpSendMaxMs = opts.udpSendMaxMs ?? DEFAULT_UDP_SEND_MAX_MS
+    const graceMs = opts.closeGraceMs ?? 3_000
+    const limiter = yield* LogLimiter.make(print)
+    /** A refusal/drop line: a few per second per kind, then one summary line. */
+    const logLimited = (kind: string, line: string): void => {
+      limiter.line(kind, line)
+      stats.logSuppressed = limiter.suppressed()
+    }
+
+    /**
+     * Reset `c` when nothing moves on it for `stallMs` (no byte in, no new byte sent into the peer's window), after
+     * calling `onStall`. Run it forked beside the code that uses `c`; it returns only after a stall.
+     */
+    const watchStall = (c: TcpConnection, onStall: () => void) =>
+      Effect.gen(function* () {
+        const g = Guard.makeStall(stallMs, yield* Clock.currentTimeMillis)
+        for (;;) {
+          const now = yield* Clock.currentTimeMillis
+          const k = c.counters()
+          if (Guard.check(g, k.bytesIn + k.bytesOut, now) === "Stalled") {
+            stats.stalledSessions++
+            onStall()
+            yield* c.abort
+            return
+          }
+          yield* Effect.sleep(Duration.millis(Guard.nextCheckMs(g, now) - now))
+        }
+      })
+
+    /** Wait up to the grace for `c` to close; reset it if the peer does not let it (a zero window, no FIN). */
+    const closeWithin = (c: TcpConnection, ms: number) =>
+      Effect.gen(function* () {
+        const r = yield* c.awaitClosed.pipe(Effect.timeout(Duration.millis(ms)), Effect.option)
+        if (r._tag === "None") {
+          stats.closeGraceAborts++
+          yield* c.abort
+        }
+      })
     let nextId = 1
     const sessions = yield* FiberSet.make<void, never>()
 
@@ -195,7 +275,10 @@ export const make = (opts: IperfOptions = {}) =>
           }
           if (conn === undefined) {
             stats.connectBackFailures++
-            print(`[${String(id).padStart(3)}] connect back to ${formatIpv4(to)}:${cb.port} failed: ${lastError?.message ?? "unknown"}`)
+            logLimited(
+              "connect-backs failed",
+              `[${String(id).padStart(3)}] connect back to ${formatIpv4(to)}:${cb.port} failed: ${lastError?.message ?? "unknown"}`
+            )
             return
           }
           stats.connectBacks++
@@ -203,31 +286,45 @@ export const make = (opts: IperfOptions = {}) =>
           print(`Connected to ${formatIpv4(to)}:${cb.port}`)
           print(`[ *${id}] local ${formatIpv4(c.localAddress)} port ${c.localPort} connected with ${formatIpv4(to)} port ${cb.port} (reverse)`)
           const t0 = yield* Clock.currentTimeMillis
-          const sent = yield* runSender(c, cb.send, writeLen)
+          const watcher = yield* Effect.fork(
+            watchStall(c, () => logLimited("stalled sessions reset", `[ *${id}] nothing moved for ${stallMs} ms (the client does not read); resetting`))
+          )
+          const sent = yield* runSender(c, cb.send, writeLen).pipe(Effect.ensuring(Fiber.interrupt(watcher)))
           yield* c.shutdownWrite
           // the client's listener reads until our FIN, then closes its side
           const t1 = yield* Clock.currentTimeMillis
           print(Fmt.formatInterval(id, 0, (t1 - t0) / 1000, sent, true))
-          yield* c.awaitClosed.pipe(Effect.timeout(Duration.seconds(5)), Effect.ignore)
+          yield* closeWithin(c, Math.max(graceMs, 5_000))
           print(`[ *${id}] closed`)
         })
       ).pipe(
         Effect.catchAll((e) =>
           Effect.sync(() => {
             stats.sessionErrors++
-            print(`[ *${id}] reverse stream ended: ${e.message}`)
+            logLimited("reverse streams ended early", `[ *${id}] reverse stream ended: ${e.message}`)
           })
         )
       )
 
     // --- one TCP session ------------------------------------------------------------------------
+    /**
+     * One accepted connection: a stall watcher beside the session (it resets the connection when nothing moves, in
+     * every mode and phase, the header wait included: 4 bytes that parse as "no header" and then silence end too).
+     */
     const session = (c: TcpConnection) =>
+      Effect.gen(function* () {
+        const flag = { stalled: false }
+        const watcher = yield* Effect.fork(watchStall(c, () => (flag.stalled = true)))
+        yield* sessionBody(c, flag).pipe(Effect.ensuring(Fiber.interrupt(watcher)))
+      })
+
+    const sessionBody = (c: TcpConnection, flag: { stalled: boolean }) =>
       Effect.gen(function* () {
         const id = nextId++
         stats.tcpSessions++
         stats.tcpSessionsActive++
         const t0 = yield* Clock.currentTimeMillis
-        print(`[${String(id).padStart(3)}] Connection from ${peer(c)}`)
+        const idCol = `[${String(id).padStart(3)}]`
         const parser = Wire.makeHeaderParser()
         let header: Wire.FeedResult | undefined
         const headerSignal = new Signal()
@@ -284,29 +381,38 @@ export const make = (opts: IperfOptions = {}) =>
         )
         const settled = header as Wire.FeedResult | undefined
         if (settled === undefined || settled._tag !== "Done") {
+          // No session started: one (rate-limited) line, so a flood of such connections cannot flood the log.
           if (settled?._tag === "Rejected") {
             stats.rejectedHeaders++
-            print(`[${String(id).padStart(3)}] bad header from ${peer(c)}: ${settled.reason}; closing`)
+            logLimited("connections with a bad header closed", `${idCol} bad header from ${peer(c)}: ${settled.reason}; closing`)
             yield* c.abort
-          } else if (waited === "timeout") {
-            print(`[${String(id).padStart(3)}] no header from ${peer(c)} within ${headerTimeoutMs} ms; closing`)
+          } else if (waited === "timeout" || (flag.stalled && settled === undefined)) {
+            stats.headerTimeouts++
+            logLimited(
+              "connections without a header closed",
+              `${idCol} no header from ${peer(c)} within ${headerTimeoutMs} ms (${bytes} bytes); closing`
+            )
             yield* c.abort
+          } else if (flag.stalled) {
+            stats.headerTimeouts++
+            logLimited("connections without a header closed", `${idCol} ${peer(c)} sent ${bytes} bytes and then nothing for ${stallMs} ms; reset`)
           } else {
-            // the client closed (or reset) before a whole header arrived: count what came and close
-            print(`[${String(id).padStart(3)}] ${peer(c)} closed the connection before sending a whole header`)
+            // the client closed (or reset) before a whole header arrived
+            logLimited("connections closed before a header", `${idCol} ${peer(c)} closed the connection before sending a whole header (${bytes} bytes)`)
             yield* c.shutdownWrite
+            yield* closeWithin(c, graceMs)
           }
-          const t1 = yield* Clock.currentTimeMillis
-          yield* finishIntervals(t1)
-          if (bytes > 0) print(Fmt.formatInterval(id, 0, (t1 - t0) / 1000, bytes))
-          print(`[${String(id).padStart(3)}] closed`)
+          if (intervalFiber !== undefined) yield* Fiber.interrupt(intervalFiber)
           return
         }
         const settings = settled.settings
+        // a header-less stream (`-C`, an old client) is also what 4 zero bytes look like: its line is rate-limited
+        if (settings.hasHeader) print(`${idCol} Connection from ${peer(c)}`)
+        else logLimited("connections without a header (-C)", `${idCol} Connection from ${peer(c)} (no header: -C)`)
         const plan = Session.plan(settings)
         if (plan.refuse !== undefined) {
           stats.rejectedHeaders++
-          print(`[${String(id).padStart(3)}] unsupported test from ${peer(c)} (${plan.refuse}); closing`)
+          logLimited("unsupported tests refused", `${idCol} unsupported test from ${peer(c)} (${plan.refuse}); closing`)
           yield* c.abort
           return
         }
@@ -353,6 +459,12 @@ export const make = (opts: IperfOptions = {}) =>
         }
         yield* c.shutdownWrite
         yield* finishIntervals(tEnd)
+        if (flag.stalled) {
+          // one rate-limited line: a flood of connections that go silent does not flood the log
+          stats.sessionErrors++
+          logLimited("stalled sessions reset", `${idCol} nothing moved with ${peer(c)} for ${stallMs} ms (${bytes} bytes in); reset`)
+          return
+        }
         if (fin.kind === "error") {
           stats.sessionErrors++
           print(`[${String(id).padStart(3)}] ${peer(c)} ended the test early: ${fin.error.message}`)
@@ -362,7 +474,8 @@ export const make = (opts: IperfOptions = {}) =>
         }
         print(Fmt.formatInterval(id, 0, (tEnd - t0) / 1000, bytes))
         if (sender !== undefined) print(Fmt.formatInterval(id, 0, (tEnd - t0) / 1000, sentHere, true))
-        yield* c.awaitClosed.pipe(Effect.timeout(Duration.seconds(3)), Effect.ignore)
+        // the test is over: a peer that neither closes nor reads (a zero window) gets a bounded grace, then a reset
+        yield* closeWithin(c, graceMs)
         print(`[${String(id).padStart(3)}] closed`)
         if (plan.connectBack?.when === "afterClose" && fin.kind === "fin") {
           yield* Effect.sleep(Duration.millis(Session.CONNECT_BACK_DELAY_MS))
@@ -408,15 +521,35 @@ export const make = (opts: IperfOptions = {}) =>
         readonly plan: UdpSend.SendPlan
         /** Start this long after the fiber does (`-r`: after our report; `-d`: at once). */
         readonly delayMs: number
+        /**
+         * What the client's own stream has shown (`-d`, `-r`): we send at most Guard.AMPLIFICATION times its bytes, and
+         * with `live` (`-d`) only while it keeps arriving. Undefined for `-R` (the 2.1.8 client shows nothing more).
+         */
+        readonly evidence: Guard.ClientEvidence | undefined
+        readonly live: boolean
       }
 
+      /** Sending streams by destination address: at most one each. */
+      const sendingTo = new Set<Ipv4Address>()
+      /** `-R` streams (sent from the iperf port) by destination address * 65536 + port, to stop them on ICMP errors. */
+      /** How often a sending stream looks for a stop while it waits between datagrams. */
+      const STOP_POLL_MS = 50
+      const reverseStops = new Map<number, (why: StopReason) => void>()
+      type StopReason = { readonly kind: "unreachable"; readonly code: number; readonly reporter: Ipv4Address } | { readonly kind: "unverified"; readonly why: Guard.SendVerdict }
+
       /** Reserve one of the sending slots; false (counted, logged) when all are taken. */
-      const takeSenderSlot = (id: number, from: string): boolean => {
+      const takeSenderSlot = (id: number, from: string, dst: Ipv4Address): boolean => {
         if (stats.udpSendStreamsActive >= maxSenders) {
           stats.udpSendDrops++
-          print(`${idCol(id)} not sending UDP to ${from}: ${maxSenders} sending streams already run`)
+          logLimited("UDP send requests over the cap dropped", `${idCol(id)} not sending UDP to ${from}: ${maxSenders} sending streams already run`)
           return false
         }
+        if (sendingTo.has(dst)) {
+          stats.udpSendPerDestRefused++
+          logLimited("UDP send requests refused (one stream per address)", `${idCol(id)} not sending UDP to ${from}: that address already gets a stream from us`)
+          return false
+        }
+        sendingTo.add(dst)
         stats.udpSendStreamsActive++
         stats.udpSendStreams++
         return true
@@ -424,12 +557,16 @@ export const make = (opts: IperfOptions = {}) =>
 
       /** Plan a sending stream from the client's header, or log why not (clamps are logged too). */
       const planFor = (id: number, settings: Wire.SettingsRepr, from: string): UdpSend.SendPlan | undefined => {
-        const p = UdpSend.planSend(settings)
+        const p = UdpSend.planSend(settings, udpSendMaxMs)
         if (p._tag === "Refused") {
           stats.udpSendRefused++
-          print(`${idCol(id)} refusing to send UDP to ${from}: ${p.reason} (${describeLimit(settings)}; at most ${UdpSend.MAX_DURATION_MS / 1000} s)`)
+          logLimited(
+            "UDP send requests refused",
+            `${idCol(id)} refusing to send UDP to ${from}: ${p.reason} (${describeLimit(settings)}; at most ${UdpSend.MAX_DURATION_MS / 1000} s)`
+          )
           return undefined
         }
+        if (p.clamped.includes("DurationCapped")) stats.udpSendCapped++
         if (p.clamped.length > 0) print(`${idCol(id)} UDP send request from ${from} adjusted: ${p.clamped.join(", ")}`)
         return p
       }
@@ -442,6 +579,18 @@ export const make = (opts: IperfOptions = {}) =>
             const p = t.plan
             const s = UdpSend.makeSender(p, yield* nowMs)
             const replied = new Signal()
+            // a stop from outside (ICMP error) or from the return-path rule ends the data at once, with no final datagrams
+            let stopped: StopReason | undefined
+            const stop = (why: StopReason): void => {
+              if (stopped !== undefined) return
+              stopped = why
+              replied.notify()
+            }
+            const dstKey = t.dst * 65536 + t.dstPort
+            if (t.srcPort !== undefined) {
+              reverseStops.set(dstKey, stop)
+              yield* Effect.addFinalizer(() => Effect.sync(() => reverseStops.get(dstKey) === stop && reverseStops.delete(dstKey)))
+            }
             const onReply = (payload: Uint8Array, atMs: number): void => {
               const r = UdpSend.onReply(s, payload, atMs)
               if (r === "Report") {
@@ -451,10 +600,17 @@ export const make = (opts: IperfOptions = {}) =>
             }
             const local =
               t.srcPort ??
-              (yield* udp.bind(0, (d) => {
-                if (d.src === t.dst && d.srcPort === t.dstPort) onReply(d.payload, d.nowMs)
-                else stats.udpBadReplies++
-              }))
+              (yield* udp.bind(
+                0,
+                (d) => {
+                  if (d.src === t.dst && d.srcPort === t.dstPort) onReply(d.payload, d.nowMs)
+                  else stats.udpBadReplies++
+                },
+                // as a connected kernel socket would: an unreachable from the destination ends the stream
+                (e) => {
+                  if (e.remote === t.dst && e.remotePort === t.dstPort) stop({ kind: "unreachable", code: e.code, reporter: e.reporter })
+                }
+              ))
             const dgram = UdpSend.makeDatagram(p.datagramLen)
             let len = 0
             const write = (b: Uint8Array): void => b.set(dgram.subarray(0, len))
@@ -475,26 +631,62 @@ export const make = (opts: IperfOptions = {}) =>
               `${tag}local ${formatIpv4(t.local)} port ${local} connected with ${formatIpv4(t.dst)} port ${t.dstPort} ` +
                 (back ? "(reverse)" : "(reverse) (no-udp-fin)")
             )
+            /** The return-path rule before each datagram: true = send it; false = hold (`-d` over budget) or stopped. */
+            const mayGo = (now: number, n: number, live: boolean): boolean => {
+              if (t.evidence === undefined) return true
+              const v = Guard.maySend(t.evidence, s.bytes + s.finSends * p.datagramLen, n, live, now)
+              if (v === "Ok") return true
+              // -d: its stream still arrives, so more budget will come; otherwise no more evidence can come
+              if (!(v === "OverBudget" && live)) stop({ kind: "unverified", why: v })
+              return false
+            }
             // data: a burst of whatever is due at each wake-up, wake-ups at least a tick apart
             for (;;) {
+              if (stopped !== undefined) break
               const now = yield* nowMs
               const n = UdpSend.due(s, now)
               if (n > 0) {
                 const wall = wallUs()
                 for (let k = 0; k < n; k++) {
+                  if (!mayGo(now, UdpSend.nextLen(s), t.live)) break
                   len = UdpSend.stampNext(s, dgram, wall)
                   sendOne()
                 }
               }
-              if (UdpSend.dataDone(s, now)) break
-              yield* Effect.sleep(Duration.millis(UdpSend.sleepMs(s, now)))
+              if (stopped !== undefined || UdpSend.dataDone(s, now)) break
+              // a plain sleep (racing a signal on every tick cost pacing at high rates); never longer than
+              // STOP_POLL_MS, so a stop from outside (ICMP) takes effect within that
+              yield* Effect.sleep(Duration.millis(Math.min(UdpSend.sleepMs(s, now), STOP_POLL_MS)))
+            }
+            if (stopped !== undefined) {
+              // no final datagrams, no report wait, no linger: the destination does not want this stream
+              s.endMs = yield* nowMs
+              stats.udpSendSkipped += s.skipped
+              const st: StopReason = stopped
+              if (st.kind === "unreachable") {
+                stats.udpSendUnreachableStops++
+                logLimited(
+                  "UDP streams stopped by ICMP unreachable",
+                  `${tag}stopped sending to ${formatIpv4(t.dst)}:${t.dstPort} after ${s.sent} datagrams: ICMP destination unreachable (code ${st.code}) from ${formatIpv4(st.reporter)}`
+                )
+              } else {
+                stats.udpSendUnverifiedStops++
+                logLimited(
+                  "UDP streams stopped (destination not verified)",
+                  `${tag}stopped sending to ${formatIpv4(t.dst)}:${t.dstPort} after ${s.sent} datagrams (${s.bytes} bytes): ` +
+                    (st.why === "ClientSilent"
+                      ? `its own stream stopped arriving ${Guard.SILENCE_MS} ms ago`
+                      : `${Guard.AMPLIFICATION}x the ${t.evidence?.bytes ?? 0} bytes it sent us`)
+                )
+              }
+              return
             }
             stats.udpSendSkipped += s.skipped
             print(Fmt.BW_HEADER)
             print(Fmt.formatInterval(t.id, 0, UdpSend.elapsedS(s, 0), s.bytes, back))
             // end of stream: the negated next sequence, repeated with backoff until the report (bounded); `-R`: once
             if (t.awaitReport) {
-              while (UdpSend.finDue(s)) {
+              while (UdpSend.finDue(s) && stopped === undefined && mayGo(yield* nowMs, p.datagramLen, false)) {
                 len = UdpSend.stampFin(s, dgram, wallUs())
                 sendOne()
                 yield* replied.wait.pipe(Effect.timeout(Duration.millis(UdpSend.finWaitMs(s))), Effect.ignore)
@@ -533,20 +725,40 @@ export const make = (opts: IperfOptions = {}) =>
                   print(`${Fmt.transferId(t.id, true)}UDP stream ended: ${e instanceof Error ? e.message : String(e)}`)
                 })
           ),
-          Effect.ensuring(Effect.sync(() => stats.udpSendStreamsActive--))
+          Effect.ensuring(
+            Effect.sync(() => {
+              stats.udpSendStreamsActive--
+              sendingTo.delete(t.dst)
+            })
+          )
         )
 
       /** `-r`/`-d`: a new stream from an ephemeral port to (client, mPort), after `delayMs`. */
-      const startConnectBack = (id: number, local: Ipv4Address, client: Ipv4Address, settings: Wire.SettingsRepr, delayMs: number): void => {
-        const from = `${formatIpv4(client)}:${settings.mPort}`
+      const startConnectBack = (id: number, local: Ipv4Address, client: RecvSession, delayMs: number): void => {
+        const settings = client.settings
+        const from = `${formatIpv4(client.src)}:${settings.mPort}`
         if (settings.mPort === 0) {
           stats.udpSendRefused++
-          print(`${idCol(id)} refusing to send UDP to ${formatIpv4(client)}: no port in the header`)
+          logLimited("UDP send requests refused", `${idCol(id)} refusing to send UDP to ${formatIpv4(client.src)}: no port in the header`)
           return
         }
         const p = planFor(id, settings, from)
-        if (p === undefined || !takeSenderSlot(id, from)) return
-        forkSession(runUdpSender({ id, local, dst: client, dstPort: settings.mPort, srcPort: undefined, awaitReport: true, plan: p, delayMs }))
+        if (p === undefined || !takeSenderSlot(id, from, client.src)) return
+        // the client's stream is our evidence: its bytes (budget) and, for -d, that it keeps arriving
+        const evidence: Guard.ClientEvidence = {
+          get bytes() {
+            return client.st.bytes
+          },
+          get lastMs() {
+            return client.lastMs
+          }
+        }
+        forkSession(
+          runUdpSender({
+            id, local, dst: client.src, dstPort: settings.mPort, srcPort: undefined, awaitReport: true, plan: p, delayMs, evidence,
+            live: settings.mode === "dual"
+          })
+        )
       }
 
       // --- receiving (and the -R requests) on the iperf port ---------------------------------------
@@ -597,7 +809,7 @@ export const make = (opts: IperfOptions = {}) =>
         print(
           Fmt.formatUdpInterval(s.id, 0, IperfUdp.pairSeconds(r.stop), s.st.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams) + note
         )
-        if (s.settings.mode === "tradeoff") startConnectBack(nextId++, s.local, s.src, s.settings, IperfUdp.REPORT_SILENCE_MS)
+        if (s.settings.mode === "tradeoff") startConnectBack(nextId++, s.local, s, IperfUdp.REPORT_SILENCE_MS)
       }
       /**
        * `-r` in time mode when the client's final datagrams are all lost: like the real server (T + 2 s, `SLOPSECS`),
@@ -639,8 +851,19 @@ export const make = (opts: IperfOptions = {}) =>
               if (forgettable(o, d.nowMs)) forget(k, o)
             }
             if (streams.size >= maxStreams) {
-              stats.udpStreamDrops++
-              return
+              // still full: evict the idlest entry (an active -R entry only if nothing else is left), so fake streams
+              // from many source ports cannot keep real clients out
+              let victim: [number, UdpSession] | undefined
+              for (const e of streams) {
+                const o = e[1]
+                const rank = (x: UdpSession): number => (x.kind === "reverse" && x.active ? 1 : 0)
+                if (victim === undefined || rank(o) < rank(victim[1]) || (rank(o) === rank(victim[1]) && o.lastMs < victim[1].lastMs)) victim = e
+              }
+              if (victim !== undefined) {
+                forget(victim[0], victim[1])
+                stats.udpStreamEvictions++
+                logLimited("UDP streams evicted (table full)", `${idCol(victim[1].id)} UDP stream table full (${maxStreams}): forgot the idlest stream to admit ${formatIpv4(d.src)}:${d.srcPort}`)
+              }
             }
           }
           const settings = Wire.decodeUdpSettings(d.payload)
@@ -657,7 +880,7 @@ export const make = (opts: IperfOptions = {}) =>
             stats.udpStreams++
             stats.udpStreamsActive++
             const p = planFor(id, settings, from)
-            if (p === undefined || !takeSenderSlot(id, from)) {
+            if (p === undefined || !takeSenderSlot(id, from, d.src)) {
               // refused or over the cap: one end-of-stream datagram, so the client stops waiting for a stream that
               // will not come (its later header repeats are absorbed by this entry, so this answers once)
               rs.active = false
@@ -673,7 +896,10 @@ export const make = (opts: IperfOptions = {}) =>
               })
             )
             forkSession(
-              runUdpSender({ id, local: d.dst, dst: d.src, dstPort: d.srcPort, srcPort: port, awaitReport: false, plan: p, delayMs: 0 }).pipe(
+              runUdpSender({
+                id, local: d.dst, dst: d.src, dstPort: d.srcPort, srcPort: port, awaitReport: false, plan: p, delayMs: 0, evidence: undefined,
+                live: false
+              }).pipe(
                 Effect.ensuring(ended)
               )
             )
@@ -690,7 +916,7 @@ export const make = (opts: IperfOptions = {}) =>
           const label = settings.mode === "dual" ? " (dual)" : settings.mode === "tradeoff" ? " (tradeoff)" : ""
           print(`${idCol(id)} UDP stream from ${from}${label}`)
           // -d: the server's own test starts at once, beside this one
-          if (settings.mode === "dual") startConnectBack(nextId++, d.dst, d.src, settings, Session.CONNECT_BACK_DELAY_MS)
+          if (settings.mode === "dual") startConnectBack(nextId++, d.dst, rs, Session.CONNECT_BACK_DELAY_MS)
           if (settings.mode === "tradeoff" && settings.amount.kind === "time" && settings.amount.durationMs <= UdpSend.MAX_DURATION_MS) {
             rs.watchdog = forkSession(tradeoffWatchdog(rs, settings.amount.durationMs))
           }
@@ -702,6 +928,9 @@ export const make = (opts: IperfOptions = {}) =>
         const r = IperfUdp.onPayload(s.st, d.payload, wallUs())
         if (r === "Final") sendReport(s, d.nowMs)
         else if (r === "AfterFinal" && IperfUdp.shouldResend(s.st)) sendReport(s, d.nowMs)
+      }, (e) => {
+        // an ICMP destination unreachable about a datagram of a -R stream (sent from this port): stop that stream
+        reverseStops.get(e.remote * 65536 + e.remotePort)?.({ kind: "unreachable", code: e.code, reporter: e.reporter })
       })
       print(`Server listening on UDP port ${port}`)
     }

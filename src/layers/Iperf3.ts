@@ -20,6 +20,7 @@ import { formatIpv4, type Ipv4Address } from "../protocols/address.js"
 import * as Session from "../protocols/iperf3/session.js"
 import * as U from "../protocols/iperf3/udp.js"
 import * as W from "../protocols/iperf3/wire.js"
+import * as LogLimiter from "./LogLimiter.js"
 import { Signal } from "./Signal.js"
 import { Tcp, type TcpConnection, type TcpError } from "./Tcp.js"
 import { Udp, type UdpError } from "./Udp.js"
@@ -38,6 +39,16 @@ export interface Iperf3Stats {
   udpDatagramsOut: number
   /** Datagrams our UDP layer refused to send (no route, too large). */
   udpSendErrors: number
+  /** Running tests ended by the stall deadline. */
+  stalled: number
+  /** Connections still to send their cookie, reset to admit a newer one. */
+  pendingEvicted: number
+  /** Bad cookies (each costs one connection, reset at once). */
+  badCookies: number
+  /** UDP connects from an address that is not the test's client (ignored). */
+  udpWrongPeer: number
+  /** Refusal log lines held back by the log limiter. */
+  logSuppressed: number
 }
 
 export interface Iperf3Shape {
@@ -59,6 +70,8 @@ export interface Iperf3Options {
   readonly udp?: boolean
   /** Wall-clock microseconds, for UDP timestamps and transit times. */
   readonly wallClockUs?: () => number
+  /** A running test in which no stream moves a byte for this long ends (default 10 s). */
+  readonly stallTimeoutMs?: number
 }
 
 const defaultPrint = (line: string): void => {
@@ -85,8 +98,12 @@ export const make = (opts: Iperf3Options = {}) =>
     const port = opts.port ?? W.PORT
     const print = opts.print ?? defaultPrint
     const ioTimeout = Duration.millis(opts.ioTimeoutMs ?? 10_000)
-    const server = Session.makeServer({ udp: udpOn })
-    const stats: Iperf3Stats = { connections: 0, tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, bytesIn: 0, bytesOut: 0, writeTimeouts: 0, udpIgnored: 0, udpDatagramsOut: 0, udpSendErrors: 0 }
+    const server = Session.makeServer({ udp: udpOn, ...(opts.stallTimeoutMs !== undefined ? { stallMs: opts.stallTimeoutMs } : {}) })
+    const stats: Iperf3Stats = {
+      connections: 0, tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, bytesIn: 0, bytesOut: 0, writeTimeouts: 0, udpIgnored: 0,
+      udpDatagramsOut: 0, udpSendErrors: 0, stalled: 0, pendingEvicted: 0, badCookies: 0, udpWrongPeer: 0, logSuppressed: 0
+    }
+    const limiter = yield* LogLimiter.make(print)
     const fibers = yield* FiberSet.make<void, never>()
     const fork = yield* FiberSet.runtime(fibers)<never>()
     const now = (): number => clock.unsafeCurrentTimeMillis()
@@ -118,7 +135,8 @@ export const make = (opts: Iperf3Options = {}) =>
             break
           }
           case "Log":
-            print(a.line)
+            if (a.kind === undefined) print(a.line)
+            else limiter.line(a.kind, a.line)
             break
           case "UdpReply":
             if (!udp.send(port, Math.floor(a.key / 65536) as Ipv4Address, a.key % 65536, U.CONNECT_REPLY)) stats.udpSendErrors++
@@ -157,6 +175,11 @@ export const make = (opts: Iperf3Options = {}) =>
       }
       stats.tests = server.stats.tests
       stats.denied = server.stats.denied
+      stats.stalled = server.stats.stalled
+      stats.pendingEvicted = server.stats.pendingEvicted
+      stats.badCookies = server.stats.badCookies
+      stats.udpWrongPeer = server.stats.udpWrongPeer
+      stats.logSuppressed = limiter.suppressed()
       timerSignal.notify()
     }
 
@@ -265,7 +288,7 @@ export const make = (opts: Iperf3Options = {}) =>
               yield* c.abort
             } else {
               yield* c.shutdownWrite
-              const closed = yield* c.awaitClosed.pipe(Effect.timeout(ioTimeout), Effect.option)
+              const closed = yield* c.awaitClosed.pipe(Effect.timeout(a.graceMs !== undefined ? Duration.millis(a.graceMs) : ioTimeout), Effect.option)
               if (closed._tag === "None") yield* c.abort
             }
             break

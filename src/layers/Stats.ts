@@ -26,6 +26,7 @@ import { Dhcp } from "./Dhcp.js"
 import { Ethernet } from "./Ethernet.js"
 import { Icmp } from "./Icmp.js"
 import { Iperf } from "./Iperf.js"
+import { Iperf3 } from "./Iperf3.js"
 import { Ipv4 } from "./Ipv4.js"
 import { Tcp } from "./Tcp.js"
 import { Udp } from "./Udp.js"
@@ -98,6 +99,7 @@ export const make = (opts: StatsOptions = {}) =>
     const udp = yield* Udp
     const tcp = Option.getOrUndefined(yield* Effect.serviceOption(Tcp))
     const iperf = Option.getOrUndefined(yield* Effect.serviceOption(Iperf))
+    const iperf3 = Option.getOrUndefined(yield* Effect.serviceOption(Iperf3))
     const dhcp = Option.getOrUndefined(yield* Effect.serviceOption(Dhcp))
     const nic = eth.nic
     const stackTag = uniqueTag(nic.name)
@@ -212,6 +214,28 @@ export const make = (opts: StatsOptions = {}) =>
       c("iperf", "udp_send_skipped", () => ps.udpSendSkipped)
       c("iperf", "udp_reports_in", () => ps.udpReportsIn)
       c("iperf", "udp_bad_replies", () => ps.udpBadReplies)
+      c("iperf", "header_timeouts", () => ps.headerTimeouts)
+      c("iperf", "stalled_sessions", () => ps.stalledSessions)
+      c("iperf", "close_grace_aborts", () => ps.closeGraceAborts)
+      c("iperf", "udp_stream_evictions", () => ps.udpStreamEvictions)
+      c("iperf", "udp_send_unreachable_stops", () => ps.udpSendUnreachableStops)
+      c("iperf", "udp_send_unverified_stops", () => ps.udpSendUnverifiedStops)
+      c("iperf", "udp_send_per_dest_refused", () => ps.udpSendPerDestRefused)
+      c("iperf", "udp_send_capped", () => ps.udpSendCapped)
+      c("iperf", "log_suppressed", () => ps.logSuppressed)
+    }
+    if (iperf3 !== undefined) {
+      const p3 = iperf3.stats
+      c("iperf3", "connections", () => p3.connections)
+      c("iperf3", "tests", () => p3.tests)
+      c("iperf3", "tests_completed", () => p3.testsCompleted)
+      c("iperf3", "tests_aborted", () => p3.testsAborted)
+      c("iperf3", "denied", () => p3.denied)
+      c("iperf3", "bad_cookies", () => p3.badCookies)
+      c("iperf3", "stalled", () => p3.stalled)
+      c("iperf3", "pending_evicted", () => p3.pendingEvicted)
+      c("iperf3", "udp_wrong_peer", () => p3.udpWrongPeer)
+      c("iperf3", "log_suppressed", () => p3.logSuppressed)
     }
 
     if (dhcp !== undefined) {
@@ -369,7 +393,18 @@ export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcp
     lines.push(
       `iperf: tcp sessions ${n("iperf.tcp_sessions")} (active ${n("iperf.tcp_sessions_active")}), bytes in ${n("iperf.tcp_bytes_in")} out ${n("iperf.tcp_bytes_out")}, ` +
         `udp streams ${n("iperf.udp_streams")}, udp bytes in ${n("iperf.udp_bytes_in")}, udp send streams ${n("iperf.udp_send_streams")}, ` +
-        `udp bytes out ${n("iperf.udp_bytes_out")}, errors ${n("iperf.session_errors")}`
+        `udp bytes out ${n("iperf.udp_bytes_out")}, errors ${n("iperf.session_errors")}, ` +
+        `header timeouts ${n("iperf.header_timeouts")}, stalled ${n("iperf.stalled_sessions")}, grace resets ${n("iperf.close_grace_aborts")}, ` +
+        `udp evictions ${n("iperf.udp_stream_evictions")}, udp send stops (unreachable ${n("iperf.udp_send_unreachable_stops")}, ` +
+        `unverified ${n("iperf.udp_send_unverified_stops")}), udp send refused per address ${n("iperf.udp_send_per_dest_refused")}, ` +
+        `capped ${n("iperf.udp_send_capped")}, log lines held ${n("iperf.log_suppressed")}`
+    )
+  }
+  if (has("iperf3")) {
+    lines.push(
+      `iperf3: connections ${n("iperf3.connections")}, tests ${n("iperf3.tests")} (completed ${n("iperf3.tests_completed")}, aborted ${n("iperf3.tests_aborted")}), ` +
+        `denied ${n("iperf3.denied")}, bad cookies ${n("iperf3.bad_cookies")}, stalled ${n("iperf3.stalled")}, ` +
+        `cookie-less evicted ${n("iperf3.pending_evicted")}, udp wrong peer ${n("iperf3.udp_wrong_peer")}, log lines held ${n("iperf3.log_suppressed")}`
     )
   }
   if (has("dhcp")) {

@@ -70,7 +70,9 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
     corruptChance: 0,
     port: 5001,
     maxConnections: 4096,
-    busyPollUs: 5000
+    busyPollUs: 5000,
+    stallTimeoutS: 10,
+    udpSendMaxS: 60
   }
 
   it("argv words", () => {
@@ -108,7 +110,9 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       corruptChance: 0,
       port: 5001,
       maxConnections: 4096,
-      busyPollUs: DEFAULTS.busyPollUs
+      busyPollUs: DEFAULTS.busyPollUs,
+      stallTimeoutS: DEFAULTS.stallTimeoutS,
+      udpSendMaxS: DEFAULTS.udpSendMaxS
     })
     for (const k of ["debugMs", "pcap", "intervalS"]) expect(k in c).toBe(false)
     expect("gateway" in c.ip).toBe(false)
@@ -118,7 +122,7 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
     const pairs: ReadonlyArray<readonly [string, string]> = [
       ["--tap", "mpx-tap7"], ["--mac", "02:aa:bb:cc:dd:ee"], ["--mtu", "9000"], ["--pcap", "/tmp/x y.pcap"],
       ["--drop-chance", "0.5"], ["--corrupt-chance", "12"], ["--port", "5201"], ["--interval", "0.25"],
-      ["--max-connections", "16"], ["--busy-poll", "0"]
+      ["--max-connections", "16"], ["--busy-poll", "0"], ["--stall-timeout", "30"], ["--udp-send-max", "120"]
     ]
     const spaced = ok([...pairs.flat(), "--no-offload"])
     const eq = ok([...pairs.map(([f, v]) => `${f}=${v}`), "--no-offload"])
@@ -136,7 +140,9 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       port: 5201,
       intervalS: 0.25,
       maxConnections: 16,
-      busyPollUs: 0
+      busyPollUs: 0,
+      stallTimeoutS: 30,
+      udpSendMaxS: 120
     })
   })
 
@@ -253,6 +259,17 @@ describe("boundaries", () => {
     refuses(["--busy-poll", "-5"], "--busy-poll")
   })
 
+  it("--stall-timeout and --udp-send-max: whole seconds 1..3600", () => {
+    for (const f of ["--stall-timeout", "--udp-send-max"]) {
+      refuses([f, "0"], f)
+      accepts([f, "1"])
+      accepts([f, "3600"])
+      refuses([f, "3601"], f)
+    }
+    expect(ok(["--stall-timeout", "120"]).stallTimeoutS).toBe(120)
+    expect(ok(["--udp-send-max", "5"]).udpSendMaxS).toBe(5)
+  })
+
   it("--tap 1..15 bytes", () => {
     expect(ok(["--tap", "a"]).tap).toBe("a")
     expect(ok(["--tap", "abcdefghijklmno"]).tap).toBe("abcdefghijklmno")
@@ -352,6 +369,8 @@ const ROWS: ReadonlyArray<Row> = [
   row(["--interval", "-1"], "InvalidValue", "--interval", "-1", "0.001..86400"),
   row(["--max-connections", "1e3"], "InvalidValue", "--max-connections", "1e3", "whole number"),
   row(["--busy-poll", "2.5"], "InvalidValue", "--busy-poll", "2.5", "whole number"),
+  row(["--stall-timeout", "0"], "InvalidValue", "--stall-timeout", "0", "1..3600"),
+  row(["--udp-send-max", "1h"], "InvalidValue", "--udp-send-max", "1h", "1..3600"),
   // shape of the command line
   row(["-i"], "MissingValue", "-i", undefined, "expected IPv4/prefix"),
   row(["-i", "-g", "198.51.100.1"], "MissingValue", "-i", undefined, "next word -g is an option"),
@@ -503,7 +522,9 @@ describe("properties", () => {
     port: fc.integer({ min: 1, max: 65535 }),
     intervalS: fc.option(fc.double({ min: 0.001, max: 86400, noNaN: true }), { nil: undefined }),
     maxConnections: fc.integer({ min: 1, max: 65535 }),
-    busyPollUs: fc.integer({ min: 0, max: 1_000_000 })
+    busyPollUs: fc.integer({ min: 0, max: 1_000_000 }),
+    stallTimeoutS: fc.integer({ min: 1, max: 3600 }),
+    udpSendMaxS: fc.integer({ min: 1, max: 3600 })
   }).map((g): Config => {
     const hosts = g.octets.filter((x) => hostInSubnet(g.prefix, x))
     const own = hosts[0]
@@ -538,7 +559,9 @@ describe("properties", () => {
       port: g.port,
       ...(g.intervalS !== undefined ? { intervalS: g.intervalS } : {}),
       maxConnections: g.maxConnections,
-      busyPollUs: g.busyPollUs
+      busyPollUs: g.busyPollUs,
+      stallTimeoutS: g.stallTimeoutS,
+      udpSendMaxS: g.udpSendMaxS
     }
   })
 

@@ -142,7 +142,8 @@ describe("iperf layer: UDP streams the server sends", () => {
       const ip = yield* withIperf(net, lines)
       const seen = yield* listen(5001).pipe(Effect.provide(net.a))
       const h = headerDatagram({ mode: "tradeoff", durationMs: 500 })
-      const c = yield* Effect.fork(clientStream(40_000, h, 10).pipe(Effect.provide(net.a)))
+      // 20 datagrams: our 47 of the same size stay within 3x what the client sent (the return-path budget)
+      const c = yield* Effect.fork(clientStream(40_000, h, 20).pipe(Effect.provide(net.a)))
       const done = yield* runVirtual(c, 5, 5_000)
       expect(done.value).toBe(true) // the server's report of the client's own test
       expect(data(seen.seqs)).toHaveLength(0) // nothing before the client's test ended
@@ -258,7 +259,63 @@ describe("iperf layer: UDP streams the server sends", () => {
     })
   )
 
-  it.scoped("cap: with maxUdpSenders 2, a third simultaneous -R is dropped and counted", () =>
+  it.scoped("anti-reflection: ONE -u -d datagram (-t 4 -b 20M) gets at most 3 datagrams back, then the stream stops, counted", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 31, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const seen = yield* listen(5001, true).pipe(Effect.provide(net.a))
+      const one = headerDatagram({ mode: "dual", durationMs: 4_000, rate: 20 * 1_048_576 })
+      IperfUdp.emitDatagramPrefix(one, 1, 0, 0)
+      const u = yield* Udp.pipe(Effect.provide(net.a))
+      u.send(40_020, B_IP, 5001, one)
+      yield* advance(5_000)
+      expect(data(seen.seqs).length).toBeGreaterThanOrEqual(1)
+      expect(data(seen.seqs).length).toBeLessThanOrEqual(3) // 3 x 1470 bytes = 3 x what it sent us
+      expect(fins(seen.seqs)).toEqual([])
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
+      expect(st.udpSendUnverifiedStops).toBe(1)
+      expect(st.udpDatagramsOut).toBe(data(seen.seqs).length)
+      expect(lines.join("\n")).toMatch(/stopped sending to 198\.51\.100\.1:5001 after [123] datagrams/)
+    })
+  )
+
+  it.scoped("-u -R: an ICMP port unreachable from the client's host stops our stream at once, counted", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 32, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      // the client's port closes as soon as our first datagram arrives: its host answers the next with ICMP
+      const c = yield* Effect.fork(Effect.scoped(reverseClient(40_030, headerDatagram({ mode: "reverse", durationMs: 2_000 }))).pipe(Effect.provide(net.a)))
+      yield* runVirtual(c, 5, 2_000)
+      yield* advance(3_000)
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
+      expect(st.udpSendUnreachableStops).toBe(1)
+      expect(st.udpDatagramsOut).toBeLessThan(10) // 2 s at 1 Mbit/s would be about 180
+      expect(st.udpSendStreamsActive).toBe(0)
+      expect(lines.join("\n")).toMatch(/stopped sending to 198\.51\.100\.1:40030 after \d+ datagrams: ICMP destination unreachable \(code 3\)/)
+    })
+  )
+
+  it.scoped("a full receive-stream table evicts the idlest entry for a newcomer (64 fake streams cannot lock real clients out)", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 33, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines, { maxUdpStreams: 4 })
+      const u = yield* Udp.pipe(Effect.provide(net.a))
+      const fake = headerDatagram({ mode: "plain", durationMs: 10_000 })
+      for (let p = 41_000; p < 41_004; p++) u.send(p, B_IP, 5001, fake)
+      yield* advance(100)
+      const c = yield* Effect.fork(clientStream(40_040, headerDatagram({ mode: "plain", durationMs: 100 }), 9).pipe(Effect.provide(net.a)))
+      const done = yield* runVirtual(c, 5, 5_000)
+      expect(done.value).toBe(true) // the real client got its report
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
+      expect(st.udpStreamEvictions).toBe(1)
+      expect(st.udpStreamDrops).toBe(0)
+    })
+  )
+
+  it.scoped("one sending stream per address: a second and third -R from the same host are refused, counted and told at once", () =>
     Effect.gen(function* () {
       const net = yield* make({ seed: 16 })
       const lines: Array<string> = []
@@ -268,13 +325,14 @@ describe("iperf layer: UDP streams the server sends", () => {
       )
       const rs = yield* Effect.forEach(fs, (f) => runVirtual(f, 5, 2_000))
       const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
-      expect(st.udpSendDrops).toBe(1)
-      expect(st.udpSendStreamsActive).toBe(2)
-      expect(lines.join("\n")).toMatch(/not sending UDP to 198\.51\.100\.1:4001\d: 2 sending streams already run/)
+      expect(st.udpSendPerDestRefused).toBe(2)
+      expect(st.udpSendDrops).toBe(0)
+      expect(st.udpSendStreamsActive).toBe(1)
+      expect(lines.join("\n")).toMatch(/not sending UDP to 198\.51\.100\.1:4001\d: that address already gets a stream from us/)
       yield* advance(500)
       const got = rs.map((r) => r.value.seen.seqs)
-      expect(got.filter((q) => q.length > 10 && q[0] === 1)).toHaveLength(2) // two whole streams
-      expect(got.filter((q) => q.length === 1 && q[0] === -1)).toHaveLength(1) // the dropped one is told at once
+      expect(got.filter((q) => q.length > 10 && q[0] === 1)).toHaveLength(1) // one whole stream
+      expect(got.filter((q) => q.length === 1 && q[0] === -1)).toHaveLength(2) // the refused ones are told at once
       expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpSendStreamsActive).toBe(0)
     })
   )

@@ -149,6 +149,31 @@ describe("iperf layer: hostile and broken clients", () => {
     })
   )
 
+  it.scoped("hostile: 4 zero bytes (a plain 'no header' stream) and then silence: reset by the stall deadline, one log line, counted", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 81 })
+      const lines: Array<string> = []
+      const ctx = yield* withIperf(net, lines)
+      const f = yield* Effect.fork(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const c = yield* (yield* Tcp.Tcp).connect(B_IP, 5001)
+            yield* c.write(new Uint8Array(4))
+            return yield* Effect.either(c.read())
+          })
+        ).pipe(Effect.provide(net.a))
+      )
+      const r = yield* runVirtual(f, 100, 30_000)
+      expect(r.virtualMs).toBeGreaterThanOrEqual(10_000)
+      expect(r.virtualMs).toBeLessThan(12_500) // 10 s of silence, seen within a 1 s check
+      expect(r.value._tag === "Left" || Option.isNone(r.value.right)).toBe(true)
+      const st = Iperf.Iperf.pipe(Effect.provide(ctx))
+      expect((yield* st).stats.stalledSessions).toBe(1)
+      expect((yield* st).stats.tcpSessionsActive).toBe(0)
+      expect(lines.filter((l) => /nothing moved with .* for 10000 ms \(4 bytes in\); reset/.test(l))).toHaveLength(1)
+    })
+  )
+
   it.scoped("a client that connects and never sends a header is closed after the header timeout", () =>
     Effect.gen(function* () {
       const net = yield* make({ seed: 8 })

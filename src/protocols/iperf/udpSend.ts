@@ -97,7 +97,7 @@ export type SendLimit =
   | { readonly kind: "time"; readonly durationMs: number }
   | { readonly kind: "bytes"; readonly bytes: number }
 
-export type Clamp = "RateDefaulted" | "RateClamped" | "LengthRaised" | "LengthClamped"
+export type Clamp = "RateDefaulted" | "RateClamped" | "LengthRaised" | "LengthClamped" | "DurationCapped"
 export type SendRefusal = "DurationTooLong" | "ZeroDuration"
 
 export interface SendPlan {
@@ -107,6 +107,8 @@ export interface SendPlan {
   readonly pps: boolean
   readonly datagramLen: number
   readonly limit: SendLimit
+  /** The data phase ends this long after it started whatever the limit says (the server's cap; Infinity: none). */
+  readonly capMs: number
   /** Milliseconds between datagrams (fractional). */
   readonly intervalMs: number
   /** What was changed from the client's request (for the log), empty when nothing was. */
@@ -140,7 +142,7 @@ export const requestOf = (s: SettingsRepr): SendRequest => ({
  * the ceiling → the ceiling; a datagram length under 16 → 16, over 65507 → 65507. Refused: a duration (given, or
  * implied by bytes at the rate) over one hour, and a time-mode duration of 0.
  */
-export const plan = (r: SendRequest): SendPlan | Refused => {
+export const plan = (r: SendRequest, capMs: number = Infinity): SendPlan | Refused => {
   const clamped: Array<Clamp> = []
   let rate = Number.isFinite(r.rate) ? r.rate : 0
   if (rate <= 0) {
@@ -167,11 +169,17 @@ export const plan = (r: SendRequest): SendPlan | Refused => {
   } else if (Math.ceil(r.limit.bytes / len) * intervalMs > MAX_DURATION_MS) {
     return { _tag: "Refused", reason: "DurationTooLong" }
   }
-  return { _tag: "Plan", rate, pps: r.pps, datagramLen: len, limit: r.limit, intervalMs, clamped }
+  // the server's cap: a longer test is cut to it (logged), a byte count gets it as a time limit
+  let limit = r.limit
+  if (limit.kind === "time" && limit.durationMs > capMs) {
+    limit = { kind: "time", durationMs: capMs }
+    clamped.push("DurationCapped")
+  } else if (limit.kind === "bytes" && Math.ceil(limit.bytes / len) * intervalMs > capMs) clamped.push("DurationCapped")
+  return { _tag: "Plan", rate, pps: r.pps, datagramLen: len, limit, capMs, intervalMs, clamped }
 }
 
-/** `plan(requestOf(settings))`. */
-export const planSend = (s: SettingsRepr): SendPlan | Refused => plan(requestOf(s))
+/** `plan(requestOf(settings), capMs)`. */
+export const planSend = (s: SettingsRepr, capMs: number = Infinity): SendPlan | Refused => plan(requestOf(s), capMs)
 
 // ---------------------------------------------------------------------------------------------------------------
 // The datagram
@@ -255,7 +263,7 @@ export const nextLen = (s: UdpSender): number => {
 export const dataDone = (s: UdpSender, nowMs: number): boolean => {
   if (s.endMs >= 0) return true
   const p = s.plan
-  const over = p.limit.kind === "time" ? nowMs >= s.startMs + p.limit.durationMs : nextLen(s) === 0
+  const over = (p.limit.kind === "time" ? nowMs >= s.startMs + p.limit.durationMs : nextLen(s) === 0) || nowMs >= s.startMs + p.capMs
   if (over) s.endMs = nowMs
   return over
 }
@@ -300,6 +308,7 @@ export const nextDueMs = (s: UdpSender): number => s.baseMs + (s.sent - s.baseCo
 export const sleepMs = (s: UdpSender, nowMs: number): number => {
   let next = nextDueMs(s)
   if (s.plan.limit.kind === "time") next = Math.min(next, s.startMs + s.plan.limit.durationMs)
+  next = Math.min(next, s.startMs + s.plan.capMs)
   return Math.max(TICK_MS, Math.ceil(next - nowMs))
 }
 

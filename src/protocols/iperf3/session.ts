@@ -34,6 +34,12 @@ export const SETUP_TIMEOUT_MS = 10_000
 export const RESULTS_TIMEOUT_MS = 10_000
 export const SAFETY_SLACK_MS = 40_000
 export const IDLE_TIMEOUT_MS = 60_000
+/** Default stall deadline: a running test in which no stream moves a byte for this long ends (any mode). */
+export const DEFAULT_STALL_MS = 10_000
+/** How often a running test's progress is looked at (a stall is seen within stallMs + this). */
+export const STALL_CHECK_MS = 1_000
+/** A busy client (valid cookie) is denied with 0xff and a FIN; if it does not close within this, it is reset. */
+export const DENY_GRACE_MS = 1_000
 /** Connections accepted that have not sent their cookie yet; more are denied at once. */
 export const MAX_PENDING = 16
 /** Lines kept per test for `--get-server-output`. */
@@ -89,6 +95,8 @@ export interface Test {
   sentTotal: number
   lastTotal: number
   lastProgressMs: number
+  /** Next look at progress while running (the stall deadline). */
+  stallCheckMs: number
   cpu: readonly [number, number, number]
   client: W.ClientResults | undefined
   readonly lines: Array<string>
@@ -107,11 +115,19 @@ export interface ServerStats {
   testsAborted: number
   denied: number
   badCookies: number
+  /** Running tests ended because no stream moved a byte for `stallMs`. */
+  stalled: number
+  /** Connections still to send their cookie, reset to make room for a newer one. */
+  pendingEvicted: number
+  /** UDP connect datagrams from an address other than the control connection's peer (ignored). */
+  udpWrongPeer: number
 }
 
 export interface ServerOptions {
   /** Accept UDP tests (`-u`); refused with SERVER_ERROR when false. */
   readonly udp?: boolean
+  /** Stall deadline (ms) for a running test, default DEFAULT_STALL_MS. */
+  readonly stallMs?: number
 }
 
 export interface Server {
@@ -122,18 +138,20 @@ export interface Server {
   pending: number
   nextTest: number
   readonly udp: boolean
+  readonly stallMs: number
   readonly stats: ServerStats
 }
 
 export type Action =
   | { readonly _tag: "Write"; readonly conn: number; readonly data: Uint8Array }
-  /** Close after the writes queued before it: FIN, or RST when `abort`. */
-  | { readonly _tag: "Close"; readonly conn: number; readonly abort: boolean }
+  /** Close after the writes queued before it: FIN, or RST when `abort`; `graceMs`: reset if not closed by then. */
+  | { readonly _tag: "Close"; readonly conn: number; readonly abort: boolean; readonly graceMs?: number }
   /** Start the sending streams (all streams are in, 1 and 2 are queued on the control connection). */
   | { readonly _tag: "StartStreams"; readonly test: Test }
   /** Stop the sending streams now, and call `setCpu`. */
   | { readonly _tag: "StopStreams"; readonly test: Test }
-  | { readonly _tag: "Log"; readonly line: string }
+  /** A console line; `kind` marks a refusal/drop line the shell may aggregate under a flood. */
+  | { readonly _tag: "Log"; readonly line: string; readonly kind?: string }
   /** Send the UDP connect reply ("6789") from the iperf3 port to the peer address * 65536 + port. */
   | { readonly _tag: "UdpReply"; readonly key: number }
   | { readonly _tag: "TestOver"; readonly test: Test; readonly completed: boolean }
@@ -145,7 +163,8 @@ export const makeServer = (opts: ServerOptions = {}): Server => ({
   pending: 0,
   nextTest: 1,
   udp: opts.udp ?? false,
-  stats: { tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, badCookies: 0 }
+  stallMs: opts.stallMs ?? DEFAULT_STALL_MS,
+  stats: { tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, badCookies: 0, stalled: 0, pendingEvicted: 0, udpWrongPeer: 0 }
 })
 
 const log = (out: Array<Action>, line: string, t?: Test): void => {
@@ -153,10 +172,20 @@ const log = (out: Array<Action>, line: string, t?: Test): void => {
   if (t !== undefined && t.lines.length < MAX_TEST_LINES) t.lines.push(line)
 }
 
+/** A refusal line: the shell aggregates these by `kind` under a flood. */
+const logRefusal = (out: Array<Action>, kind: string, line: string, t?: Test): void => {
+  out.push({ _tag: "Log", line, kind })
+  if (t !== undefined && t.lines.length < MAX_TEST_LINES) t.lines.push(line)
+}
+
+/**
+ * 0xff and a FIN, as 3.12 does; a peer that has not closed too within DENY_GRACE_MS is reset, so a denied or garbage
+ * connection holds its slot for at most that long. (A reset right after the 0xff would discard it unsent.)
+ */
 const deny = (s: Server, conn: number, out: Array<Action>): void => {
   s.stats.denied++
   s.conns.set(conn, { kind: "closing" })
-  out.push({ _tag: "Write", conn, data: W.stateByte(W.ACCESS_DENIED) }, { _tag: "Close", conn, abort: false })
+  out.push({ _tag: "Write", conn, data: W.stateByte(W.ACCESS_DENIED) }, { _tag: "Close", conn, abort: false, graceMs: DENY_GRACE_MS })
 }
 
 const who = (p: PeerInfo): string => `${p.remote}:${p.remotePort}`
@@ -168,14 +197,29 @@ const who = (p: PeerInfo): string => `${p.remote}:${p.remotePort}`
 export const onAccept = (s: Server, conn: number, peer: PeerInfo, nowMs: number, out: Array<Action>): void => {
   const t = s.test
   if (t !== undefined && t.phase !== "CreateStreams") {
-    log(out, `Refused ${who(peer)}: the server is busy running test #${t.n} (access denied)`)
+    logRefusal(out, "connections refused (busy)", `Refused ${who(peer)}: the server is busy running test #${t.n} (access denied)`)
     deny(s, conn, out)
     return
   }
   if (s.pending >= MAX_PENDING) {
-    log(out, `Refused ${who(peer)}: ${s.pending} connections are still to send their cookie (access denied)`)
-    deny(s, conn, out)
-    return
+    // make room: reset the connection that has waited longest for its cookie (a silent one holds a slot at most
+    // until newer ones push it out, so silent connections cannot keep a real client out)
+    let oldest: number | undefined
+    let oldestAt = Infinity
+    for (const [c, r] of s.conns) {
+      if (r.kind === "pending" && r.deadlineMs < oldestAt) {
+        oldest = c
+        oldestAt = r.deadlineMs
+      }
+    }
+    if (oldest !== undefined) {
+      const r = s.conns.get(oldest) as Extract<Role, { kind: "pending" }>
+      s.pending--
+      s.stats.pendingEvicted++
+      s.conns.set(oldest, { kind: "closing" })
+      logRefusal(out, "connections without a cookie reset (table full)", `${who(r.peer)} reset: ${MAX_PENDING} connections were waiting for their cookie, this one longest (${r.got} bytes)`)
+      out.push({ _tag: "Close", conn: oldest, abort: true })
+    }
   }
   s.pending++
   s.conns.set(conn, { kind: "pending", cookie: new Uint8Array(W.COOKIE_LEN), got: 0, deadlineMs: nowMs + COOKIE_TIMEOUT_MS, peer })
@@ -215,7 +259,7 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
   if (t === undefined) {
     if (!valid) {
       s.stats.badCookies++
-      log(out, `Refused ${who(peer)}: not an iperf3 cookie ("${W.printable(cookie)}")`)
+      logRefusal(out, "connections with a bad cookie refused", `Refused ${who(peer)}: not an iperf3 cookie ("${W.printable(cookie)}")`)
       deny(s, conn, out)
       return
     }
@@ -237,6 +281,7 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
       sentTotal: 0,
       lastTotal: 0,
       lastProgressMs: 0,
+      stallCheckMs: 0,
       cpu: [0, 0, 0],
       client: undefined,
       lines: []
@@ -250,7 +295,7 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
   }
   if (t.phase !== "CreateStreams" || !valid || W.cookieText(cookie) !== t.cookie || t.streams.length >= t.expected || t.params?.protocol !== "tcp") {
     if (!valid) s.stats.badCookies++
-    log(out, `Refused ${who(peer)}: ${valid ? "not a stream of" : "not an iperf3 cookie during"} test #${t.n} (access denied)`, t)
+    logRefusal(out, "connections refused (not a stream of the test)", `Refused ${who(peer)}: ${valid ? "not a stream of" : "not an iperf3 cookie during"} test #${t.n} (access denied)`, t)
     deny(s, conn, out)
     return
   }
@@ -291,6 +336,8 @@ const streamIn = (t: Test, st: StreamState, nowMs: number, out: Array<Action>): 
     t.phase = "Running"
     t.startMs = nowMs
     t.lastProgressMs = nowMs
+    t.lastTotal = 0
+    t.stallCheckMs = nowMs + STALL_CHECK_MS
     t.omitEndMs = nowMs + p.omitS * 1000
     t.omitDone = p.omitS === 0
     t.deadlineMs = p.timeS > 0 ? nowMs + (p.timeS + p.omitS) * 1000 + SAFETY_SLACK_MS : nowMs + IDLE_TIMEOUT_MS
@@ -330,6 +377,12 @@ export const onUdpConnect = (s: Server, key: number, peer: PeerInfo, nowMs: numb
     return true
   }
   if (t === undefined || t.phase !== "CreateStreams" || t.params?.protocol !== "udp" || t.streams.length >= t.expected) return false
+  // a UDP stream is the control connection's client only: never stream to an address that did not open the test
+  if (peer.remote !== t.peer.remote) {
+    s.stats.udpWrongPeer++
+    logRefusal(out, "UDP connects from a foreign address ignored", `Ignored a UDP stream connect from ${who(peer)}: test #${t.n} belongs to ${t.peer.remote}`, t)
+    return true
+  }
   const st = addStream(t, -(t.streams.length + 1), key, peer)
   s.udpStreams.set(key, st)
   out.push({ _tag: "UdpReply", key })
@@ -527,6 +580,7 @@ export const pollAt = (s: Server): number | undefined => {
   if (t !== undefined) {
     at = Math.min(at, t.deadlineMs)
     if (t.phase === "Running" && !t.omitDone) at = Math.min(at, t.omitEndMs)
+    if (t.phase === "Running") at = Math.min(at, t.stallCheckMs)
   }
   return at === Infinity ? undefined : at
 }
@@ -549,18 +603,25 @@ export const onTick = (s: Server, nowMs: number, out: Array<Action>): void => {
       st.omitRetransmits = st.retransmits
     }
   }
-  if (nowMs < t.deadlineMs) return
-  const p = t.params
-  if (t.phase === "Running" && p !== undefined && p.timeS === 0) {
-    // -n / -k: the test goes on while data moves
+  if (t.phase === "Running" && nowMs >= t.stallCheckMs) {
+    // the stall deadline: bytes received, or taken by TCP / sent as datagrams, by any stream
     const total = totalBytes(t)
     if (total !== t.lastTotal) {
       t.lastTotal = total
       t.lastProgressMs = nowMs
-      t.deadlineMs = nowMs + IDLE_TIMEOUT_MS
-      return
+    } else if (nowMs - t.lastProgressMs >= s.stallMs) {
+      s.stats.stalled++
+      return endTest(s, t, `no stream moved a byte for ${s.stallMs / 1000} s`, nowMs, out, undefined, true)
     }
-    return endTest(s, t, `no data moved for ${IDLE_TIMEOUT_MS / 1000} s`, nowMs, out, undefined, true)
+    t.stallCheckMs = Math.min(nowMs + STALL_CHECK_MS, t.lastProgressMs + s.stallMs)
+    if (t.stallCheckMs <= nowMs) t.stallCheckMs = nowMs + 1
+  }
+  if (nowMs < t.deadlineMs) return
+  const p = t.params
+  if (t.phase === "Running" && p !== undefined && p.timeS === 0) {
+    // -n / -k: the test goes on while data moves (the stall deadline above ends it when nothing does)
+    t.deadlineMs = nowMs + IDLE_TIMEOUT_MS
+    return
   }
   const why =
     t.phase === "Running"

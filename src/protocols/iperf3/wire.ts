@@ -51,6 +51,12 @@ export const MAX_TIME_S = 86_400
 export const MAX_TCP_BLOCK = 1024 * 1024
 export const MAX_UDP_BLOCK = 65_507
 export const MAX_OMIT_S = 600
+/**
+ * Our ceiling on a UDP stream's rate (bit/s). The 3.12 client sends 1 Mbit/s unless told otherwise; `-b 0` means
+ * "unlimited" and sends no "bandwidth" key at all. We never send or expect unpaced UDP: no rate, or one above this,
+ * becomes this (logged as an adjustment).
+ */
+export const MAX_UDP_RATE_BPS = 1_000_000_000
 
 export type Iperf3Drop = "JsonTooLong" | "BadJson" | "BadUtf8" | "ReaderOverflow"
 
@@ -243,6 +249,11 @@ export const decodeParams = (json: unknown): ParamsRepr | ParamError => {
   const bidirectional = flag(o, "bidirectional")
   if (reverse && bidirectional) return paramError("both reverse and bidirectional")
   const cv = o["client_version"]
+  let bandwidth = Math.floor(f.bandwidth)
+  if (protocol === "udp" && (bandwidth === 0 || bandwidth > MAX_UDP_RATE_BPS)) {
+    clamped.push(`bandwidth ${bandwidth === 0 ? "unlimited" : `${bandwidth} bit/s`} -> ${MAX_UDP_RATE_BPS} bit/s (the server's UDP ceiling)`)
+    bandwidth = MAX_UDP_RATE_BPS
+  }
   return {
     protocol,
     omitS,
@@ -253,7 +264,7 @@ export const decodeParams = (json: unknown): ParamsRepr | ParamError => {
     len,
     reverse,
     bidirectional,
-    bandwidth: Math.floor(f.bandwidth),
+    bandwidth,
     udpCounters64: flag(o, "udp_counters_64bit"),
     getServerOutput: flag(o, "get_server_output"),
     clientVersion: typeof cv === "string" ? cv.slice(0, 32) : "",

@@ -82,7 +82,7 @@ describe("iperf3 session: a whole TCP test", () => {
     expect(logs(start)).toEqual(["[  1] local 198.51.100.2 port 5201 connected to 198.51.100.1 port 40010"])
     const t = h.s.test!
     expect(t.phase).toBe("Running")
-    expect(S.pollAt(h.s)).toBe(100 + 2000 + S.SAFETY_SLACK_MS)
+    expect(S.pollAt(h.s)).toBe(100 + S.STALL_CHECK_MS) // the first look at progress comes before T + 40 s
     h.bytes(10, new Uint8Array(5000), 500)
     h.bytes(10, new Uint8Array(3000), 1500)
     expect(t.streams[0]!.bytes).toBe(8000)
@@ -277,6 +277,7 @@ describe("iperf3 session: other clients, bad cookies, garbage", () => {
     const a = h.bytes(1, enc.encode("GET / HTTP/1.1\r\nHost: example.org\r\n\r\n"))
     expect(writes(a, 1)).toEqual([[0xff]])
     expect(closes(a)).toEqual([{ conn: 1, abort: false }])
+    expect(a.some((x) => x._tag === "Close" && x.graceMs === S.DENY_GRACE_MS)).toBe(true) // reset if not closed within 1 s
     expect(logs(a)[0]).toMatch(/^Refused 198\.51\.100\.1:40001: not an iperf3 cookie \("GET \/ HTTP\/1\.1\\x0d\\x0a\.\.\."\)$/)
     expect(h.s.test).toBeUndefined()
     h.accept(2)
@@ -351,12 +352,18 @@ describe("iperf3 session: other clients, bad cookies, garbage", () => {
     expect(h.s.test).toBeUndefined()
   })
 
-  it("connections still owing a cookie are bounded", () => {
+  it("connections still owing a cookie are bounded: a newcomer evicts the one that waited longest, counted", () => {
     const h = harness()
-    for (let i = 0; i < S.MAX_PENDING; i++) expect(h.accept(100 + i)).toEqual([])
-    expect(writes(h.accept(999), 999)).toEqual([[0xff]])
-    S.onGone(h.s, 100)
-    expect(h.accept(1000)).toEqual([])
+    for (let i = 0; i < S.MAX_PENDING; i++) expect(h.accept(100 + i, i)).toEqual([])
+    const a = h.accept(999, 50)
+    expect(writes(a, 999)).toEqual([]) // the newcomer is admitted
+    expect(closes(a)).toEqual([{ conn: 100, abort: true }]) // the oldest silent one is reset
+    expect(logs(a)[0]).toMatch(/reset: 16 connections were waiting for their cookie/)
+    expect(h.s.stats.pendingEvicted).toBe(1)
+    expect(h.s.pending).toBe(S.MAX_PENDING)
+    // the newcomer can still become the control connection
+    h.bytes(999, cookie(), 60)
+    expect(h.s.test?.control).toBe(999)
   })
 })
 
@@ -437,11 +444,12 @@ describe("iperf3 session: a client that vanishes, and the deadlines", () => {
   })
 
   it("the safety timer: T + omit + 40 s after TEST_START", () => {
-    const h = harness()
+    const h = harness({ stallMs: 1e9 }) // data keeps no test alive past its safety timer; the stall rule is tested below
     toCreateStreams(h, { time: 5, omit: 2 })
     addStreams(h, 1, 1000)
     const at = 1000 + 7000 + S.SAFETY_SLACK_MS
     h.tick(3000) // the omit snapshot
+    for (let k = 4000; k < at; k += 1000) h.tick(k) // progress looks
     expect(S.pollAt(h.s)).toBe(at)
     expect(h.tick(at - 1)).toEqual([])
     const a = h.tick(at)
@@ -449,16 +457,25 @@ describe("iperf3 session: a client that vanishes, and the deadlines", () => {
     expect(h.s.test).toBeUndefined()
   })
 
-  it("-n: the test goes on while data moves, and ends after IDLE_TIMEOUT_MS without progress", () => {
-    const h = harness()
-    toCreateStreams(h, { time: 0, num: 1e12 })
-    addStreams(h, 1, 0)
-    h.bytes(10, new Uint8Array(10), 100)
-    expect(h.tick(S.IDLE_TIMEOUT_MS)).toEqual([])
-    expect(h.s.test?.phase).toBe("Running")
-    expect(S.pollAt(h.s)).toBe(2 * S.IDLE_TIMEOUT_MS)
-    const a = h.tick(2 * S.IDLE_TIMEOUT_MS)
-    expect(logs(a)[0]).toMatch(/no data moved for 60 s/)
+  it("stall deadline (-n and -t alike): the test goes on while data moves, and ends stallMs after the last byte, counted", () => {
+    for (const mode of [{ time: 0, num: 1e12 }, { time: 3600 }]) {
+      const h = harness({ stallMs: 5_000 })
+      toCreateStreams(h, mode)
+      addStreams(h, 1, 0)
+      for (let ms = 500; ms <= 20_000; ms += 500) {
+        h.bytes(10, new Uint8Array(10), ms)
+        expect(h.tick(ms)).toEqual([])
+      }
+      expect(h.s.test?.phase).toBe("Running")
+      // silence from 20 s: looked at every second, ended at 25 s
+      for (let ms = 21_000; ms < 25_000; ms += 1000) expect(logs(h.tick(ms))).toEqual([])
+      expect(S.pollAt(h.s)).toBe(25_000)
+      const a = h.tick(25_000)
+      expect(logs(a)[0]).toMatch(/no stream moved a byte for 5 s/)
+      expect(closes(a).every((c) => c.abort)).toBe(true)
+      expect(h.s.test).toBeUndefined()
+      expect(h.s.stats.stalled).toBe(1)
+    }
   })
 
   it("results and IPERF_DONE are awaited at most RESULTS_TIMEOUT_MS", () => {
@@ -560,15 +577,39 @@ describe("iperf3 session: UDP streams (row 17)", () => {
     expect(j["streams"]).toEqual([{ id: 1, bytes: 2000, retransmits: -1, jitter: 0, errors: 0, packets: 2, start_time: 0, end_time: 2 }])
   })
 
+  it("a UDP connect from an address other than the control connection's client starts no stream and gets no reply", () => {
+    const h = udpHarness()
+    toCreateStreams(h, { tcp: undefined, udp: true, len: 1000, reverse: true, bandwidth: 1e6 })
+    const out: Array<S.Action> = []
+    const foreign: S.PeerInfo = { local: "198.51.100.2", localPort: 5201, remote: "203.0.113.9", remotePort: 5000 }
+    expect(S.onUdpConnect(h.s, 0xcb007109 * 65536 + 5000, foreign, 0, out)).toBe(true)
+    expect(out.filter((a) => a._tag === "UdpReply")).toEqual([])
+    expect(h.s.test!.streams).toHaveLength(0)
+    expect(h.s.stats.udpWrongPeer).toBe(1)
+    // the real client's connect still works
+    const c = h.connect(KEY(5001), 1)
+    expect(c.ok).toBe(true)
+    expect(c.actions.filter((a) => a._tag === "UdpReply")).toHaveLength(1)
+    expect(h.s.test!.streams).toHaveLength(1)
+  })
+
+  it("-u -b over the server's ceiling is clamped and logged", () => {
+    const h = udpHarness()
+    toCreateStreams(h, { tcp: undefined, udp: true, len: 1000, bandwidth: 40e9 })
+    expect(h.s.test!.params!.bandwidth).toBe(W.MAX_UDP_RATE_BPS)
+    expect(h.s.test!.lines.some((l) => /adjusted bandwidth 40000000000 bit\/s -> 1000000000 bit\/s/.test(l))).toBe(true)
+  })
+
   it("-u -n: the datagram budget is never overshot by more than the last datagram", () => {
     const h = udpHarness()
     toCreateStreams(h, { tcp: undefined, udp: true, len: 1000, reverse: true, bandwidth: 0, time: 0, num: 2500 })
     h.connect(KEY(5000), 0)
     const t = h.s.test!
     const st = t.streams[0]!
-    expect(S.udpDue(t, st, 0)).toBe(3)
+    expect(t.params!.bandwidth).toBe(W.MAX_UDP_RATE_BPS) // "unlimited" (-b 0) is paced at the server's ceiling
+    expect(S.udpDue(t, st, 1)).toBe(3) // 125 due by 1 ms at 1 Gbit/s, the budget allows 3
     for (let i = 0; i < 3; i++) S.commitUdpSent(t, st, 1000)
-    expect(S.udpDue(t, st, 1)).toBe(0)
+    expect(S.udpDue(t, st, 2)).toBe(0)
     expect(S.senderDone(t, st)).toBe(true)
   })
 })
