@@ -39,6 +39,7 @@ import * as LogLimiter from "./LogLimiter.js"
 import { Signal } from "./Signal.js"
 import { Tcp, type TcpConnection, type TcpError } from "./Tcp.js"
 import { Udp } from "./Udp.js"
+import { sleepMillis } from "./Sleep.js"
 
 export interface IperfStats {
   tcpSessions: number
@@ -239,7 +240,7 @@ export const make = (opts: IperfOptions = {}) =>
         const timer =
           deadline === undefined
             ? undefined
-            : yield* Effect.fork(Effect.zipRight(Effect.sleep(Duration.millis(Math.max(0, deadline - s.startMs))), Effect.sync(() => c.wakeWriters())))
+            : yield* Effect.fork(Effect.zipRight(sleepMillis(deadline - s.startMs), Effect.sync(() => c.wakeWriters())))
         while (true) {
           const now = yield* Clock.currentTimeMillis
           const n = Session.nextWriteLen(s, now, writeLen)
@@ -349,7 +350,7 @@ export const make = (opts: IperfOptions = {}) =>
             : yield* Effect.fork(
                 Effect.gen(function* () {
                   while (true) {
-                    yield* Effect.sleep(Duration.millis(ival.step))
+                    yield* sleepMillis(ival.step)
                     const b = bytes
                     print(Fmt.formatInterval(id, (ival.k * ival.step) / 1000, ((ival.k + 1) * ival.step) / 1000, b - ival.lastBytes))
                     ival.lastBytes = b
@@ -447,7 +448,7 @@ export const make = (opts: IperfOptions = {}) =>
             : yield* Effect.raceFirst(
                 awaitFin,
                 Effect.as(
-                  Effect.sleep(Duration.millis(plan.receiveDeadlineMs + (plan.sendHere !== undefined ? 2_000 : 0))),
+                  sleepMillis(plan.receiveDeadlineMs + (plan.sendHere !== undefined ? 2_000 : 0)),
                   { kind: "deadline" } as End
                 )
               )
@@ -817,7 +818,7 @@ export const make = (opts: IperfOptions = {}) =>
        */
       const tradeoffWatchdog = (s: RecvSession, durationMs: number) =>
         Effect.zipRight(
-          Effect.sleep(Duration.millis(durationMs + Session.SERVER_SLOP_MS)),
+          sleepMillis(durationMs + Session.SERVER_SLOP_MS),
           Effect.sync(() => {
             s.watchdog = undefined
             finishReceive(s, " (no final datagram)")

@@ -24,6 +24,7 @@ import * as LogLimiter from "./LogLimiter.js"
 import { Signal } from "./Signal.js"
 import { Tcp, type TcpConnection, type TcpError } from "./Tcp.js"
 import { Udp, type UdpError } from "./Udp.js"
+import { sleepMillis } from "./Sleep.js"
 
 export interface Iperf3Stats {
   connections: number
@@ -335,7 +336,7 @@ export const make = (opts: Iperf3Options = {}) =>
         timerSignal.clear()
         const at = Session.pollAt(server)
         if (at === undefined) yield* timerSignal.wait
-        else yield* Effect.raceFirst(timerSignal.wait, Effect.sleep(Duration.millis(Math.max(1, at - t))))
+        else yield* Effect.raceFirst(timerSignal.wait, sleepMillis(Math.max(1, at - t)))
       }
     }).pipe(Effect.forkScoped)
 
