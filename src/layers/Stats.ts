@@ -182,6 +182,7 @@ export const make = (opts: StatsOptions = {}) =>
       c("tcp", "time_wait_recycled", () => ts.timeWaitRecycled)
       c("tcp", "syn_cookies_sent", () => ts.synCookiesSent)
       c("tcp", "syn_cookies_ok", () => ts.synCookiesOk)
+      c("tcp", "syn_rate_limited", () => ts.synRateLimited)
       c("tcp", "per_source_refusals", () => ts.perSourceRefusals)
       c("tcp", "memory_pressure", () => ts.memoryPressure)
       g("tcp", "memory_committed_bytes", () => ts.memoryCommitted)
@@ -384,7 +385,7 @@ export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcp
         `connections ${n("tcp.connections")}, segments in ${n("tcp.segments_in")} out ${n("tcp.segments_out")}, ` +
         `retransmits ${n("tcp.retransmits")}, resets in ${n("tcp.resets_in")} out ${n("tcp.resets_out")}, ` +
         `half-open ${n("tcp.half_open")}, time-wait ${n("tcp.time_wait")} (recycled ${n("tcp.time_wait_recycled")}), ` +
-        `syn cookies sent ${n("tcp.syn_cookies_sent")} ok ${n("tcp.syn_cookies_ok")}, table full ${n("tcp.table_full_drops")}, ` +
+        `syn cookies sent ${n("tcp.syn_cookies_sent")} ok ${n("tcp.syn_cookies_ok")} rate-limited ${n("tcp.syn_rate_limited")}, table full ${n("tcp.table_full_drops")}, ` +
         `per-source refusals ${n("tcp.per_source_refusals")}, memory pressure ${n("tcp.memory_pressure")}, ` +
         `backlog drops ${n("tcp.syn_backlog_drops")}, ${drops("tcp")}`
     )

@@ -38,6 +38,7 @@ import type { Ipv4Address } from "../protocols/address.js"
 import { formatIpv4 } from "../protocols/address.js"
 import * as Cs from "../protocols/checksum.js"
 import * as Cookie from "../protocols/tcp/cookie.js"
+import { DEFAULT_SYN_LIMIT, SynLimiter, type SynLimitConfig } from "../protocols/tcp/synLimit.js"
 import * as Ip from "../protocols/ipv4/wire.js"
 import * as M from "../protocols/tcp/machine.js"
 import * as W from "../protocols/tcp/wire.js"
@@ -84,6 +85,8 @@ export interface TcpStats {
   /** TIME-WAIT entries ended early to make room (oldest first). */
   timeWaitRecycled: number
   synCookiesSent: number
+  /** SYNs dropped unanswered by the cookie rate limits (per source, in all). */
+  synRateLimited: number
   /** Connections opened from a valid cookie. */
   synCookiesOk: number
   /** SYNs or cookie ACKs refused by a per-source cap. */
@@ -185,6 +188,8 @@ export interface TcpOptions {
   readonly synCookies?: "auto" | "always" | "never"
   /** Committed ring memory before new connections get small rings (default 256 MiB). */
   readonly memoryBytes?: number
+  /** Cookie SYN-ACKs per second per source and in all (default 1000 and 20000; see synLimit.ts). */
+  readonly synLimit?: Partial<SynLimitConfig>
   /** Secret for the SYN cookie hash (default random). */
   readonly cookieKey?: Cookie.CookieKey
   /** Keep-alive on accepted connections: idle ms before the first probe (default 60 s; 0 = off). */
@@ -277,6 +282,7 @@ export const make = (opts: TcpOptions = {}) =>
         return { k0: b.readUInt32LE(0), k1: b.readUInt32LE(4) }
       })()
     const serverKeepAliveMs = opts.serverKeepAliveMs ?? 60_000
+    const synLimiter = new SynLimiter({ ...DEFAULT_SYN_LIMIT, ...opts.synLimit })
     const earlyLimit = opts.earlyLimit ?? 65536
     const mss = ip.mtu - 40
     const baseCfg = M.makeConfig({
@@ -303,6 +309,7 @@ export const make = (opts: TcpOptions = {}) =>
       timeWait: 0,
       timeWaitRecycled: 0,
       synCookiesSent: 0,
+      synRateLimited: 0,
       synCookiesOk: 0,
       perSourceRefusals: 0,
       memoryPressure: 0,
@@ -607,6 +614,11 @@ export const make = (opts: TcpOptions = {}) =>
       const full =
         l.pending >= l.backlog || stats.halfOpen >= maxHalfOpen || (halfOpenBySource.get(src) ?? 0) >= perSourceHalfOpen
       if (cookieMode === "always" || (full && cookieMode === "auto")) {
+        if (!synLimiter.admit(src, nowMs)) {
+          stats.synRateLimited++
+          countDrop(stats.drops, "RateLimited")
+          return
+        }
         const cookie = Cookie.make(cookieKey, src, dst, seg.srcPort, seg.dstPort, seg.seq, seg.mss, nowMs)
         sendBare(M.cookieSynAck(l.cfg, seg, cookie, nowMs), src)
         stats.synCookiesSent++

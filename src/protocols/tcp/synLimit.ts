@@ -1,0 +1,64 @@
+/**
+ * How many SYNs we answer with a cookie, per second: per source address and in all (token buckets).
+ *
+ * A SYN cookie keeps no state, but answering costs a SYN-ACK written to the link (on a TAP, the write
+ * also runs the peer kernel's handling of it: its RST comes back in the same system call). Under a
+ * full-speed flood that work, not the table, starves established connections. So while the half-open
+ * bounds are reached, each source gets `perSource` answers per second (bursts up to the same number) and
+ * all sources together `total`; SYNs past that are dropped unanswered, as a loaded kernel drops them, and
+ * the peer's TCP retries. A flood from one address therefore never takes the answers of another, and a
+ * spoofed flood from many addresses costs at most `total` SYN-ACKs a second.
+ *
+ * Sources are kept in a bounded map (least recently refilled dropped first). Time comes in as nowMs.
+ */
+
+interface Bucket {
+  tokens: number
+  at: number
+}
+
+export interface SynLimitConfig {
+  readonly perSource: number
+  readonly total: number
+  readonly maxSources: number
+}
+
+export const DEFAULT_SYN_LIMIT: SynLimitConfig = { perSource: 1000, total: 20_000, maxSources: 4096 }
+
+export class SynLimiter {
+  private readonly sources = new Map<number, Bucket>()
+  private totalTokens: number
+  private totalAt = 0
+  constructor(readonly cfg: SynLimitConfig = DEFAULT_SYN_LIMIT) {
+    this.totalTokens = cfg.total
+  }
+
+  /** Whether a cookie SYN-ACK may go to `src` now (takes a token from both buckets when it may). */
+  admit(src: number, nowMs: number): boolean {
+    const c = this.cfg
+    this.totalTokens = Math.min(c.total, this.totalTokens + ((nowMs - this.totalAt) * c.total) / 1000)
+    this.totalAt = nowMs
+    if (this.totalTokens < 1) return false
+    let b = this.sources.get(src)
+    if (b === undefined) {
+      if (this.sources.size >= c.maxSources) {
+        const oldest = this.sources.keys().next().value as number
+        this.sources.delete(oldest)
+      }
+      b = { tokens: c.perSource, at: nowMs }
+    } else {
+      this.sources.delete(src) // re-inserted below: the map stays in refill order
+      b.tokens = Math.min(c.perSource, b.tokens + ((nowMs - b.at) * c.perSource) / 1000)
+      b.at = nowMs
+    }
+    this.sources.set(src, b)
+    if (b.tokens < 1) return false
+    b.tokens -= 1
+    this.totalTokens -= 1
+    return true
+  }
+
+  get trackedSources(): number {
+    return this.sources.size
+  }
+}
