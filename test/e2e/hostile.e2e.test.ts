@@ -352,9 +352,9 @@ describeRoot("e2e: hostile peers (design.md §7): a real client is served during
         yield* release(flood)
         const all = context(s, r, p)
         expect(floodAlive, "the flood ran during the clients").toBe(true)
-        const c = iperf2Tcp(r.stdout)
-        expect(c.mbits, all).toBeDefined()
-        expect(c.mbits!, all).toBeGreaterThan(0)
+        // served during the flood: connected with at most one SYN retransmission (the flood fills a plain SYN backlog;
+        // with SYN cookies the first SYN is answered) and data went through
+        expectIperf2Served(s, r, { maxConnectMs: 3000 })
         const pr = pingResult(p.stdout)
         expect(pr, all).toBeDefined()
         expect(pr!.received, all).toBeGreaterThanOrEqual(2)
