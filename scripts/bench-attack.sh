@@ -4,7 +4,7 @@
 # Alone: BENCH_PART=attack npm run bench. Design.md §7; the recipes are those of test/e2e/hostile.e2e.test.ts.
 #
 #   flood:  per row (kernel over veth, ours over the TAP), one fresh server: a single-stream `iperf -c -t SECS`
-#           unflooded, then the same while `hping3 --flood -S -p 5001` runs (bounded by timeout -s KILL SECS+3, killed
+#           unflooded, then the same while `hping3 --flood -S -p 5001` runs (bounded by timeout -s KILL SECS+15, killed
 #           by PID) with a `ping -i 0.02` beside it; peak RSS (VmHWM) of the server after the flood.
 #   a, b, c: ours only, each on a fresh server: 1100 silent connections held (a), 1024 garbage iperf3 cookies (b),
 #           300 SYNs from on-link sources that never answer ARP (c); then a real `iperf -c -e -t 1` (connect time as
@@ -34,7 +34,8 @@ ping_counts() { # ping log -> "tx rx"
 }
 
 run_flood() { # row
-  local row=$1 slog=$LOGS/$row.flood.server.log note=""
+  local row=$1
+  local slog=$LOGS/$row.flood.server.log note=""
   if ! start_row "$row" "$slog"; then record_x "$row" fl 1 "" "" "" "" "" "" "" "server did not start" ""; stop_row; return; fi
   local bg; bg=$(wait_idle)
   local blog=$LOGS/$row.fl-base.client.log flog=$LOGS/$row.fl.client.log plog=$LOGS/$row.fl.ping.log hlog=$LOGS/$row.fl.hping3.log
@@ -42,7 +43,7 @@ run_flood() { # row
   local base; base=$(iperf_rates <"$blog" | awk '$1=="c2s"{printf "%.3f", $2/1000; exit}')
   record_x "$row" fl-base 1 "$base" "" "" "" "$bg" "$(hwm_kb "$SRV_PID")" "" "" ""
   local hp pp
-  bg_start "$hlog" timeout -s KILL $((SECS + 3)) hping3 --flood -q -S -p 5001 "$SERVER_IP"; hp=$BG_PID
+  bg_start "$hlog" timeout -s KILL $((SECS + 15)) hping3 --flood -q -S -p 5001 "$SERVER_IP"; hp=$BG_PID
   sleep 0.5
   bg_start "$plog" ping -n -c $((SECS * 50)) -i 0.02 -W 1 "$SERVER_IP"; pp=$BG_PID
   timeout --foreground -s KILL $((SECS + 20)) ip netns exec "$CLIENT_NS" iperf -c "$SERVER_IP" -t "$SECS" -f m >"$flog" 2>&1 || true
@@ -73,7 +74,8 @@ probe_client() { # log
 }
 
 run_atk() { # a|b|c
-  local k=$1 row=ours slog=$LOGS/ours.atk-$k.server.log alog=$LOGS/ours.atk-$k.attack.log clog=$LOGS/ours.atk-$k.client.log note="" extra=""
+  local k=$1 row=ours
+  local slog=$LOGS/ours.atk-$k.server.log alog=$LOGS/ours.atk-$k.attack.log clog=$LOGS/ours.atk-$k.client.log note="" extra=""
   if ! start_row "$row" "$slog"; then record_x "$row" "atk-$k" 1 "" "" "" "" "" "" "" "server did not start" ""; stop_row; return; fi
   ip -n "$CLIENT_NS" addr add "$ATTACKER_IP/24" dev "$TAP"
   local bg ap=""; bg=$(wait_idle)

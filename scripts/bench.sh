@@ -310,8 +310,8 @@ for r in ${ROWS//,/ }; do
 done
 [ ${#SEL[@]} -gt 0 ] || { say "no rows to run"; exit 2; }
 
-say "part: $PART; rows: ${SEL[*]}; modes: $MODES; $RUNS run(s) x $SECS s; logs in $LOGS; load average at start: $LOAD_START"
-[ "$PART" = attack ] && MODES="" P64=0 PINGS=0
+if [ "$PART" = attack ]; then MODES="" P64=0 PINGS=0; fi
+say "part: $PART; rows: ${SEL[*]}; modes: ${MODES:-none}; $RUNS run(s) x $SECS s; logs in $LOGS; load average at start: $LOAD_START"
 for mode in ${MODES//,/ }; do
   case $mode in c | p4 | r) ;; *) say "unknown mode $mode (c, p4, r)"; exit 2 ;; esac
   for i in $(seq "$RUNS"); do
