@@ -107,9 +107,9 @@ describeRoot("e2e: hostile peers (design.md §7): a real client is served during
             ["--src", ATTACKER_IP, "--count", "1100", "--payload-hex", "00000000", "--window", "128", "--connect-timeout", "2", "--deadline", "30", "--hold", "90"],
             40_000
           )
-          const opened = Number(h.ready.get("opened"))
-          // the attack really happened: at least a full SYN backlog's worth of connections (128) got through
-          expect(opened, h.output()).toBeGreaterThanOrEqual(128)
+          // the attack really happened: all 1100 connects were tried (a per-source cap may refuse most of them)
+          expect(Number(h.ready.get("opened")) + Number(h.ready.get("failed")), h.output()).toBe(1100)
+          expect(Number(h.ready.get("opened")), h.output()).toBeGreaterThan(0)
           const r = yield* iperf2(s, 1, 12)
           // a couple of seconds: at most one SYN retransmission (1 s) of the Linux client
           expectIperf2Served(s, r, { maxConnectMs: 3000 })
@@ -130,7 +130,8 @@ describeRoot("e2e: hostile peers (design.md §7): a real client is served during
       Effect.gen(function* () {
         const s = yield* hostileServer("h-cookie")
         const a = yield* attack(s, "cookies", ["--src", ATTACKER_IP, "--count", "1024", "--len", "37", "--connect-timeout", "2", "--deadline", "40"], 50)
-        expect(Number(a.result.get("sent")), context(s, a)).toBeGreaterThanOrEqual(1000)
+        // the attack happened (a per-source cap or rate limit may refuse part of it)
+        expect(Number(a.result.get("sent")), context(s, a)).toBeGreaterThan(0)
         const r3 = yield* s.client("iperf3", ["-c", SERVER_IP, "-t", "1", "--connect-timeout", "3000"], 12)
         const rate3 = iperf3Receiver(r3.stdout)
         expect(r3.stdout + r3.stderr, context(s, r3)).not.toMatch(/error|busy/i)
@@ -276,9 +277,11 @@ describeRoot("e2e: hostile peers (design.md §7): a real client is served during
           const s = yield* hostileServer("h-zerowin")
           const header = tcpHeader("tcp-header-reverse.hex", -100) // -R -t 1
           const h = yield* hold(s, "zerowin", ["--src", ATTACKER_IP, "--count", "50", "--header-hex", header, "--deadline", "20", "--hold", "90"], 30_000)
-          expect(Number(h.ready.get("opened")), h.output()).toBe(50)
-          const busy = yield* waitDump(s, (x) => (counter(x, "tcpConnections") ?? 0) >= 50, { afterS: dumpNow(s), timeoutMs: 5000 })
-          expect(counterOf(busy, (x) => counter(x, "tcpConnections")), `the 50 connections never showed:\n${context(s)}`).toBeGreaterThanOrEqual(50)
+          // all 50 today; a per-source cap may let fewer in, and those are the ones that must be freed
+          const opened = Number(h.ready.get("opened"))
+          expect(opened, h.output()).toBeGreaterThanOrEqual(5)
+          const busy = yield* waitDump(s, (x) => (counter(x, "tcpConnections") ?? 0) >= opened, { afterS: dumpNow(s), timeoutMs: 5000 })
+          expect(counterOf(busy, (x) => counter(x, "tcpConnections")), `the ${opened} connections never showed:\n${context(s)}`).toBeGreaterThanOrEqual(opened)
           const freed = yield* waitDump(s, (x) => (counter(x, "tcpConnections") ?? 99) <= 2, { afterS: dumpNow(s), timeoutMs: G_FREED_WITHIN_S * 1000 })
           expect(h.child.exitCode, "the zero-window peers were held all along").toBeNull()
           expect(counterOf(freed, (x) => counter(x, "tcpConnections")), `still holding them after ${G_FREED_WITHIN_S} s:\n${context(s)}`).toBeLessThanOrEqual(2)
