@@ -114,8 +114,11 @@ describeRoot("e2e: hostile peers (design.md §7): a real client is served during
           // a couple of seconds: at most one SYN retransmission (1 s) of the Linux client
           expectIperf2Served(s, r, { maxConnectMs: 3000 })
           expect(h.child.exitCode, "the silent connections were still held during the client's test").toBeNull()
-          const d = yield* waitDump(s, (x) => drops(x, "perSourceLimit") + drops(x, "tableFull") > 0, { afterS: dumpNow(s), timeoutMs: 3000 })
-          expect(counterOf(d, (x) => drops(x, "perSourceLimit") + drops(x, "tableFull")), `refusals not counted:\n${context(s, r)}`).toBeGreaterThan(0)
+          // refused past a per-source or table bound: the drop reasons, or the tcp line's own refusal counters
+          const refusals = (x: Dump) =>
+            drops(x, "perSourceLimit") + drops(x, "tableFull") + (counter(x, "tcpPerSourceRefusals") ?? 0) + (counter(x, "tcpTableFull") ?? 0)
+          const d = yield* waitDump(s, (x) => refusals(x) > 0, { afterS: dumpNow(s), timeoutMs: 3000 })
+          expect(counterOf(d, refusals), `refusals not counted:\n${context(s, r)}`).toBeGreaterThan(0)
         })
       ),
     120_000
