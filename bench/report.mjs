@@ -180,7 +180,7 @@ if (floodRows.length > 0) {
         : ""
     const note = fr.map((r) => r.note).filter((x) => x !== "").join("; ")
     out(
-      `| ${ROW_LABEL[row]} | ${fmtG(b)}${star(of(row, "fl-base"))} | ${fmtG(f)}${star(fr)}${note ? ` (${note})` : ""} | ${kept === undefined ? "-" : `${Math.round(kept * 100)} %`} | ` +
+      `| ${ROW_LABEL[row]} | ${fmtG(b)}${star(of(row, "fl-base"))} | ${f !== undefined && f > 0 && f < 0.1 ? `${(f * 1000).toPrecision(3)} Mbit/s` : fmtG(f)}${star(fr)}${note ? ` (${note})` : ""} | ${kept === undefined ? "-" : `${Math.round(kept * 100)} %`} | ` +
         `${lost === undefined ? "-" : `${lost}/${tx}`} | ${fmtMB(hwm)} | ${tg} |`
     )
   }

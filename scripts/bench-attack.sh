@@ -40,7 +40,7 @@ run_flood() { # row
   local bg; bg=$(wait_idle)
   local blog=$LOGS/$row.fl-base.client.log flog=$LOGS/$row.fl.client.log plog=$LOGS/$row.fl.ping.log hlog=$LOGS/$row.fl.hping3.log
   timeout --foreground -s KILL $((SECS + 20)) ip netns exec "$CLIENT_NS" iperf -c "$SERVER_IP" -t "$SECS" -f m >"$blog" 2>&1 || true
-  local base; base=$(iperf_rates <"$blog" | awk '$1=="c2s"{printf "%.3f", $2/1000; exit}')
+  local base; base=$(iperf_rates <"$blog" | awk '$1=="c2s"{printf "%.5f", $2/1000; exit}')
   record_x "$row" fl-base 1 "$base" "" "" "" "$bg" "$(hwm_kb "$SRV_PID")" "" "" ""
   local hp pp
   bg_start "$hlog" timeout -s KILL $((SECS + 15)) hping3 --flood -q -S -p 5001 "$SERVER_IP"; hp=$BG_PID
@@ -53,7 +53,7 @@ run_flood() { # row
   local hwm; hwm=$(hwm_kb "$SRV_PID")
   kill -0 "$SRV_PID" 2>/dev/null || note="${note:+$note; }server exited during the flood"
   stop_row
-  local fl pc; fl=$(iperf_rates <"$flog" | awk '$1=="c2s"{printf "%.3f", $2/1000; exit}')
+  local fl pc; fl=$(iperf_rates <"$flog" | awk '$1=="c2s"{printf "%.5f", $2/1000; exit}')
   pc=$(ping_counts "$plog")
   [ -n "$fl" ] || note="${note:+$note; }no result line under flood"
   record_x "$row" fl 1 "$fl" "" "" "" "$bg" "$hwm" "" "$note" "ping_tx=${pc% *} ping_rx=${pc#* }"
