@@ -16,10 +16,12 @@ const records = readFileSync(rawPath, "utf8")
   .split("\n")
   .filter((l) => l.trim() !== "")
   .map((l) => {
-    const [row, mode, run, c2s, s2c, cpu, host, bg, hwm, others, note] = l.split("\t")
+    const [row, mode, run, c2s, s2c, cpu, host, bg, hwm, others, note, extra] = l.split("\t")
     return {
       row, mode, run: Number(run), c2s: num(c2s), s2c: num(s2c), cpu: num(cpu), host: num(host), bg: num(bg), hwmKb: num(hwm),
-      others: num(others), note: note ?? ""
+      others: num(others), note: note ?? "",
+      // the under-attack records' key=value extras (scripts/bench-attack.sh)
+      extra: Object.fromEntries((extra ?? "").split(" ").filter((kv) => kv.includes("=")).map((kv) => kv.split("=", 2)))
     }
   })
 
@@ -84,9 +86,12 @@ out(
 )
 if (env("LWIP_NOTE") !== "") out(`- ${env("LWIP_NOTE")}`)
 if (env("NOTE") !== "") out(`- note: ${env("NOTE")}`)
+const hasCells = records.some((r) => CELLS.some((c) => c.mode === r.mode))
+if (hasCells) {
 out()
 out("| server | mode | Gbit/s | min-max | x kernel | srv CPU % | peak RSS MB | host % | bg % | others % | issue 6 target |")
 out("|---|---|--:|---|--:|--:|--:|--:|--:|--:|---|")
+}
 for (const row of rows) {
   for (const cell of CELLS) {
     const rs = of(row, cell.mode)
@@ -146,6 +151,67 @@ if (pings.length > 0) {
   }
 }
 
+// ---- under attack (scripts/bench-attack.sh; design.md §7) ---------------------------------------------------
+const RSS_MAX_MB = 250
+const rssOk = (kb) => (kb === undefined ? "-" : kb <= RSS_MAX_MB * 1024 ? "met" : "NOT met")
+const floodRows = ["kernel", "ours"].filter((r) => of(r, "fl").length > 0)
+if (floodRows.length > 0) {
+  out()
+  out(`Under a SYN flood (\`hping3 --flood -S -p 5001\` from the client side, ${env("SECS")} s client runs, one run each; a \`ping -i 0.02\` beside the flooded run):`)
+  out()
+  out("| server | unflooded Gbit/s | during the flood Gbit/s | kept | ping lost during the flood | peak RSS MB | targets: kept >= 50 %, ping loses nothing, RSS <= 250 MB |")
+  out("|---|--:|--:|--:|--:|--:|---|")
+  for (const row of floodRows) {
+    const b = median(of(row, "fl-base").map((r) => r.c2s))
+    const fr = of(row, "fl")
+    const f = median(fr.map((r) => r.c2s))
+    const tx = Number(fr[0]?.extra.ping_tx)
+    const rx = Number(fr[0]?.extra.ping_rx)
+    const lost = Number.isFinite(tx) && Number.isFinite(rx) ? tx - rx : undefined
+    const kept = b !== undefined && f !== undefined && b > 0 ? f / b : undefined
+    const hwm = max(fr.map((r) => r.hwmKb))
+    const tg =
+      row === "ours"
+        ? [
+            `kept ${kept !== undefined && kept >= 0.5 ? "met" : "NOT met"}`,
+            `ping ${lost === 0 ? "met" : "NOT met"}`,
+            `RSS ${rssOk(hwm)}`
+          ].join(", ")
+        : ""
+    const note = fr.map((r) => r.note).filter((x) => x !== "").join("; ")
+    out(
+      `| ${ROW_LABEL[row]} | ${fmtG(b)}${star(of(row, "fl-base"))} | ${f !== undefined && f > 0 && f < 0.1 ? `${(f * 1000).toPrecision(3)} Mbit/s` : fmtG(f)}${star(fr)}${note ? ` (${note})` : ""} | ${kept === undefined ? "-" : `${Math.round(kept * 100)} %`} | ` +
+        `${lost === undefined ? "-" : `${lost}/${tx}`} | ${fmtMB(hwm)} | ${tg} |`
+    )
+  }
+}
+const ATTACKS = [
+  { mode: "atk-a", label: "a. 1100 silent connections held (4 zero bytes each)", served1s: true },
+  { mode: "atk-b", label: "b. 1024 garbage iperf3 cookies to 5201", served1s: false },
+  { mode: "atk-c", label: "c. 300 SYNs from on-link sources that never answer ARP", served1s: false }
+]
+const atks = ATTACKS.filter((a) => of("ours", a.mode).length > 0)
+if (atks.length > 0) {
+  out()
+  out("Ours under the attacks of design.md §7 (fresh server each; then a real `iperf -c -e -t 1`: its connect time `ct` and whether data went through):")
+  out()
+  out("| attack | attack size | new client: connect ms | served | client elapsed s | peak RSS MB | targets: RSS <= 250 MB; a: served within 1 s |")
+  out("|---|--:|--:|---|--:|--:|---|")
+  for (const a of atks) {
+    const r = of("ours", a.mode)[0]
+    const x = r.extra
+    const ct = Number(x.ct_ms)
+    const served = x.served === "1"
+    const size = x.opened !== undefined ? `${x.opened} opened` : x.sent !== undefined ? `${x.sent} sent` : "-"
+    const tg = [`RSS ${rssOk(r.hwmKb)}`]
+    if (a.served1s) tg.push(`served within 1 s ${served && Number.isFinite(ct) && ct < 1000 ? "met" : "NOT met"}`)
+    out(
+      `| ${a.label} | ${size} | ${Number.isFinite(ct) ? ct.toFixed(1) : "-"} | ${served ? "yes" : "no"} | ${x.elapsed_s ?? "-"} | ${fmtMB(r.hwmKb)} | ` +
+        `${tg.join(", ")}${r.note ? ` (${r.note})` : ""} |`
+    )
+  }
+}
+
 out()
 out(
   "Columns: Gbit/s is the iperf client's report (`[SUM]` for `-P`); `-r` is iperf's tradeoff test, c2s then s2c on a new connection. " +
@@ -157,7 +223,7 @@ out(
     `threads not (worst of the runs). A figure marked * had at least one run with bg % or others % above ${idleMax}: the bounded ` +
     "idle wait timed out or another session started meanwhile, so read it with care."
 )
-const notes = records.filter((r) => r.note !== "" && r.mode !== "ping")
+const notes = records.filter((r) => r.note !== "" && r.mode !== "ping" && !r.mode.startsWith("fl") && !r.mode.startsWith("atk"))
 if (notes.length > 0) {
   out()
   out("Run notes: " + notes.map((r) => `${r.row} ${r.mode} run ${r.run}: ${r.note}`).join("; "))
@@ -170,7 +236,7 @@ out("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 for (const r of records) {
   out(
     `| ${r.row} | ${r.mode} | ${r.run} | ${r.c2s ?? "-"} | ${r.s2c ?? "-"} | ${fmtI(r.cpu)} | ${fmtMB(r.hwmKb)} | ${fmtI(r.host)} | ` +
-      `${fmtI(r.bg)} | ${fmtI(r.others)} | ${r.note} |`
+      `${fmtI(r.bg)} | ${fmtI(r.others)} | ${[r.note, ...Object.entries(r.extra).map(([k, v]) => `${k}=${v}`)].filter((x) => x !== "").join(" ")} |`
   )
 }
 out()

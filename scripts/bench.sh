@@ -8,6 +8,8 @@
 # Modes: -c (single stream), -P 4, -r (both directions, two cells). Each cell is the median of RUNS runs of
 # SECS seconds; the runs of one mode are interleaved across the servers so background load hits all alike.
 # Then a -P 64 run (our peak RSS, target <= 200 MB) and a ping RTT median (1000 pings) per server.
+# Then the "under attack" part (scripts/bench-attack.sh): single-stream throughput and ping loss during a SYN flood
+# beside the unflooded figure, for ours and the kernel; peak RSS of ours under the attacks of design.md §7.
 # Before every run the script waits (bounded) for the box to be idle and records the background busy %.
 #
 # Network: only namespaces this script creates (mpx-bench-<pid>-*), only 198.51.100.0/24 (RFC 5737). The
@@ -28,6 +30,8 @@
 #   BENCH_ANCHORS=DIR      anchors directory (default: /work/shared/anchors or ../shared/anchors)
 #   BENCH_NO_SAVE=1        do not write bench/results/<utc>.md
 #   BENCH_NOTE="..."       free text put under the table (e.g. the commit being measured)
+#   BENCH_PART=all         all | base (throughput, -P 64, ping) | attack (the under-attack part alone)
+#   BENCH_ATTACKS=a,b,c    attacks of the under-attack part (besides the flood); needs hping3 and /usr/bin/python3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -63,7 +67,9 @@ mkdir -p "$LOGS"
 START_S=$(date +%s)
 START_UTC=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-SRV_PID="" NSES=()
+SRV_PID="" NSES=() EXTRA_PIDS=()
+PART=${BENCH_PART:-all}
+case $PART in all | base | attack) ;; *) echo "bench: BENCH_PART=$PART (all, base, attack)" >&2; exit 2 ;; esac
 
 say() { echo "[bench] $*" >&2; }
 
@@ -90,6 +96,9 @@ ns_add() { # name
   ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 }
 cleanup() {
+  local p
+  for p in "${EXTRA_PIDS[@]}"; do stop_pid "$p"; done
+  EXTRA_PIDS=()
   stop_pid "$SRV_PID"; SRV_PID=""
   ns_del_all
   ip link del "$TAP" 2>/dev/null || true
@@ -301,7 +310,8 @@ for r in ${ROWS//,/ }; do
 done
 [ ${#SEL[@]} -gt 0 ] || { say "no rows to run"; exit 2; }
 
-say "rows: ${SEL[*]}; modes: $MODES; $RUNS run(s) x $SECS s; logs in $LOGS; load average at start: $LOAD_START"
+if [ "$PART" = attack ]; then MODES="" P64=0 PINGS=0; fi
+say "part: $PART; rows: ${SEL[*]}; modes: ${MODES:-none}; $RUNS run(s) x $SECS s; logs in $LOGS; load average at start: $LOAD_START"
 for mode in ${MODES//,/ }; do
   case $mode in c | p4 | r) ;; *) say "unknown mode $mode (c, p4, r)"; exit 2 ;; esac
   for i in $(seq "$RUNS"); do
@@ -316,6 +326,12 @@ if [ "$PINGS" -gt 0 ]; then
   # the ping latency with and without busy polling, side by side, whenever ours is measured
   case " ${SEL[*]} " in *" ours "*) case " ${SEL[*]} " in *" ours-nopoll "*) ;; *) PING_ROWS+=(ours-nopoll) ;; esac ;; esac
   for row in "${PING_ROWS[@]}"; do run_ping "$row"; done
+fi
+
+if [ "$PART" != base ]; then
+  # shellcheck source=scripts/bench-attack.sh
+  . "$REPO/scripts/bench-attack.sh"
+  run_attack_part
 fi
 
 END_UTC=$(date -u +%Y-%m-%dT%H:%M:%SZ)
