@@ -374,7 +374,8 @@ describeRoot("e2e: hostile peers (design.md §7): a real client is served during
     Effect.scoped(
       Effect.gen(function* () {
         const s = yield* hostileServer("h-flood")
-        const flood = yield* s.ns.spawn("timeout", ["-s", "KILL", "6", "hping3", "--flood", "-q", "-S", "-p", "5001", SERVER_IP])
+        // the flooder is another host on the link (ATTACKER_IP): our SYN-ACKs reach its kernel, which resets each
+        const flood = yield* s.ns.spawn("timeout", ["-s", "KILL", "6", "hping3", "--flood", "-q", "-S", "-a", ATTACKER_IP, "-p", "5001", SERVER_IP])
         yield* sleep(500)
         const [r, p] = yield* Effect.all(
           [iperf2(s, 3, 20), sleep(1000).pipe(Effect.zipRight(s.client("ping", ["-n", "-c", "3", "-i", "0.2", "-W", "1", SERVER_IP], 10)))],

@@ -9,7 +9,7 @@
  * the peer's TCP retries. A flood from one address therefore never takes the answers of another, and a
  * spoofed flood from many addresses costs at most `total` SYN-ACKs a second.
  *
- * Sources are kept in a bounded map (least recently refilled dropped first). Time comes in as nowMs.
+ * Sources are kept in a bounded map (the one seen first is forgotten first). Time comes in as nowMs.
  */
 
 interface Bucket {
@@ -46,16 +46,24 @@ export class SynLimiter {
         this.sources.delete(oldest)
       }
       b = { tokens: c.perSource, at: nowMs }
+      this.sources.set(src, b)
     } else {
-      this.sources.delete(src) // re-inserted below: the map stays in refill order
+      // refilled in place: deleting and re-inserting on every SYN made V8 shrink and grow the map's table
       b.tokens = Math.min(c.perSource, b.tokens + ((nowMs - b.at) * c.perSource) / 1000)
       b.at = nowMs
     }
-    this.sources.set(src, b)
     if (b.tokens < 1) return false
     b.tokens -= 1
     this.totalTokens -= 1
     return true
+  }
+
+  /** Whether `admit` would refuse `src` now (nothing is taken or recorded). */
+  refuses(src: number, nowMs: number): boolean {
+    const c = this.cfg
+    if (Math.min(c.total, this.totalTokens + ((nowMs - this.totalAt) * c.total) / 1000) < 1) return true
+    const b = this.sources.get(src)
+    return b !== undefined && Math.min(c.perSource, b.tokens + ((nowMs - b.at) * c.perSource) / 1000) < 1
   }
 
   get trackedSources(): number {

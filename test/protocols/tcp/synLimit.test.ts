@@ -24,7 +24,7 @@ describe("SynLimiter (cookie SYN-ACKs per source and in all)", () => {
     for (let s = 100; s < 200; s++) ok += count(l, s, 10, 1000)
     expect(ok).toBe(250)
   })
-  it("the source table is bounded: the least recently refilled source is forgotten first", () => {
+  it("the source table is bounded: the source seen first is forgotten first", () => {
     const l = new SynLimiter({ perSource: 2, total: 1e9, maxSources: 3 })
     expect(count(l, 1, 5, 0)).toBe(2)
     count(l, 2, 1, 0)
