@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
 import * as Stack from "../../src/layers/Stack.js"
 import * as Tcp from "../../src/layers/Tcp.js"
 import { MAC_BROADCAST, ipv4, mac } from "../../src/protocols/address.js"
@@ -135,7 +136,7 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
     )
   )
 
-  it.scoped("per source: 64 half-open entries, then cookies; another source still gets a half-open entry", () =>
+  it.scoped("per source: 64 half-open entries, then cookies, for every source while the flood lasts (2 s hold); then half-open entries again", () =>
     withTcp((ch) =>
       Effect.gen(function* () {
         const tcp = yield* Tcp.Tcp
@@ -148,8 +149,40 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
         expect(tcp.stats.halfOpen).toBe(64)
         expect(tcp.stats.synCookiesSent).toBe(36)
         yield* ch.inject([tcpFrame(ipv4(198, 51, 100, 78), { srcPort: 30000, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN })])
+        expect(tcp.stats.halfOpen).toBe(64)
+        expect(tcp.stats.synCookiesSent).toBe(37)
+        yield* TestClock.adjust("2001 millis")
+        yield* ch.inject([tcpFrame(ipv4(198, 51, 100, 78), { srcPort: 30001, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN })])
         expect(tcp.stats.halfOpen).toBe(65)
+        expect(tcp.stats.synCookiesSent).toBe(37)
       })
+    )
+  )
+
+  it.scoped("cookie SYN-ACKs are rate limited per source: a flooding source is dropped unanswered, another source is still answered", () =>
+    withTcp(
+      (ch) =>
+        Effect.gen(function* () {
+          const tcp = yield* Tcp.Tcp
+          yield* tcp.listen(5001, { backlog: 4 })
+          const flooder = ipv4(198, 51, 100, 77)
+          const other = ipv4(198, 51, 100, 78)
+          yield* inject(
+            ch,
+            Array.from({ length: 50 }, (_, i) => tcpFrame(flooder, { srcPort: 30000 + i, dstPort: 5001, seq: i as SeqNum, flags: W.SYN }))
+          )
+          expect(tcp.stats.halfOpen).toBe(4)
+          expect(tcp.stats.synCookiesSent).toBe(10)
+          expect(tcp.stats.synRateLimited).toBe(36)
+          expect(tcp.stats.drops.RateLimited).toBe(36)
+          yield* ch.inject([arpFrame(ArpWire.OP_REQUEST, mac(0x0200, other), other, MAC_BROADCAST, US)]) // we learn its MAC
+          ch.take()
+          yield* ch.inject([tcpFrame(other, { srcPort: 30000, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN })])
+          expect(tcp.stats.synCookiesSent).toBe(11)
+          const toOther = sentTcp(ch).filter((x) => x.dst === other)
+          expect(toOther.map((x) => x.seg.flags)).toEqual([W.SYN | W.ACK])
+        }),
+      { synLimit: { perSource: 10, total: 1000 } }
     )
   )
 
