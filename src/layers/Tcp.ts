@@ -48,6 +48,7 @@ import { Ethernet } from "./Ethernet.js"
 import { Interface } from "./Interface.js"
 import { Ipv4, L4_OFFSET } from "./Ipv4.js"
 import { Signal } from "./Signal.js"
+import { Conn, ConnTable, connKey, type Listener, type SinkHandler } from "./tcp/Table.js"
 import { sleepMillis } from "./Sleep.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -118,8 +119,7 @@ export interface ConnectOptions {
   readonly recvBufBytes?: number
 }
 
-/** Receives in-order payload synchronously, in the receive burst; the bytes are borrowed. */
-export type SinkHandler = (buf: Uint8Array, start: number, end: number) => void
+export type { SinkHandler }
 
 export interface ConnectionInfo {
   readonly id: number
@@ -203,53 +203,11 @@ export interface TcpOptions {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Connection record
+// Constants
 // ---------------------------------------------------------------------------------------------
-
-interface Listener {
-  readonly port: number
-  readonly backlog: number
-  readonly cfg: M.Config
-  readonly accept: Queue.Queue<Conn>
-  /** Connections in SYN-RECEIVED or accepted-but-not-taken. */
-  pending: number
-  /** When this listener last answered with a cookie (cookie ACKs are checked only within two periods). */
-  cookieAt: number
-}
-
-class Conn {
-  readonly readSignal = new Signal()
-  readonly writeSignal = new Signal()
-  readonly stateSignal = new Signal()
-  handler: SinkHandler | undefined = undefined
-  early: Array<Uint8Array> = []
-  earlyBytes = 0
-  received = 0
-  accepted = false
-  removed = false
-  /** Room appeared in the send buffer but less than the wake-up threshold. */
-  writePending = false
-  /** In the list of connections whose ACK the current receive burst holds. */
-  held = false
-  counted = false
-  /** Counted as live (not TIME-WAIT) / half-open / in the TIME-WAIT list. */
-  live = false
-  halfOpen = false
-  timeWait = false
-  /** Ring bytes this connection committed (released on TIME-WAIT or removal). */
-  committed = 0
-  constructor(
-    readonly id: number,
-    readonly key: number,
-    readonly tcb: M.Tcb,
-    readonly listener: Listener | undefined
-  ) {}
-}
 
 /** How long a listener keeps answering with cookies after a half-open bound was last reached. */
 const COOKIE_HOLD_MS = 2000
-
-const connKey = (addr: number, port: number): number => addr * 65536 + port
 
 /** Meta of a segment whose TCP checksum the NIC completes (virtio NEEDS_CSUM), no segmentation. */
 const CSUM_ONLY: VnetMeta = Object.freeze({
@@ -319,20 +277,11 @@ export const make = (opts: TcpOptions = {}) =>
       memoryCommitted: 0,
       drops: {}
     }
-    const liveBySource = new Map<number, number>()
-    const halfOpenBySource = new Map<number, number>()
-    /** TIME-WAIT connections, oldest first (a Set keeps insertion order). */
-    const timeWaitList = new Set<Conn>()
-    const bump = (m: Map<number, number>, k: number, d: number): void => {
-      const n = (m.get(k) ?? 0) + d
-      if (n <= 0) m.delete(k)
-      else m.set(k, n)
-    }
-
-    /** localPort -> remote key -> connection */
-    const table = new Map<number, Map<number, Conn>>()
+    const table = new ConnTable(
+      { maxConnections: maxConns, perSourceConnections: perSourceConns, maxHalfOpen, perSourceHalfOpen, maxTimeWait },
+      stats
+    )
     const listeners = new Map<number, Listener>()
-    const byTcb = new Map<M.Tcb, Conn>()
     let nextId = 1
     let nextEphemeral = 32768 + Math.floor(Math.random() * 28000)
     const supervisors = yield* FiberMap.make<number>()
@@ -371,7 +320,7 @@ export const make = (opts: TcpOptions = {}) =>
         ip.send(f, dst, Ip.PROTO_TCP, l4Len, { meta, dontFragment: true })
       },
       deliver(tcb, buf, start, end) {
-        const c = byTcb.get(tcb)
+        const c = table.ofTcb(tcb)
         if (c === undefined) return
         c.received += end - start
         if (c.handler !== undefined) {
@@ -393,87 +342,7 @@ export const make = (opts: TcpOptions = {}) =>
       ip.send(f, remote as Ipv4Address, Ip.PROTO_TCP, hl)
     }
 
-    // --- table -----------------------------------------------------------------------------
-    const insert = (c: Conn): void => {
-      let m = table.get(c.tcb.local.port)
-      if (m === undefined) {
-        m = new Map()
-        table.set(c.tcb.local.port, m)
-      }
-      m.set(c.key, c)
-      byTcb.set(c.tcb, c)
-      c.live = true
-      stats.connections++
-      bump(liveBySource, c.tcb.remote.addr, 1)
-      if (c.listener !== undefined && c.tcb.state === "SynReceived") {
-        c.halfOpen = true
-        stats.halfOpen++
-        bump(halfOpenBySource, c.tcb.remote.addr, 1)
-      }
-      c.committed = c.tcb.cfg.sendBufBytes + c.tcb.cfg.recvBufBytes
-      stats.memoryCommitted += c.committed
-    }
-
-    const endHalfOpen = (c: Conn): void => {
-      if (!c.halfOpen) return
-      c.halfOpen = false
-      stats.halfOpen--
-      bump(halfOpenBySource, c.tcb.remote.addr, -1)
-    }
-
-    const endLive = (c: Conn): void => {
-      endHalfOpen(c)
-      if (c.live) {
-        c.live = false
-        stats.connections--
-        bump(liveBySource, c.tcb.remote.addr, -1)
-      }
-      M.releaseBuffers(c.tcb)
-      if (c.committed !== 0 && !c.tcb.sendbuf.allocated && !c.tcb.recvbuf.allocated) {
-        stats.memoryCommitted -= c.committed
-        c.committed = 0
-      }
-    }
-
-    /** The connection entered TIME-WAIT: it leaves the live table for the TIME-WAIT list (bounded). */
-    const enterTimeWait = (c: Conn): void => {
-      endLive(c)
-      c.timeWait = true
-      timeWaitList.add(c)
-      stats.timeWait++
-      if (timeWaitList.size > maxTimeWait) {
-        const oldest = timeWaitList.values().next().value as Conn
-        stats.timeWaitRecycled++
-        remove(oldest)
-        oldest.stateSignal.notify()
-      }
-    }
-
-    const remove = (c: Conn): void => {
-      if (c.removed) return
-      c.removed = true
-      const m = table.get(c.tcb.local.port)
-      if (m !== undefined && m.get(c.key) === c) {
-        m.delete(c.key)
-        if (m.size === 0) table.delete(c.tcb.local.port)
-      }
-      byTcb.delete(c.tcb)
-      endLive(c)
-      if (c.timeWait) {
-        c.timeWait = false
-        timeWaitList.delete(c)
-        stats.timeWait--
-      }
-      if (c.committed !== 0) {
-        stats.memoryCommitted -= c.committed
-        c.committed = 0
-      }
-      if (c.counted) {
-        stats.established--
-        c.counted = false
-      }
-      if (c.listener !== undefined && !c.accepted) c.listener.pending--
-    }
+    const remove = (c: Conn): void => table.remove(c)
 
     /** After the machine ran for `c`: route its events to the waiting fibers and keep the timer honest. */
     const settle = (c: Conn): void => {
@@ -485,7 +354,7 @@ export const make = (opts: TcpOptions = {}) =>
       }
       if (ev !== 0) {
         if ((ev & M.EV_CONNECTED) !== 0) {
-          endHalfOpen(c)
+          table.endHalfOpen(c)
           if (!c.counted) {
             c.counted = true
             stats.established++
@@ -511,11 +380,7 @@ export const make = (opts: TcpOptions = {}) =>
         if ((ev & M.EV_CLOSED) !== 0) remove(c)
       }
       if (t.state === "TimeWait" && !c.timeWait && !c.removed) {
-        if (c.counted) {
-          c.counted = false
-          stats.established--
-        }
-        enterTimeWait(c)
+        table.enterTimeWait(c)
         c.stateSignal.notify()
       }
       const at = M.pollAt(t)
@@ -560,7 +425,7 @@ export const make = (opts: TcpOptions = {}) =>
           l !== undefined &&
           nowMs - l.cookieAt < COOKIE_HOLD_MS &&
           synLimiter.refuses(h.src, nowMs) &&
-          table.get(dstPort)?.get(connKey(h.src, (payload[0]! << 8) | payload[1]!)) === undefined
+          table.find(dstPort, connKey(h.src, (payload[0]! << 8) | payload[1]!)) === undefined
         ) {
           stats.synRateLimited++
           countDrop(stats.drops, "RateLimited")
@@ -577,7 +442,7 @@ export const make = (opts: TcpOptions = {}) =>
         return
       }
       const key = connKey(h.src, seg.srcPort)
-      const c = table.get(seg.dstPort)?.get(key)
+      const c = table.find(seg.dstPort, key)
       if (c !== undefined) {
         if (c.tcb.state === "TimeWait" && M.timeWaitAcceptsSyn(c.tcb, seg)) {
           remove(c)
@@ -613,32 +478,13 @@ export const make = (opts: TcpOptions = {}) =>
       }
     })
 
-    /** Whether a new connection from `src` fits the live bounds; counts the refusal when not. */
-    const admit = (src: number): boolean => {
-      if (stats.connections >= maxConns) {
-        stats.tableFullDrops++
-        countDrop(stats.drops, "TableFull")
-        return false
-      }
-      if ((liveBySource.get(src) ?? 0) >= perSourceConns) {
-        stats.perSourceRefusals++
-        countDrop(stats.drops, "PerSourceLimit")
-        return false
-      }
-      return true
-    }
-
     /** A SYN for a listener: a half-open entry, or a SYN cookie when any half-open bound is reached. */
     const passiveOpen = (l: Listener, src: number, dst: number, seg: W.TcpRepr, key: number, nowMs: number): void => {
-      if (!admit(src)) return
+      if (!table.admitLive(src)) return
       // Once a bound was reached, the listener stays on cookies for 2 s (hysteresis): under a flood whose
       // SYN-ACKs the flooder's host resets, half-open slots free up at once, and creating a connection (and
       // its supervising fiber) for every SYN that finds a free slot cost more than the whole cookie path.
-      const full =
-        l.pending >= l.backlog ||
-        stats.halfOpen >= maxHalfOpen ||
-        (halfOpenBySource.get(src) ?? 0) >= perSourceHalfOpen ||
-        nowMs - l.cookieAt < COOKIE_HOLD_MS
+      const full = table.halfOpenFull(l, src) || nowMs - l.cookieAt < COOKIE_HOLD_MS
       if (cookieMode === "always" || (full && cookieMode === "auto")) {
         if (!synLimiter.admit(src, nowMs)) {
           stats.synRateLimited++
@@ -659,7 +505,7 @@ export const make = (opts: TcpOptions = {}) =>
       const nc = new Conn(nextId++, key, tcb, l)
       l.pending++
       stats.passiveOpens++
-      insert(nc)
+      table.insert(nc)
       settle(nc)
       supervise(nc)
     }
@@ -676,13 +522,13 @@ export const make = (opts: TcpOptions = {}) =>
         countDrop(stats.drops, "BadCookie")
         return false
       }
-      if (!admit(src)) return true // dropped: the peer's retransmission or its data will try again
+      if (!table.admitLive(src)) return true // dropped: the peer's retransmission or its data will try again
       const tcb = M.acceptCookie(sized(l.cfg), seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, Math.min(mss, l.cfg.mss), nowMs)
       const nc = new Conn(nextId++, key, tcb, l)
       l.pending++ // settled below: EV_CONNECTED moves it to the accept queue
       stats.passiveOpens++
       stats.synCookiesOk++
-      insert(nc)
+      table.insert(nc)
       M.input(tcb, seg, payload, seg.headerLen, nowMs, out)
       settle(nc)
       supervise(nc)
@@ -694,13 +540,11 @@ export const make = (opts: TcpOptions = {}) =>
     iface.onChange((c, p) => {
       if (p.address === 0 || c.address === p.address) return
       const now = eth.nowMs()
-      for (const m of [...table.values()]) {
-        for (const conn of [...m.values()]) {
-          if (conn.tcb.local.addr !== p.address) continue
-          M.abort(conn.tcb, now, out)
-          settle(conn)
-          remove(conn)
-        }
+      for (const conn of table.all(true)) {
+        if (conn.tcb.local.addr !== p.address) continue
+        M.abort(conn.tcb, now, out)
+        settle(conn)
+        remove(conn)
       }
     })
 
@@ -722,18 +566,16 @@ export const make = (opts: TcpOptions = {}) =>
       while (true) {
         const now = yield* Clock.currentTimeMillis
         let next = Infinity
-        for (const m of table.values()) {
-          for (const c of m.values()) {
-            let at = M.pollAt(c.tcb)
-            if (at !== undefined && at <= now) {
-              const before = c.tcb.counters.retransSegs
-              M.poll(c.tcb, now, out)
-              stats.retransmits += c.tcb.counters.retransSegs - before
-              settle(c)
-              at = M.pollAt(c.tcb)
-            }
-            if (at !== undefined && at < next) next = at
+        for (const c of table.all()) {
+          let at = M.pollAt(c.tcb)
+          if (at !== undefined && at <= now) {
+            const before = c.tcb.counters.retransSegs
+            M.poll(c.tcb, now, out)
+            stats.retransmits += c.tcb.counters.retransSegs - before
+            settle(c)
+            at = M.pollAt(c.tcb)
           }
+          if (at !== undefined && at < next) next = at
         }
         yield* eth.flush
         timerTarget = next
@@ -901,14 +743,14 @@ export const make = (opts: TcpOptions = {}) =>
         if (local === 0) {
           for (let i = 0; i < 28232; i++) {
             const p = 32768 + ((nextEphemeral + i) % 28232)
-            if (!listeners.has(p) && table.get(p)?.get(key) === undefined) {
+            if (!listeners.has(p) && table.find(p, key) === undefined) {
               local = p
               nextEphemeral = p + 1 - 32768
               break
             }
           }
           if (local === 0) return yield* new TcpError({ reason: "AddressInUse", detail: "no free ephemeral port" })
-        } else if (table.get(local)?.get(key) !== undefined) {
+        } else if (table.find(local, key) !== undefined) {
           return yield* new TcpError({ reason: "AddressInUse", detail: `port ${local}` })
         }
         const now = yield* Clock.currentTimeMillis
@@ -917,7 +759,7 @@ export const make = (opts: TcpOptions = {}) =>
             const tcb = M.connect(sized(cfgFor(o)), { addr: ip.address(), port: local }, { addr: address, port }, iss(), now, out)
             const nc = new Conn(nextId++, key, tcb, undefined)
             stats.activeOpens++
-            insert(nc)
+            table.insert(nc)
             settle(nc)
             return nc
           }),

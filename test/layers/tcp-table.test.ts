@@ -1,0 +1,80 @@
+/**
+ * The connection table's resource model on its own: every count returns to zero whatever path a
+ * connection leaves by, per-source bounds, TIME-WAIT recycling oldest first.
+ */
+import { describe, expect, it } from "vitest"
+import * as M from "../../src/protocols/tcp/machine.js"
+import * as W from "../../src/protocols/tcp/wire.js"
+import { Conn, ConnTable, connKey, type Listener, type TableStats } from "../../src/layers/tcp/Table.js"
+import type { SeqNum } from "../../src/protocols/tcp/seq.js"
+
+const stats = (): TableStats => ({
+  connections: 0, established: 0, halfOpen: 0, timeWait: 0, timeWaitRecycled: 0, tableFullDrops: 0, perSourceRefusals: 0,
+  memoryCommitted: 0, drops: {}
+})
+const limits = { maxConnections: 4, perSourceConnections: 3, maxHalfOpen: 10, perSourceHalfOpen: 2, maxTimeWait: 2 }
+const out: M.Output = { segment: () => {}, deliver: () => {} }
+const cfg = M.makeConfig({ sendBufBytes: 8192, recvBufBytes: 8192 })
+const listener = (): Listener => ({ port: 80, backlog: 100, cfg, accept: undefined as never, pending: 0, cookieAt: -Infinity })
+
+let id = 0
+const halfOpen = (l: Listener, src: number, port: number): Conn => {
+  const syn = W.make({ srcPort: port, dstPort: 80, seq: 1 as SeqNum, flags: W.SYN, mss: 1460 })
+  const t = M.acceptSyn(cfg, syn, { addr: 1, port: 80 }, { addr: src, port }, 1000, 0, out)
+  l.pending++
+  return new Conn(++id, connKey(src, port), t, l)
+}
+
+describe("ConnTable", () => {
+  it("counts live, half-open and committed memory, and every count returns to zero on removal (twice is harmless)", () => {
+    const s = stats()
+    const table = new ConnTable(limits, s)
+    const l = listener()
+    const c = halfOpen(l, 7, 1000)
+    table.insert(c)
+    expect(s).toMatchObject({ connections: 1, halfOpen: 1, memoryCommitted: 16384 })
+    expect(table.find(80, connKey(7, 1000))).toBe(c)
+    expect(table.halfOpenFull(l, 7)).toBe(false)
+    table.insert(halfOpen(l, 7, 1001))
+    expect(table.halfOpenFull(l, 7)).toBe(true) // 2 per source
+    expect(table.halfOpenFull(l, 8)).toBe(false)
+    table.remove(c)
+    table.remove(c)
+    expect(s).toMatchObject({ connections: 1, halfOpen: 1, memoryCommitted: 16384 })
+    expect(l.pending).toBe(1)
+    expect(table.find(80, connKey(7, 1000))).toBeUndefined()
+  })
+
+  it("admits up to the per-source and total bounds, counting each refusal by reason", () => {
+    const s = stats()
+    const table = new ConnTable(limits, s)
+    const l = listener()
+    for (let i = 0; i < 3; i++) table.insert(halfOpen(l, 7, 2000 + i))
+    expect(table.admitLive(7)).toBe(false)
+    expect(table.admitLive(8)).toBe(true)
+    table.insert(halfOpen(l, 8, 2000))
+    expect(table.admitLive(9)).toBe(false)
+    expect(s).toMatchObject({ perSourceRefusals: 1, tableFullDrops: 1, drops: { PerSourceLimit: 1, TableFull: 1 } })
+  })
+
+  it("TIME-WAIT leaves the live counts, is bounded, and recycles the oldest first", () => {
+    const s = stats()
+    const table = new ConnTable(limits, s)
+    const l = listener()
+    const cs = [0, 1, 2].map((i) => halfOpen(l, 7, 3000 + i))
+    for (const c of cs) {
+      table.insert(c)
+      table.endHalfOpen(c)
+      c.accepted = true
+      l.pending--
+      c.tcb.state = "TimeWait"
+      table.enterTimeWait(c)
+    }
+    expect(s).toMatchObject({ connections: 0, halfOpen: 0, timeWait: 2, timeWaitRecycled: 1, memoryCommitted: 0 })
+    expect(cs[0]!.removed).toBe(true)
+    expect(cs[1]!.removed || cs[2]!.removed).toBe(false)
+    expect(table.admitLive(7)).toBe(true) // TIME-WAIT does not count against the per-source bound
+    for (const c of cs) table.remove(c)
+    expect(s).toMatchObject({ connections: 0, halfOpen: 0, timeWait: 0, memoryCommitted: 0 })
+  })
+})
