@@ -383,6 +383,15 @@ export const make = (opts: TcpOptions = {}) =>
         table.enterTimeWait(c)
         c.stateSignal.notify()
       }
+      // closed while settling (aborted at a full accept queue): nothing else would call settle again for it
+      if (t.state === "Closed" && !c.removed) {
+        M.takeEvents(t)
+        remove(c)
+        c.stateSignal.notify()
+        c.readSignal.notify()
+        c.writeSignal.notify()
+        return
+      }
       const at = M.pollAt(t)
       // (while a burst holds its ACK, the burst end polls this connection itself)
       if (at !== undefined && at < timerTarget && !t.holdAck) {
@@ -423,7 +432,7 @@ export const make = (opts: TcpOptions = {}) =>
         const l = listeners.get(dstPort)
         if (
           l !== undefined &&
-          nowMs - l.cookieAt < COOKIE_HOLD_MS &&
+          nowMs - l.boundAt < COOKIE_HOLD_MS &&
           synLimiter.refuses(h.src, nowMs) &&
           table.find(dstPort, connKey(h.src, (payload[0]! << 8) | payload[1]!)) === undefined
         ) {
@@ -444,7 +453,7 @@ export const make = (opts: TcpOptions = {}) =>
       const key = connKey(h.src, seg.srcPort)
       const c = table.find(seg.dstPort, key)
       if (c !== undefined) {
-        if (c.tcb.state === "TimeWait" && M.timeWaitAcceptsSyn(c.tcb, seg)) {
+        if (c.tcb.state === "TimeWait" && listeners.has(seg.dstPort) && M.timeWaitAcceptsSyn(c.tcb, seg)) {
           remove(c)
           c.stateSignal.notify()
         } else {
@@ -484,7 +493,9 @@ export const make = (opts: TcpOptions = {}) =>
       // Once a bound was reached, the listener stays on cookies for 2 s (hysteresis): under a flood whose
       // SYN-ACKs the flooder's host resets, half-open slots free up at once, and creating a connection (and
       // its supervising fiber) for every SYN that finds a free slot cost more than the whole cookie path.
-      const full = table.halfOpenFull(l, src) || nowMs - l.cookieAt < COOKIE_HOLD_MS
+      const bound = table.halfOpenFull(l, src)
+      if (bound) l.boundAt = nowMs
+      const full = bound || nowMs - l.boundAt < COOKIE_HOLD_MS
       if (cookieMode === "always" || (full && cookieMode === "auto")) {
         if (!synLimiter.admit(src, nowMs)) {
           stats.synRateLimited++
@@ -501,7 +512,7 @@ export const make = (opts: TcpOptions = {}) =>
         stats.synBacklogDrops++
         return
       }
-      const tcb = M.acceptSyn(sized(l.cfg), seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, iss(), nowMs, out)
+      const tcb = M.acceptSyn(sized(l.cfg, src), seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, iss(), nowMs, out)
       const nc = new Conn(nextId++, key, tcb, l)
       l.pending++
       stats.passiveOpens++
@@ -523,7 +534,7 @@ export const make = (opts: TcpOptions = {}) =>
         return false
       }
       if (!table.admitLive(src)) return true // dropped: the peer's retransmission or its data will try again
-      const tcb = M.acceptCookie(sized(l.cfg), seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, Math.min(mss, l.cfg.mss), nowMs)
+      const tcb = M.acceptCookie(sized(l.cfg, src), l.cfg, seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, Math.min(mss, l.cfg.mss), nowMs)
       const nc = new Conn(nextId++, key, tcb, l)
       l.pending++ // settled below: EV_CONNECTED moves it to the accept queue
       stats.passiveOpens++
@@ -682,10 +693,15 @@ export const make = (opts: TcpOptions = {}) =>
       }
     }
 
-    /** Memory pressure: committed ring bytes over the bound give new connections small rings. */
+    /**
+     * Memory pressure: committed ring bytes over the bound (or over a quarter of it from one remote
+     * address) give new connections small rings.
+     */
     const PRESSURE_RING = 32 * 1024
-    const sized = (cfg: M.Config): M.Config => {
-      if (stats.memoryCommitted + cfg.sendBufBytes + cfg.recvBufBytes <= memoryBytes) return cfg
+    const sized = (cfg: M.Config, remote: number): M.Config => {
+      const need = cfg.sendBufBytes + cfg.recvBufBytes
+      // a quarter of the bound per remote address: one host's idle connections cannot shrink everyone's
+      if (stats.memoryCommitted + need <= memoryBytes && table.committedBy(remote) + need <= memoryBytes >>> 2) return cfg
       stats.memoryPressure++
       return M.makeConfig({
         ...cfg,
@@ -714,7 +730,7 @@ export const make = (opts: TcpOptions = {}) =>
         if (listeners.has(port)) return yield* new TcpError({ reason: "AddressInUse", detail: `port ${port} is already listening` })
         const backlog = o?.backlog ?? 128
         const accept = yield* Queue.bounded<Conn>(backlog)
-        const l: Listener = { port, backlog, cfg: cfgFor(o, true), accept, pending: 0, cookieAt: -Infinity }
+        const l: Listener = { port, backlog, cfg: cfgFor(o, true), accept, pending: 0, cookieAt: -Infinity, boundAt: -Infinity }
         yield* Effect.acquireRelease(
           Effect.sync(() => listeners.set(port, l)),
           () =>
@@ -756,7 +772,7 @@ export const make = (opts: TcpOptions = {}) =>
         const now = yield* Clock.currentTimeMillis
         const c = yield* Effect.acquireRelease(
           Effect.sync(() => {
-            const tcb = M.connect(sized(cfgFor(o)), { addr: ip.address(), port: local }, { addr: address, port }, iss(), now, out)
+            const tcb = M.connect(sized(cfgFor(o), address), { addr: ip.address(), port: local }, { addr: address, port }, iss(), now, out)
             const nc = new Conn(nextId++, key, tcb, undefined)
             stats.activeOpens++
             table.insert(nc)

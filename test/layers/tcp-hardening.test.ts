@@ -118,6 +118,34 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
     )
   )
 
+  it.scoped("cookie handshakes past a full accept queue are reset and leave the table (no leak)", () =>
+    withTcp(
+      (ch) =>
+        Effect.gen(function* () {
+          const tcp = yield* Tcp.Tcp
+          yield* tcp.listen(5001, { backlog: 1 })
+          yield* learnPeer(ch)
+          const synAcks: Array<W.TcpRepr> = []
+          for (const port of [40010, 40011, 40012]) {
+            yield* ch.inject([tcpFrame(PEER, { srcPort: port, dstPort: 5001, seq: 100 as SeqNum, flags: W.SYN, mss: 1460 })])
+            synAcks.push(sentTcp(ch).find((x) => x.seg.dstPort === port)!.seg)
+          }
+          // the three ACKs in one burst; the application takes none
+          yield* ch.inject(
+            synAcks.map((sa) =>
+              tcpFrame(PEER, { srcPort: sa.dstPort, dstPort: 5001, seq: 101 as SeqNum, ack: ((sa.seq + 1) >>> 0) as SeqNum, flags: W.ACK })
+            )
+          )
+          expect(tcp.stats.synCookiesOk).toBe(3)
+          expect(tcp.stats.acceptQueueDrops).toBe(2)
+          expect(tcp.stats.connections).toBe(1)
+          expect(tcp.stats.memoryCommitted).toBe(2 * 256 * 1024)
+          expect(sentTcp(ch).filter((x) => (x.seg.flags & W.RST) !== 0)).toHaveLength(2)
+        }),
+      { synCookies: "always" }
+    )
+  )
+
   it.scoped("an ACK that matches no connection and no cookie is answered with RST and counted", () =>
     withTcp((ch) =>
       Effect.gen(function* () {
@@ -151,10 +179,15 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
         yield* ch.inject([tcpFrame(ipv4(198, 51, 100, 78), { srcPort: 30000, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN })])
         expect(tcp.stats.halfOpen).toBe(64)
         expect(tcp.stats.synCookiesSent).toBe(37)
-        yield* TestClock.adjust("2001 millis")
+        // a cookie sent only because of the hold does not renew it: 2 s after the bound was last reached,
+        // half-open entries again
+        yield* TestClock.adjust("1500 millis")
         yield* ch.inject([tcpFrame(ipv4(198, 51, 100, 78), { srcPort: 30001, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN })])
+        expect(tcp.stats.synCookiesSent).toBe(38)
+        yield* TestClock.adjust("600 millis")
+        yield* ch.inject([tcpFrame(ipv4(198, 51, 100, 78), { srcPort: 30002, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN })])
         expect(tcp.stats.halfOpen).toBe(65)
-        expect(tcp.stats.synCookiesSent).toBe(37)
+        expect(tcp.stats.synCookiesSent).toBe(38)
       })
     )
   )
@@ -324,24 +357,28 @@ describe("TCP shell: SYN cookies between two of our stacks", () => {
 })
 
 describe("TCP shell: buffer memory", () => {
-  it.scoped("past memoryBytes committed, new connections get small rings (a smaller window), and it is counted", () =>
+  it.scoped("past memoryBytes committed in all, or a quarter of it from one address, new connections get small rings (a smaller window), counted", () =>
     withTcp(
       (ch) =>
         Effect.gen(function* () {
           const tcp = yield* Tcp.Tcp
           yield* tcp.listen(5001, { sendBufBytes: 1 << 20, recvBufBytes: 1 << 20 })
           yield* learnPeer(ch)
-          const synFrom = (port: number) =>
-            tcpFrame(PEER, { srcPort: port, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN, wscale: 7, mss: 1460 })
-          yield* ch.inject([synFrom(50000), synFrom(50001), synFrom(50002)])
+          const syn = (src: number, port: number) =>
+            tcpFrame(src, { srcPort: port, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN, wscale: 7, mss: 1460 })
+          // 2 MiB each; the bound is 8 MiB, so 2 MiB per address
+          yield* ch.inject([syn(PEER, 50000), syn(PEER, 50001)])
           const synAcks = sentTcp(ch).filter((x) => x.seg.flags === (W.SYN | W.ACK))
-          expect(synAcks).toHaveLength(3)
-          // 2 MiB each: the first two fit in 4 MiB, the third gets 32 KiB rings
-          expect(synAcks.map((x) => x.seg.wscale)).toEqual([5, 5, 0])
+          expect(synAcks.map((x) => x.seg.wscale)).toEqual([5, 0]) // the second: over the per-address quarter
           expect(tcp.stats.memoryPressure).toBe(1)
-          expect(tcp.stats.memoryCommitted).toBe(4 * (1 << 20) + 64 * 1024)
+          const ring = 2 << 20
+          const small = 64 * 1024
+          expect(tcp.stats.memoryCommitted).toBe(ring + small)
+          yield* ch.inject([syn(ipv4(198, 51, 100, 78), 1), syn(ipv4(198, 51, 100, 79), 1), syn(ipv4(198, 51, 100, 80), 1)])
+          expect(tcp.stats.memoryCommitted).toBe(3 * ring + 2 * small) // the last: over the bound in all
+          expect(tcp.stats.memoryPressure).toBe(2)
         }),
-      { memoryBytes: 4 << 20 }
+      { memoryBytes: 8 << 20 }
     )
   )
 })

@@ -15,7 +15,7 @@ const stats = (): TableStats => ({
 const limits = { maxConnections: 4, perSourceConnections: 3, maxHalfOpen: 10, perSourceHalfOpen: 2, maxTimeWait: 2 }
 const out: M.Output = { segment: () => {}, deliver: () => {} }
 const cfg = M.makeConfig({ sendBufBytes: 8192, recvBufBytes: 8192 })
-const listener = (): Listener => ({ port: 80, backlog: 100, cfg, accept: undefined as never, pending: 0, cookieAt: -Infinity })
+const listener = (): Listener => ({ port: 80, backlog: 100, cfg, accept: undefined as never, pending: 0, cookieAt: -Infinity, boundAt: -Infinity })
 
 let id = 0
 const halfOpen = (l: Listener, src: number, port: number): Conn => {

@@ -29,6 +29,8 @@ export interface Listener {
   pending: number
   /** When this listener last answered with a cookie (cookie ACKs are checked only within two periods). */
   cookieAt: number
+  /** When a half-open bound was last reached (the listener stays on cookies for a while after). */
+  boundAt: number
 }
 
 export class Conn {
@@ -97,6 +99,7 @@ export class ConnTable {
   private readonly byTcb = new Map<M.Tcb, Conn>()
   private readonly liveBySource = new Map<number, number>()
   private readonly halfOpenBySource = new Map<number, number>()
+  private readonly committedBySource = new Map<number, number>()
   /** TIME-WAIT connections, oldest first (a Set keeps insertion order). */
   private readonly timeWaitList = new Set<Conn>()
 
@@ -107,6 +110,11 @@ export class ConnTable {
 
   find(localPort: number, key: number): Conn | undefined {
     return this.byPort.get(localPort)?.get(key)
+  }
+
+  /** Ring bytes committed by the connections with this remote address. */
+  committedBy(remote: number): number {
+    return this.committedBySource.get(remote) ?? 0
   }
 
   ofTcb(tcb: M.Tcb): Conn | undefined {
@@ -164,6 +172,14 @@ export class ConnTable {
     }
     c.committed = c.tcb.cfg.sendBufBytes + c.tcb.cfg.recvBufBytes
     this.stats.memoryCommitted += c.committed
+    bump(this.committedBySource, c.tcb.remote.addr, c.committed)
+  }
+
+  private uncommit(c: Conn): void {
+    if (c.committed === 0) return
+    this.stats.memoryCommitted -= c.committed
+    bump(this.committedBySource, c.tcb.remote.addr, -c.committed)
+    c.committed = 0
   }
 
   /** The connection left SYN-RECEIVED (established, or gone). */
@@ -182,10 +198,7 @@ export class ConnTable {
       bump(this.liveBySource, c.tcb.remote.addr, -1)
     }
     M.releaseBuffers(c.tcb)
-    if (c.committed !== 0 && !c.tcb.sendbuf.allocated && !c.tcb.recvbuf.allocated) {
-      this.stats.memoryCommitted -= c.committed
-      c.committed = 0
-    }
+    if (!c.tcb.sendbuf.allocated && !c.tcb.recvbuf.allocated) this.uncommit(c)
   }
 
   /**
@@ -226,10 +239,7 @@ export class ConnTable {
       this.timeWaitList.delete(c)
       this.stats.timeWait--
     }
-    if (c.committed !== 0) {
-      this.stats.memoryCommitted -= c.committed
-      c.committed = 0
-    }
+    this.uncommit(c)
     if (c.counted) {
       this.stats.established--
       c.counted = false

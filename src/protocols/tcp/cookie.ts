@@ -9,8 +9,10 @@
  *     | period  | mss  |  keyed hash of the 4-tuple, the   |
  *     | (5 bit) | index|  peer's ISN and the period (24)   |
  *
- * `period` counts 64 s steps of the clock, so a cookie is accepted for 64-128 s (two periods, like
- * Linux's MAX_SYNCOOKIE_AGE); the MSS is one of eight values, the largest not above the peer's. What does
+ * `period` is the low 5 bits of the count of 64 s steps of the clock, so a cookie is accepted for 64-128 s
+ * (two periods, like Linux's MAX_SYNCOOKIE_AGE); the hash covers the whole count, so a recorded cookie ACK
+ * does not become valid again when the 5 bits wrap. The MSS is one of eight values, the largest not above
+ * the peer's (216 for the smallest peers: the table has no entry between, as Linux's has none below 536). What does
  * not fit (window scale, SACK permitted) travels, as Linux does, in the low six bits of the SYN-ACK's
  * TSval, which the peer echoes in every TSecr: without timestamps the connection gets neither.
  *
@@ -19,7 +21,7 @@
  */
 
 /** MSS values a cookie can carry (index 0..7). */
-export const MSS_TABLE: ReadonlyArray<number> = [536, 1200, 1300, 1360, 1400, 1440, 1460, 8960]
+export const MSS_TABLE: ReadonlyArray<number> = [216, 536, 1200, 1360, 1400, 1440, 1460, 8960]
 
 /** Cookie period, ms (64 s). */
 export const PERIOD_MS = 64_000
@@ -76,12 +78,14 @@ const hash24 = (key: CookieKey, src: number, dst: number, srcPort: number, dstPo
   return halfSipHash(key, words, 5) & 0xffffff
 }
 
-export const periodOf = (nowMs: number): number => Math.floor(nowMs / PERIOD_MS) & 31
+/** The whole period count (its low 5 bits travel in the cookie). */
+export const periodOf = (nowMs: number): number => Math.floor(nowMs / PERIOD_MS) >>> 0
 
 /** Index of the largest table MSS not above the peer's (536 when it sent none). */
 export const mssIndex = (peerMss: number): number => {
   const m = peerMss === 0 ? 536 : peerMss
   let i = 0
+  if (m < MSS_TABLE[1]!) return 0
   while (i + 1 < MSS_TABLE.length && MSS_TABLE[i + 1]! <= m) i++
   return i
 }
@@ -98,7 +102,7 @@ export const make = (
   nowMs: number
 ): number => {
   const p = periodOf(nowMs)
-  return ((p << 27) | (mssIndex(peerMss) << 24) | hash24(key, src, dst, srcPort, dstPort, peerIsn, p)) >>> 0
+  return (((p & 31) << 27) | (mssIndex(peerMss) << 24) | hash24(key, src, dst, srcPort, dstPort, peerIsn, p)) >>> 0
 }
 
 /**
@@ -115,9 +119,10 @@ export const check = (
   cookie: number,
   nowMs: number
 ): number => {
-  const p = cookie >>> 27
-  const age = (periodOf(nowMs) - p) & 31
+  const now = periodOf(nowMs)
+  const age = (now - (cookie >>> 27)) & 31
   if (age > 1) return 0
+  const p = (now - age) >>> 0
   if ((cookie & 0xffffff) !== hash24(key, src, dst, srcPort, dstPort, peerIsn, p)) return 0
   return MSS_TABLE[(cookie >>> 24) & 7]!
 }

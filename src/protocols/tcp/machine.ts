@@ -643,13 +643,25 @@ export const cookieSynAck = (cfg: Config, seg: W.TcpRepr, iss: number, now: numb
 
 /**
  * Passive open from a valid SYN cookie: `seg` is the peer's ACK of our cookie SYN-ACK (SEG.ACK - 1 is
- * the cookie, already checked by the shell, which also decoded `mss`). The connection starts Established,
+ * the cookie, already checked by the shell, which also decoded `mss`). `synAckCfg` is the configuration
+ * the SYN-ACK was built from, `cfg` the connection's own (smaller rings under memory pressure). The connection starts Established,
  * with the options the cookie's timestamp carried. The shell then feeds `seg` itself to `input` (once the
  * connection is in its table), so data or a FIN on that ACK is processed as usual.
  */
-export const acceptCookie = (cfg: Config, seg: W.TcpRepr, local: Endpoint, remote: Endpoint, mss: number, now: number): Tcb => {
+export const acceptCookie = (
+  cfg: Config,
+  synAckCfg: Config,
+  seg: W.TcpRepr,
+  local: Endpoint,
+  remote: Endpoint,
+  mss: number,
+  now: number
+): Tcb => {
   const iss = seqAdd(seg.ack, -1)
   const t = new Tcb(cfg, local, remote, iss, now)
+  // the window scale the SYN-ACK offered came from `synAckCfg` (the listener's); `cfg` may have smaller
+  // rings (memory pressure), but the peer scales our windows by what we announced
+  ;(t as { ourWscale: number }).ourWscale = ourWscaleFor(synAckCfg)
   t.passive = true
   t.irs = seqAdd(seg.seq, -1)
   t.rcvNxt = seg.seq
@@ -1307,6 +1319,13 @@ const onTimer = (t: Tcb, now: number, out: Output): void => {
           sendTailLossProbe(t, now, out)
           return
         }
+      }
+      // after close, a peer that keeps its window shut while our data waits is probed by this timer too:
+      // the same bound as the persist timer's (Config.closedProbeLimit)
+      if (t.closeRequested && t.sndWnd === 0 && t.cfg.closedProbeLimit > 0 && ++t.closedProbes > t.cfg.closedProbeLimit) {
+        sendRst(t, t.sndMax, out)
+        toClosed(t, "TimedOut", EV_TIMED_OUT)
+        return
       }
       t.retries++
       const limit = t.state === "SynSent" ? t.cfg.synRetries : t.state === "SynReceived" ? t.cfg.synAckRetries : t.cfg.maxRetries

@@ -138,6 +138,28 @@ describe("after close, a peer that keeps its window shut is probed a bounded num
   })
 })
 
+describe("after close, data in flight to a peer that answers every retransmission with a zero window", () => {
+  it("is bounded by closedProbeLimit too (the RTO is the probe there): RST and TimedOut", () => {
+    const { t, rec } = established(cfgWith({ closedProbeLimit: 3, timestamps: false }))
+    input(t, rec, 20, peer({ seq: s(RISS + 1), ack: s(ISS + 1), window: 512 }))
+    Tcp.send(t, bytes(1000))
+    Tcp.close(t)
+    poll(t, rec, 20)
+    let now = 20
+    let rst = false
+    for (let i = 0; i < 20 && !rst; i++) {
+      now = Tcp.pollAt(t)!
+      const out = poll(t, rec, now)
+      rst = out.some((r) => (r.flags & W.RST) !== 0)
+      // the peer ACKs nothing new and shuts its window each time
+      if (!rst) input(t, rec, now + 1, peer({ seq: s(RISS + 1), ack: s(ISS + 1), window: 0 }))
+    }
+    expect(rst).toBe(true)
+    expect(t.state).toBe("Closed")
+    expect(t.error).toBe("TimedOut")
+  })
+})
+
 describe("the SACK scoreboard after an RTO (RFC 6675 §5.1)", () => {
   it("is expunged, so data the receiver SACKed and then reneged on is retransmitted", () => {
     const { t, rec } = established(cfgWith({ timestamps: false }))
@@ -173,6 +195,8 @@ describe("SYN cookies (cookie.ts)", () => {
     expect(Cookie.check(key, A, B, 49500, 80, RISS, c, 1_000)).toBe(1460)
     expect(Cookie.check(key, A, B, 49500, 80, RISS, c, 64_000 + 1_000)).toBe(1460)
     expect(Cookie.check(key, A, B, 49500, 80, RISS, c, 128_000 + 1_000)).toBe(0) // too old
+    // 32 periods later the 5 bits match again, but the hash covered the whole count
+    expect(Cookie.check(key, A, B, 49500, 80, RISS, c, 32 * 64_000 + 1_000)).toBe(0)
   })
   it("fails for another 4-tuple, another peer ISN, another key, or any flipped bit", () => {
     const c = Cookie.make(key, A, B, 49500, 80, RISS, 1460, 5_000)
@@ -188,7 +212,8 @@ describe("SYN cookies (cookie.ts)", () => {
     expect(Cookie.MSS_TABLE[Cookie.mssIndex(1460)]).toBe(1460)
     expect(Cookie.MSS_TABLE[Cookie.mssIndex(1448)]).toBe(1440)
     expect(Cookie.MSS_TABLE[Cookie.mssIndex(9000)]).toBe(8960)
-    expect(Cookie.MSS_TABLE[Cookie.mssIndex(100)]).toBe(536)
+    expect(Cookie.MSS_TABLE[Cookie.mssIndex(300)]).toBe(216)
+    expect(Cookie.MSS_TABLE[Cookie.mssIndex(100)]).toBe(216)
   })
   it("timestamp option bits round-trip and never run ahead of the clock", () => {
     for (const ws of [-1, 0, 7, 14]) {
@@ -211,7 +236,7 @@ describe("SYN cookies (cookie.ts)", () => {
     const mss = Cookie.check(key, A, B, P.port, L.port, RISS, (ack.ack - 1) >>> 0, 30)
     expect(mss).toBe(1400)
     const rec = new Rec()
-    const t = Tcp.acceptCookie(cfg, ack, L, P, mss, 30)
+    const t = Tcp.acceptCookie(cfg, cfg, ack, L, P, mss, 30)
     expect(t.state).toBe("Established")
     expect(t.wsOk && t.sackOk && t.tsOk).toBe(true)
     expect(t.sndWscale).toBe(7)
@@ -225,11 +250,21 @@ describe("SYN cookies (cookie.ts)", () => {
     expect(out[0]!.payloadLen).toBe(100)
     expect((out[0]!.tsVal - synAck.tsVal) | 0).toBeGreaterThanOrEqual(0)
   })
+  it("under memory pressure the cookie connection keeps the window scale its SYN-ACK announced, with its smaller ring", () => {
+    const big = Tcp.makeConfig({ recvBufBytes: 1 << 20 })
+    const small = Tcp.makeConfig({ recvBufBytes: 32 * 1024 })
+    const syn = peer({ seq: s(RISS), flags: W.SYN, mss: 1460, wscale: 7, sackPermitted: true, hasTs: true, tsVal: 1 })
+    const synAck = Tcp.cookieSynAck(big, syn, 777, 0)
+    expect(synAck.wscale).toBe(5)
+    const t = Tcp.acceptCookie(small, big, peer({ seq: s(RISS + 1), ack: s(778), window: 100, hasTs: true, tsVal: 2, tsEcr: synAck.tsVal }), L, P, 1460, 1)
+    expect(t.ourWscale).toBe(5)
+    expect(t.recvbuf.capacity).toBe(32 * 1024)
+  })
   it("without timestamps on the SYN, the cookie connection has no window scale or SACK", () => {
     const syn = peer({ seq: s(RISS), flags: W.SYN, mss: 1460, wscale: 7, sackPermitted: true })
     const synAck = Tcp.cookieSynAck(base, syn, 12345, 0)
     expect(synAck).toMatchObject({ wscale: -1, sackPermitted: false, hasTs: false })
-    const t = Tcp.acceptCookie(base, peer({ seq: s(RISS + 1), ack: s(12346), window: 4000 }), L, P, 1460, 5)
+    const t = Tcp.acceptCookie(base, base, peer({ seq: s(RISS + 1), ack: s(12346), window: 4000 }), L, P, 1460, 5)
     expect(t.wsOk || t.sackOk || t.tsOk).toBe(false)
     expect(t.sndWnd).toBe(4000)
   })
