@@ -157,7 +157,7 @@ const rssOk = (kb) => (kb === undefined ? "-" : kb <= RSS_MAX_MB * 1024 ? "met" 
 const floodRows = ["kernel", "ours"].filter((r) => of(r, "fl").length > 0)
 if (floodRows.length > 0) {
   out()
-  out(`Under a SYN flood (\`hping3 --flood -S -p 5001\` from the client side, ${env("SECS")} s client runs, one run each; a \`ping -i 0.02\` beside the flooded run):`)
+  out(`Under a SYN flood (\`hping3 --flood -S -a 198.51.100.3 -p 5001\` from a second address of the client side, whose kernel resets our SYN-ACKs; one client run each: ${env("SECS")} s unflooded, then ${env("SECS")} s + 1 s with the flood started after its first second, the rate taken over the flooded seconds; a \`ping -i 0.02\` beside it):`)
   out()
   out("| server | unflooded Gbit/s | during the flood Gbit/s | kept | ping lost during the flood | peak RSS MB | targets: kept >= 50 %, ping loses nothing, RSS <= 250 MB |")
   out("|---|--:|--:|--:|--:|--:|---|")
