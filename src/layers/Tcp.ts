@@ -347,6 +347,12 @@ export const make = (opts: TcpOptions = {}) =>
     /** After the machine ran for `c`: route its events to the waiting fibers and keep the timer honest. */
     const settle = (c: Conn): void => {
       const t = c.tcb
+      // every retransmission (timeout, fast, SACK, tail-loss probe) reaches the layer's count
+      const rx = t.counters.retransSegs
+      if (rx !== c.retransSeen) {
+        stats.retransmits += rx - c.retransSeen
+        c.retransSeen = rx
+      }
       const ev = M.takeEvents(t)
       if (c.writePending && (M.sendFree(t) >= t.cfg.sendBufBytes >>> 2 || !M.maySend(t))) {
         c.writePending = false
@@ -580,9 +586,7 @@ export const make = (opts: TcpOptions = {}) =>
         for (const c of table.all()) {
           let at = M.pollAt(c.tcb)
           if (at !== undefined && at <= now) {
-            const before = c.tcb.counters.retransSegs
             M.poll(c.tcb, now, out)
-            stats.retransmits += c.tcb.counters.retransSegs - before
             settle(c)
             at = M.pollAt(c.tcb)
           }

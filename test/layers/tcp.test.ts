@@ -73,6 +73,40 @@ describe("TCP between two stacks on a simulated link", () => {
     })
   )
 
+  it.scoped("under loss the layer's retransmit count is the sum of its connections' (fast and SACK retransmits too, not only timeouts)", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 11, delay: "2 millis", lossRate: 0.02 })
+      const data = pattern(3_000_000, 5)
+      const server = Effect.gen(function* () {
+        const tcp = yield* Tcp.Tcp
+        const conns = yield* tcp.listen(5002)
+        const c = yield* Stream.runHead(conns).pipe(Effect.flatMap(Effect.orDie))
+        yield* c.write(data)
+        yield* c.shutdownWrite
+        yield* readAll(c)
+        yield* c.awaitClosed
+        return c.counters()
+      }).pipe(Effect.provide(net.b))
+      const client = Effect.gen(function* () {
+        const tcp = yield* Tcp.Tcp
+        const c = yield* tcp.connect(B_IP, 5002)
+        const got = yield* readAll(c)
+        yield* c.shutdownWrite
+        return got.length
+      }).pipe(Effect.provide(net.a))
+      const sf = yield* Effect.fork(Effect.scoped(server))
+      const cf = yield* Effect.fork(Effect.scoped(client))
+      const r = yield* runVirtual(cf, 5, 300_000)
+      const s = yield* runVirtual(sf, 5, 300_000)
+      expect(r.value).toBe(data.length)
+      const counters = s.value
+      expect(counters.fastRetransmits + counters.lostRetransmits).toBeGreaterThan(0)
+      const st = (yield* Effect.provide(Tcp.Tcp, net.b)).stats
+      expect(st.retransmits).toBe(counters.retransSegs)
+      expect(st.retransmits).toBeGreaterThan(counters.rtoExpiries)
+    })
+  )
+
   it.scoped("connecting to a closed port is refused (RST)", () =>
     Effect.gen(function* () {
       const net = yield* make({ seed: 2 })

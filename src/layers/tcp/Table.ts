@@ -55,6 +55,8 @@ export class Conn {
   timeWait = false
   /** Ring bytes this connection committed (released on TIME-WAIT or removal). */
   committed = 0
+  /** The machine's retransmission count already added to the layer's. */
+  retransSeen = 0
   constructor(
     readonly id: number,
     readonly key: number,
