@@ -27,7 +27,7 @@
  *   received bytes nobody read is reset (RST), as a kernel does on close(); otherwise it gets FIN after its
  *   queued data (if not sent yet) and finishes the close on its own in the Tcp layer.
  *
- * Errors: `connect` fails with our `TcpError` (reason "Refused" | "TimedOut" | "NoRoute" | "TableFull" | ...);
+ * Errors: `connect` fails with our `TcpError` (reason "Refused" | "TimedOut" | "NoRoute" | "TableFull" | "InvalidArgument" | ...);
  * read and write failures are `SocketError`s (the platform interface allows nothing else) whose `cause` is a
  * `TcpError`: `tcpErrorOf(e)` gets it back.
  */
@@ -192,7 +192,7 @@ export const connect = (
 ): Effect.Effect<Socket.Socket, Tcp.TcpError, Tcp.Tcp | Scope.Scope> =>
   Effect.gen(function* () {
     const addr = typeof address === "string" ? parseIpv4(address) : address
-    if (addr === undefined) return yield* new Tcp.TcpError({ reason: "NoRoute", detail: `not an IPv4 address: ${String(address)}` })
+    if (addr === undefined) return yield* new Tcp.TcpError({ reason: "InvalidArgument", detail: `not an IPv4 address: ${String(address)}` })
     const tcp = yield* Tcp.Tcp
     const conn = yield* tcp.connect(addr, port, opts)
     return yield* fromConnection(conn, opts)
@@ -206,7 +206,7 @@ export const connectWithInfo = (
 ): Effect.Effect<{ readonly socket: Socket.Socket; readonly connection: Tcp.TcpConnection }, Tcp.TcpError, Tcp.Tcp | Scope.Scope> =>
   Effect.gen(function* () {
     const addr = typeof address === "string" ? parseIpv4(address) : address
-    if (addr === undefined) return yield* new Tcp.TcpError({ reason: "NoRoute", detail: `not an IPv4 address: ${String(address)}` })
+    if (addr === undefined) return yield* new Tcp.TcpError({ reason: "InvalidArgument", detail: `not an IPv4 address: ${String(address)}` })
     const tcp = yield* Tcp.Tcp
     const connection = yield* tcp.connect(addr, port, opts)
     const socket = yield* fromConnection(connection, opts)

@@ -56,7 +56,17 @@ import { sleepMillis } from "./Sleep.js"
 // ---------------------------------------------------------------------------------------------
 
 export class TcpError extends Data.TaggedError("TcpError")<{
-  readonly reason: "Refused" | "Reset" | "TimedOut" | "NoRoute" | "AddressInUse" | "TableFull" | "Closed" | "Aborted"
+  readonly reason:
+    | "Refused"
+    | "Reset"
+    | "TimedOut"
+    | "NoRoute"
+    | "AddressInUse"
+    | "TableFull"
+    | "Closed"
+    | "Aborted"
+    /** A port or address that cannot be used at all (out of range, not an IPv4 address). */
+    | "InvalidArgument"
   readonly detail?: string
 }> {
   override get message(): string {
@@ -730,7 +740,7 @@ export const make = (opts: TcpOptions = {}) =>
 
     const listen = (port: number, o?: ListenOptions) =>
       Effect.gen(function* () {
-        if (!Number.isInteger(port) || port <= 0 || port > 65535) return yield* new TcpError({ reason: "AddressInUse", detail: `bad port ${port}` })
+        if (!Number.isInteger(port) || port <= 0 || port > 65535) return yield* new TcpError({ reason: "InvalidArgument", detail: `bad port ${port}` })
         if (listeners.has(port)) return yield* new TcpError({ reason: "AddressInUse", detail: `port ${port} is already listening` })
         const backlog = o?.backlog ?? 128
         const accept = yield* Queue.bounded<Conn>(backlog)
@@ -756,6 +766,7 @@ export const make = (opts: TcpOptions = {}) =>
 
     const connect = (address: Ipv4Address, port: number, o?: ConnectOptions) =>
       Effect.gen(function* () {
+        if (!Number.isInteger(port) || port <= 0 || port > 65535) return yield* new TcpError({ reason: "InvalidArgument", detail: `bad port ${port}` })
         if (iface.nextHop(address) === undefined) return yield* new TcpError({ reason: "NoRoute", detail: formatIpv4(address) })
         if (stats.connections >= maxConns) return yield* new TcpError({ reason: "TableFull" })
         const key = connKey(address, port)

@@ -16,6 +16,7 @@ import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import * as Tcp from "../../src/layers/Tcp.js"
 import * as Api from "../../src/api/Socket.js"
 import { formatIpv4 } from "../../src/protocols/address.js"
 import { A_IP, B_IP, make, runVirtual } from "../support/twoStacks.js"
@@ -241,7 +242,7 @@ describe("Socket semantics (style.md §2.10)", () => {
     })
   )
 
-  it.scoped("connect: typed TcpError for a closed port (Refused) and an address off-link without a gateway (NoRoute)", () =>
+  it.scoped("connect: typed TcpError for a closed port (Refused), an address off-link without a gateway (NoRoute), and an address or port that cannot be used (InvalidArgument)", () =>
     Effect.gen(function* () {
       const net = yield* make({ seed: 8 })
       const refused = yield* Effect.fork(Effect.flip(Effect.scoped(Api.connect(B_IP, 9))).pipe(Effect.provide(net.a)))
@@ -249,6 +250,12 @@ describe("Socket semantics (style.md §2.10)", () => {
       expect(r.value.reason).toBe("Refused")
       const noRoute = yield* Effect.flip(Effect.scoped(Api.connect("203.0.113.9", 80))).pipe(Effect.provide(net.a))
       expect(noRoute.reason).toBe("NoRoute")
+      const notAnAddress = yield* Effect.flip(Effect.scoped(Api.connect("198.51.100.300", 80))).pipe(Effect.provide(net.a))
+      expect(notAnAddress.reason).toBe("InvalidArgument")
+      const badPort = yield* Effect.flip(Effect.scoped(Api.connect(B_IP, 70000))).pipe(Effect.provide(net.a))
+      expect(badPort.reason).toBe("InvalidArgument")
+      const badListen = yield* Effect.flip(Effect.scoped(Effect.flatMap(Tcp.Tcp, (t) => t.listen(0)))).pipe(Effect.provide(net.a))
+      expect(badListen.reason).toBe("InvalidArgument")
     })
   )
 })
