@@ -1,7 +1,8 @@
 /**
- * The TCP shell: demux, listeners with a bounded SYN backlog and accept queue, active opens, the
- * connection table, frame building with checksum offload and TSO, one timer fiber for all connections,
- * and the application side of each connection as Effects.
+ * The TCP shell: demux, listeners (SYN backlog, SYN cookies, accept queue), active opens, the events of
+ * the machine routed to waiting fibers, and one timer fiber for all connections. Beside it in tcp/: the
+ * public API (Api.ts), the connection table and its resource model (Table.ts), frames out (Output.ts)
+ * and the application side of a connection (View.ts).
  *
  * Resource model (like Linux's; every peer may be hostile and spoof any on-link source):
  * - live connections (everything not in TIME-WAIT) are bounded in all (`maxConnections`) and per source
@@ -24,193 +25,32 @@
  */
 import { randomBytes } from "node:crypto"
 import * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Runtime from "effect/Runtime"
-import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Ipv4Address } from "../protocols/address.js"
 import { formatIpv4 } from "../protocols/address.js"
 import * as Cs from "../protocols/checksum.js"
 import * as Cookie from "../protocols/tcp/cookie.js"
-import { DEFAULT_SYN_LIMIT, SynLimiter, type SynLimitConfig } from "../protocols/tcp/synLimit.js"
+import { DEFAULT_SYN_LIMIT, SynLimiter } from "../protocols/tcp/synLimit.js"
 import * as Ip from "../protocols/ipv4/wire.js"
 import * as M from "../protocols/tcp/machine.js"
 import * as W from "../protocols/tcp/wire.js"
-import { PLAIN, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, type VnetMeta } from "../nic/Frame.js"
-import { countDrop, type DropCounts } from "./Counters.js"
+import { countDrop } from "./Counters.js"
 import { Ethernet } from "./Ethernet.js"
 import { Interface } from "./Interface.js"
-import { Ipv4, L4_OFFSET } from "./Ipv4.js"
+import { Ipv4 } from "./Ipv4.js"
 import { Signal } from "./Signal.js"
-import { Conn, ConnTable, connKey, type Listener, type SinkHandler } from "./tcp/Table.js"
+import { Tcp, TcpError, type ConnectOptions, type ListenOptions, type TcpOptions, type TcpStats } from "./tcp/Api.js"
+import { makeOutput } from "./tcp/Output.js"
+import { Conn, ConnTable, connKey, type Listener } from "./tcp/Table.js"
+import { makeView } from "./tcp/View.js"
 import { sleepMillis } from "./Sleep.js"
 
-// ---------------------------------------------------------------------------------------------
-// Errors, options, public shapes
-// ---------------------------------------------------------------------------------------------
-
-export class TcpError extends Data.TaggedError("TcpError")<{
-  readonly reason:
-    | "Refused"
-    | "Reset"
-    | "TimedOut"
-    | "NoRoute"
-    | "AddressInUse"
-    | "TableFull"
-    | "Closed"
-    | "Aborted"
-    /** A port or address that cannot be used at all (out of range, not an IPv4 address). */
-    | "InvalidArgument"
-  readonly detail?: string
-}> {
-  override get message(): string {
-    return `TCP ${this.reason}${this.detail !== undefined ? `: ${this.detail}` : ""}`
-  }
-}
-
-export interface TcpStats {
-  segmentsIn: number
-  segmentsOut: number
-  activeOpens: number
-  passiveOpens: number
-  /** Connections in the table now. */
-  connections: number
-  /** Connections that reached Established, now. */
-  established: number
-  resetsOut: number
-  resetsIn: number
-  retransmits: number
-  synBacklogDrops: number
-  acceptQueueDrops: number
-  tableFullDrops: number
-  /** Half-open (SYN-RECEIVED) entries now. */
-  halfOpen: number
-  /** Connections in TIME-WAIT now. */
-  timeWait: number
-  /** TIME-WAIT entries ended early to make room (oldest first). */
-  timeWaitRecycled: number
-  synCookiesSent: number
-  /** SYNs dropped unanswered by the cookie rate limits (per source, in all). */
-  synRateLimited: number
-  /** Connections opened from a valid cookie. */
-  synCookiesOk: number
-  /** SYNs or cookie ACKs refused by a per-source cap. */
-  perSourceRefusals: number
-  /** Connections given small buffers because committed buffer memory was over the bound. */
-  memoryPressure: number
-  /** Ring bytes committed by the connections in the table now. */
-  memoryCommitted: number
-  readonly drops: DropCounts
-}
-
-export interface ListenOptions {
-  /** Bound on connections in SYN-RECEIVED plus those waiting to be accepted (default 128). */
-  readonly backlog?: number
-  /** "sink": received payload is handed to the connection's sink without a copy (see `TcpConnection.sink`). */
-  readonly recvMode?: "buffer" | "sink"
-  readonly nagle?: boolean
-  /** Send buffer per connection (default the layer's, 256 KiB). */
-  readonly sendBufBytes?: number
-  /** Receive buffer per connection: the window (in sink mode, the out-of-order bound). Default 256 KiB. */
-  readonly recvBufBytes?: number
-}
-
-export interface ConnectOptions {
-  readonly localPort?: number
-  readonly recvMode?: "buffer" | "sink"
-  readonly nagle?: boolean
-  readonly sendBufBytes?: number
-  readonly recvBufBytes?: number
-}
-
-export type { SinkHandler }
-
-export interface ConnectionInfo {
-  readonly id: number
-  readonly localAddress: Ipv4Address
-  readonly localPort: number
-  readonly remoteAddress: Ipv4Address
-  readonly remotePort: number
-}
-
-export interface TcpConnection extends ConnectionInfo {
-  readonly state: () => M.State
-  readonly counters: () => M.Counters
-  /** Payload bytes received in order so far (both modes). */
-  readonly bytesReceived: () => number
-  /** Buffer mode: next chunk of received bytes (a copy), or None at the peer's FIN. */
-  readonly read: (maxBytes?: number) => Effect.Effect<Option.Option<Uint8Array>, TcpError>
-  /**
-   * Sink mode: install the handler. Bytes that arrived before it (at most `earlyLimit`) are replayed to it
-   * first; bytes past that limit were counted only.
-   */
-  readonly sink: (handler: SinkHandler) => void
-  /** Wait until the peer's FIN (sink mode and buffer mode alike), or fail on reset. */
-  readonly awaitPeerFin: Effect.Effect<void, TcpError>
-  /** Queue bytes; suspends while the send buffer is full. Completes once all are in the buffer. */
-  readonly write: (data: Uint8Array, start?: number, end?: number) => Effect.Effect<void, TcpError>
-  /** Queue as much as fits now without waiting; returns the count. */
-  readonly tryWrite: (data: Uint8Array, start?: number, end?: number) => Effect.Effect<number, TcpError>
-  /**
-   * Wait until the send buffer has room (a quarter of it free), or until `wakeWriters` is called; fails if
-   * the connection can no longer send. Callers re-check their own conditions afterwards.
-   */
-  readonly awaitWritable: Effect.Effect<void, TcpError>
-  /** Wake fibers suspended in `write`/`awaitWritable` (e.g. a sender whose time is up). */
-  readonly wakeWriters: () => void
-  /** Bytes sent and acknowledged plus in flight are not counted here: free space in the send buffer. */
-  readonly sendFree: () => number
-  /** Half-close: FIN after queued data. */
-  readonly shutdownWrite: Effect.Effect<void>
-  /** RST now. */
-  readonly abort: Effect.Effect<void>
-  /** Completes when the connection is fully closed (TIME-WAIT entered or Closed), with the reason if it failed. */
-  readonly awaitClosed: Effect.Effect<M.ErrorReason | undefined>
-}
-
-export interface TcpShape {
-  readonly listen: (port: number, opts?: ListenOptions) => Effect.Effect<Stream.Stream<TcpConnection>, TcpError, Scope.Scope>
-  readonly connect: (address: Ipv4Address, port: number, opts?: ConnectOptions) => Effect.Effect<TcpConnection, TcpError, Scope.Scope>
-  readonly stats: TcpStats
-  readonly connectionCount: () => number
-}
-
-export class Tcp extends Context.Tag("@miniperf/Tcp")<Tcp, TcpShape>() {}
-
-export interface TcpOptions {
-  /** Live connections (all but TIME-WAIT), default 4096. */
-  readonly maxConnections?: number
-  /** Live connections from one source address (default half of maxConnections). */
-  readonly perSourceConnections?: number
-  /** Half-open entries in all (default 1024); past it, SYN cookies. */
-  readonly maxHalfOpen?: number
-  /** Half-open entries from one source address (default 64); past it, SYN cookies. */
-  readonly perSourceHalfOpen?: number
-  /** TIME-WAIT entries (default 4096); past it, the oldest is recycled. */
-  readonly maxTimeWait?: number
-  /** "auto" (default): cookies once a half-open bound is reached; "always"; "never" (drop instead). */
-  readonly synCookies?: "auto" | "always" | "never"
-  /** Committed ring memory before new connections get small rings (default 256 MiB). */
-  readonly memoryBytes?: number
-  /** Cookie SYN-ACKs per second per source and in all (default 1000 and 20000; see synLimit.ts). */
-  readonly synLimit?: Partial<SynLimitConfig>
-  /** Secret for the SYN cookie hash (default random). */
-  readonly cookieKey?: Cookie.CookieKey
-  /** Keep-alive on accepted connections: idle ms before the first probe (default 60 s; 0 = off). */
-  readonly serverKeepAliveMs?: number
-  /** Overrides of the machine's defaults (buffer sizes, RTO bounds, MSL, ...). */
-  readonly machine?: Partial<M.Config>
-  /** Bytes a sink-mode connection keeps before its handler is installed (default 64 KiB). */
-  readonly earlyLimit?: number
-  /** Initial sequence numbers; default random (RFC 6528 asks for unpredictable). */
-  readonly iss?: () => number
-}
+export * from "./tcp/Api.js"
 
 // ---------------------------------------------------------------------------------------------
 // Constants
@@ -219,15 +59,6 @@ export interface TcpOptions {
 /** How long a listener keeps answering with cookies after a half-open bound was last reached. */
 const COOKIE_HOLD_MS = 2000
 
-/** Meta of a segment whose TCP checksum the NIC completes (virtio NEEDS_CSUM), no segmentation. */
-const CSUM_ONLY: VnetMeta = Object.freeze({
-  flags: VNET_F_NEEDS_CSUM,
-  gsoType: 0,
-  hdrLen: 0,
-  gsoSize: 0,
-  csumStart: L4_OFFSET,
-  csumOffset: W.CHECKSUM_OFFSET
-})
 
 // ---------------------------------------------------------------------------------------------
 // The layer
@@ -301,56 +132,7 @@ export const make = (opts: TcpOptions = {}) =>
     const runFork = Runtime.runFork(runtime)
 
     // --- output ----------------------------------------------------------------------------
-    const out: M.Output = {
-      segment(tcb, repr) {
-        const hl = W.headerLen(repr)
-        const l4Len = hl + repr.payloadLen
-        const f = ip.alloc(l4Len)
-        if (repr.payloadLen > 0) M.copyPayload(tcb, repr.seq, repr.payloadLen, f, L4_OFFSET + hl)
-        const src = ip.address()
-        const dst = tcb.remote.addr as Ipv4Address
-        const pseudo = Cs.pseudoV4(src, dst, Ip.PROTO_TCP, l4Len)
-        const offload = caps.txChecksumOffload
-        W.emit(repr, f.subarray(L4_OFFSET, L4_OFFSET + l4Len), pseudo, !offload)
-        // one shared record for every segment the NIC only checksums; a record of its own per TSO frame
-        const meta: VnetMeta = !offload
-          ? PLAIN
-          : repr.payloadLen <= tcb.sndMss
-            ? CSUM_ONLY
-            : {
-                flags: VNET_F_NEEDS_CSUM,
-                gsoType: VNET_GSO_TCPV4,
-                hdrLen: L4_OFFSET + hl,
-                gsoSize: tcb.sndMss,
-                csumStart: L4_OFFSET,
-                csumOffset: W.CHECKSUM_OFFSET
-              }
-        stats.segmentsOut++
-        if ((repr.flags & W.RST) !== 0) stats.resetsOut++
-        ip.send(f, dst, Ip.PROTO_TCP, l4Len, { meta, dontFragment: true })
-      },
-      deliver(tcb, buf, start, end) {
-        const c = table.ofTcb(tcb)
-        if (c === undefined) return
-        c.received += end - start
-        if (c.handler !== undefined) {
-          c.handler(buf, start, end)
-        } else if (c.earlyBytes < earlyLimit) {
-          const n = Math.min(end - start, earlyLimit - c.earlyBytes)
-          c.early.push(buf.slice(start, start + n))
-          c.earlyBytes += n
-        }
-      }
-    }
-
-    const sendBare = (repr: W.TcpRepr, remote: number): void => {
-      const hl = W.headerLen(repr)
-      const f = ip.alloc(hl)
-      W.emit(repr, f.subarray(L4_OFFSET, L4_OFFSET + hl), Cs.pseudoV4(ip.address(), remote, Ip.PROTO_TCP, hl), true)
-      stats.segmentsOut++
-      if ((repr.flags & W.RST) !== 0) stats.resetsOut++
-      ip.send(f, remote as Ipv4Address, Ip.PROTO_TCP, hl)
-    }
+    const { out, sendBare } = makeOutput(ip, caps, stats, table, earlyLimit)
 
     const remove = (c: Conn): void => table.remove(c)
 
@@ -614,98 +396,7 @@ export const make = (opts: TcpOptions = {}) =>
     }).pipe(Effect.forkScoped)
 
     // --- application side ------------------------------------------------------------------
-    const failure = (c: Conn): TcpError => {
-      const e = c.tcb.error
-      return new TcpError({
-        reason: e === "Refused" ? "Refused" : e === "Reset" ? "Reset" : e === "TimedOut" ? "TimedOut" : e === "Aborted" ? "Aborted" : "Closed"
-      })
-    }
-
-    const kick = (c: Conn) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.sync(() => {
-          M.poll(c.tcb, now, out)
-          settle(c)
-        })
-      )
-
-    const view = (c: Conn): TcpConnection => {
-      const t = c.tcb
-      const read = (maxBytes = 65536): Effect.Effect<Option.Option<Uint8Array>, TcpError> =>
-        Effect.suspend(() => {
-          const n = M.recvAvailable(t)
-          if (n > 0) {
-            const b = new Uint8Array(Math.min(n, maxBytes))
-            const got = M.recv(t, b)
-            c.received += got
-            return Effect.as(kick(c), Option.some(got === b.length ? b : b.subarray(0, got)))
-          }
-          if (t.finReceived) return Effect.succeed(Option.none())
-          if (t.state === "Closed") return t.error === undefined ? Effect.succeed(Option.none()) : Effect.fail(failure(c))
-          return Effect.zipRight(c.readSignal.wait, read(maxBytes))
-        })
-      const tryWrite = (data: Uint8Array, start = 0, end = data.length): Effect.Effect<number, TcpError> =>
-        Effect.suspend(() => {
-          if (!M.maySend(t)) return Effect.fail(t.error !== undefined ? failure(c) : new TcpError({ reason: "Closed" }))
-          const n = M.send(t, data, start, end)
-          return n > 0 ? Effect.as(kick(c), n) : Effect.succeed(0)
-        })
-      const write = (data: Uint8Array, start = 0, end = data.length): Effect.Effect<void, TcpError> =>
-        Effect.suspend(() => {
-          if (start >= end) return Effect.void
-          return Effect.flatMap(tryWrite(data, start, end), (n) =>
-            n === 0 ? Effect.zipRight(c.writeSignal.wait, write(data, start, end)) : write(data, start + n, end)
-          )
-        })
-      const awaitWritable: Effect.Effect<void, TcpError> = Effect.suspend(() => {
-        if (!M.maySend(t)) return Effect.fail(t.error !== undefined ? failure(c) : new TcpError({ reason: "Closed" }))
-        if (M.sendFree(t) >= t.cfg.sendBufBytes >>> 2) return Effect.void
-        return c.writeSignal.wait
-      })
-      const awaitPeerFin: Effect.Effect<void, TcpError> = Effect.suspend(() => {
-        if (t.finReceived) return Effect.void
-        if (t.state === "Closed") return t.error === undefined ? Effect.void : Effect.fail(failure(c))
-        return Effect.zipRight(c.stateSignal.wait, awaitPeerFin)
-      })
-      const awaitClosed: Effect.Effect<M.ErrorReason | undefined> = Effect.suspend(() => {
-        if (c.removed || t.state === "TimeWait" || t.state === "Closed") return Effect.succeed(t.error)
-        return Effect.zipRight(c.stateSignal.wait, awaitClosed)
-      })
-      return {
-        id: c.id,
-        localAddress: t.local.addr as Ipv4Address,
-        localPort: t.local.port,
-        remoteAddress: t.remote.addr as Ipv4Address,
-        remotePort: t.remote.port,
-        state: () => t.state,
-        counters: () => t.counters,
-        bytesReceived: () => c.received,
-        read,
-        sink: (handler) => {
-          const early = c.early
-          c.early = []
-          for (const b of early) handler(b, 0, b.length)
-          c.handler = handler
-        },
-        awaitPeerFin,
-        write,
-        tryWrite,
-        awaitWritable,
-        wakeWriters: () => c.writeSignal.notify(),
-        sendFree: () => M.sendFree(t),
-        shutdownWrite: Effect.zipRight(
-          Effect.sync(() => M.close(t)),
-          kick(c)
-        ),
-        abort: Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.sync(() => {
-            M.abort(t, now, out)
-            settle(c)
-          })
-        ),
-        awaitClosed
-      }
-    }
+    const { view, failure } = makeView({ out, settle })
 
     /**
      * Memory pressure: committed ring bytes over the bound (or over a quarter of it from one remote

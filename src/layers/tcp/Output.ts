@@ -1,0 +1,87 @@
+/**
+ * Frames out of the TCP layer: segments the machine emits (checksum completed by the NIC when it
+ * offloads, TSO super-frames described in the virtio metadata), segments without a connection (RSTs
+ * for closed ports, SYN-ACKs carrying cookies), and in-order payload delivered to a connection's sink or
+ * kept until the application installs one.
+ */
+import type { Ipv4Address } from "../../protocols/address.js"
+import * as Cs from "../../protocols/checksum.js"
+import * as Ip from "../../protocols/ipv4/wire.js"
+import * as M from "../../protocols/tcp/machine.js"
+import * as W from "../../protocols/tcp/wire.js"
+import { PLAIN, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, type VnetMeta } from "../../nic/Frame.js"
+import type { NicCaps } from "../Nic.js"
+import { L4_OFFSET, type Ipv4Shape } from "../Ipv4.js"
+import type { TcpStats } from "./Api.js"
+import type { ConnTable } from "./Table.js"
+
+/** Meta of a segment whose TCP checksum the NIC completes (virtio NEEDS_CSUM), no segmentation. */
+const CSUM_ONLY: VnetMeta = Object.freeze({
+  flags: VNET_F_NEEDS_CSUM,
+  gsoType: 0,
+  hdrLen: 0,
+  gsoSize: 0,
+  csumStart: L4_OFFSET,
+  csumOffset: W.CHECKSUM_OFFSET
+})
+
+export interface TcpOutput {
+  /** The machine's output: segments to frames, payload to the connection. */
+  readonly out: M.Output
+  /** A segment of no connection (always checksummed in software). */
+  readonly sendBare: (repr: W.TcpRepr, remote: number) => void
+}
+
+export const makeOutput = (ip: Ipv4Shape, caps: NicCaps, stats: TcpStats, table: ConnTable, earlyLimit: number): TcpOutput => {
+  const out: M.Output = {
+    segment(tcb, repr) {
+      const hl = W.headerLen(repr)
+      const l4Len = hl + repr.payloadLen
+      const f = ip.alloc(l4Len)
+      if (repr.payloadLen > 0) M.copyPayload(tcb, repr.seq, repr.payloadLen, f, L4_OFFSET + hl)
+      const src = ip.address()
+      const dst = tcb.remote.addr as Ipv4Address
+      const pseudo = Cs.pseudoV4(src, dst, Ip.PROTO_TCP, l4Len)
+      const offload = caps.txChecksumOffload
+      W.emit(repr, f.subarray(L4_OFFSET, L4_OFFSET + l4Len), pseudo, !offload)
+      // one shared record for every segment the NIC only checksums; a record of its own per TSO frame
+      const meta: VnetMeta = !offload
+        ? PLAIN
+        : repr.payloadLen <= tcb.sndMss
+          ? CSUM_ONLY
+          : {
+              flags: VNET_F_NEEDS_CSUM,
+              gsoType: VNET_GSO_TCPV4,
+              hdrLen: L4_OFFSET + hl,
+              gsoSize: tcb.sndMss,
+              csumStart: L4_OFFSET,
+              csumOffset: W.CHECKSUM_OFFSET
+            }
+      stats.segmentsOut++
+      if ((repr.flags & W.RST) !== 0) stats.resetsOut++
+      ip.send(f, dst, Ip.PROTO_TCP, l4Len, { meta, dontFragment: true })
+    },
+    deliver(tcb, buf, start, end) {
+      const c = table.ofTcb(tcb)
+      if (c === undefined) return
+      c.received += end - start
+      if (c.handler !== undefined) {
+        c.handler(buf, start, end)
+      } else if (c.earlyBytes < earlyLimit) {
+        const n = Math.min(end - start, earlyLimit - c.earlyBytes)
+        c.early.push(buf.slice(start, start + n))
+        c.earlyBytes += n
+      }
+    }
+  }
+
+  const sendBare = (repr: W.TcpRepr, remote: number): void => {
+    const hl = W.headerLen(repr)
+    const f = ip.alloc(hl)
+    W.emit(repr, f.subarray(L4_OFFSET, L4_OFFSET + hl), Cs.pseudoV4(ip.address(), remote, Ip.PROTO_TCP, hl), true)
+    stats.segmentsOut++
+    if ((repr.flags & W.RST) !== 0) stats.resetsOut++
+    ip.send(f, remote as Ipv4Address, Ip.PROTO_TCP, hl)
+  }
+  return { out, sendBare }
+}
