@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -126,6 +127,7 @@ static napi_value tap_open(napi_env env, napi_callback_info info) {
   size_t name_len = 0;
   napi_valuetype t;
   int vnet = 0, offload = 0, fd, flags;
+  int32_t want_qlen = 0, qlen = -1;
   struct ifreq ifr;
 
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -142,6 +144,9 @@ static napi_value tap_open(napi_env env, napi_callback_info info) {
     bool has = false;
     vnet = get_bool_prop(env, argv[1], "vnetHdr", 0);
     offload = vnet && get_bool_prop(env, argv[1], "offload", 0);
+    if (napi_has_named_property(env, argv[1], "txQueueLen", &has) == napi_ok && has &&
+        napi_get_named_property(env, argv[1], "txQueueLen", &v) == napi_ok)
+      get_i32(env, v, &want_qlen);
     if (napi_has_named_property(env, argv[1], "path", &has) == napi_ok && has &&
         napi_get_named_property(env, argv[1], "path", &v) == napi_ok &&
         napi_typeof(env, v, &t) == napi_ok && t == napi_string) {
@@ -200,6 +205,26 @@ static napi_value tap_open(napi_env env, napi_callback_info info) {
     }
   }
 
+  /* The kernel's queue toward us (the device's txqueuelen, 1000 by default) absorbs the moments our
+     reader is busy; raise it to want_qlen when we may (CAP_NET_ADMIN: a TAP we create), never lower it.
+     Best effort: an attached user-owned TAP keeps its length. */
+  if (want_qlen > 0) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s >= 0) {
+      struct ifreq q;
+      memset(&q, 0, sizeof q);
+      memcpy(q.ifr_name, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+      if (ioctl(s, SIOCGIFTXQLEN, &q) == 0) {
+        qlen = q.ifr_qlen;
+        if (q.ifr_qlen < want_qlen) {
+          q.ifr_qlen = want_qlen;
+          if (ioctl(s, SIOCSIFTXQLEN, &q) == 0) qlen = want_qlen;
+        }
+      }
+      close(s);
+    }
+  }
+
   /* O_NONBLOCK was set at open(); make sure it survived (it does, but be explicit). */
   flags = fcntl(fd, F_GETFL);
   if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
@@ -213,6 +238,8 @@ static napi_value tap_open(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, result, "vnetHdr", v));
   CHECK(napi_get_boolean(env, offload != 0, &v));
   CHECK(napi_set_named_property(env, result, "offload", v));
+  CHECK(napi_create_int32(env, qlen, &v));
+  CHECK(napi_set_named_property(env, result, "txQueueLen", v));
   return result;
 }
 

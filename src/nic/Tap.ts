@@ -48,6 +48,12 @@ export interface TapOptions {
   readonly busyPollUs?: number
   /** Device node (default /dev/net/tun). */
   readonly devicePath?: string
+  /**
+   * The kernel's queue of frames toward us (the device's txqueuelen), raised to at least this when we may
+   * (default 4096; the kernel's default is 1000; 0 leaves it alone). It absorbs the moments the reader is
+   * busy elsewhere (a collection, a timer run), which under a SYN flood otherwise tail-drop other flows.
+   */
+  readonly txQueueLen?: number
 }
 
 const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to
@@ -82,6 +88,7 @@ export const make = (opts: TapOptions): Effect.Effect<NicShape, NicError, Scope.
           addon.open(opts.name, {
             vnetHdr: wantVnet || wantOffload,
             offload: wantOffload,
+            txQueueLen: opts.txQueueLen ?? 4096,
             ...(opts.devicePath !== undefined ? { path: opts.devicePath } : {})
           }),
         catch: (e) => openError(opts.name, e)

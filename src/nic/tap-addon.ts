@@ -20,6 +20,8 @@ export interface OpenResult {
   readonly vnetHdr: boolean
   /** True only if TUNSETOFFLOAD(CSUM|TSO4|TSO6) was accepted. */
   readonly offload: boolean
+  /** The device's queue length toward us after open (-1 when it could not be read). */
+  readonly txQueueLen: number
 }
 
 export interface OpenOptions {
@@ -27,6 +29,8 @@ export interface OpenOptions {
   readonly offload: boolean
   /** Device node, default /dev/net/tun (tests point it elsewhere to provoke ENOENT). */
   readonly path?: string
+  /** Raise the device's txqueuelen (the kernel's queue toward us) to at least this, where permitted. */
+  readonly txQueueLen?: number
 }
 
 /** Opaque RX handle (an N-API external). */

@@ -82,4 +82,14 @@ describeRoot("e2e: spoofed martian sources over the TAP", () => {
       })
     )
   )
+
+  it.live("the TAP the server creates has a 4096-frame kernel queue toward us (txqueuelen raised from the kernel's 1000)", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* withServer("qlen", { keepTxQueueLen: true })
+        const r = yield* s.ns.ip(["link", "show", "dev", s.tap])
+        expect(r.stdout).toMatch(/qlen 4096/)
+      })
+    )
+  )
 })

@@ -62,6 +62,8 @@ export interface ServerOptions {
   readonly ready?: RegExp
   /** Start the server without `-i` (its DHCP client runs); default false. */
   readonly dhcp?: boolean
+  /** Leave the TAP's txqueuelen as the server set it (by default the harness raises it to 10000). */
+  readonly keepTxQueueLen?: boolean
   /** Runs once the kernel side of the TAP is up, before waiting for `ready` (start a DHCP server, tcpdump, ...). */
   readonly setup?: (ns: Netns, tap: string) => Effect.Effect<void, NetnsError, Scope.Scope>
 }
@@ -91,7 +93,7 @@ export const withServer = (prefix: string, opts: ServerOptions = {}): Effect.Eff
       if (child.exitCode !== null || Date.now() - t0 > 10_000) return yield* new NetnsError({ message: `server did not create ${tap}: ${out}` })
       yield* sleep(20)
     }
-    yield* ns.ip(["link", "set", "dev", tap, "txqueuelen", "10000"])
+    if (opts.keepTxQueueLen !== true) yield* ns.ip(["link", "set", "dev", tap, "txqueuelen", "10000"])
     yield* ns.ip(["addr", "add", `${CLIENT_IP}/24`, "dev", tap])
     yield* ns.ip(["link", "set", "dev", tap, "up"])
     if (opts.setup !== undefined) yield* opts.setup(ns, tap)
