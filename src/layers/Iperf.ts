@@ -200,11 +200,12 @@ export const make = (opts: IperfOptions = {}) =>
 
     /**
      * Reset `c` when nothing moves on it for `stallMs` (no byte in, no new byte sent into the peer's window), after
-     * calling `onStall`. Run it forked beside the code that uses `c`; it returns only after a stall.
+     * calling `onStall`. Run it forked beside the code that uses `c`; it returns only after a stall. `g.limitMs` may
+     * be raised while it runs (a rate-limited client, `Guard.stallLimitMs`).
      */
-    const watchStall = (c: TcpConnection, onStall: () => void) =>
+    const watchStall = (c: TcpConnection, onStall: () => void, given?: Guard.Stall) =>
       Effect.gen(function* () {
-        const g = Guard.makeStall(stallMs, yield* Clock.currentTimeMillis)
+        const g = given ?? Guard.makeStall(stallMs, yield* Clock.currentTimeMillis)
         for (;;) {
           const now = yield* Clock.currentTimeMillis
           const k = c.counters()
@@ -314,12 +315,12 @@ export const make = (opts: IperfOptions = {}) =>
      */
     const session = (c: TcpConnection) =>
       Effect.gen(function* () {
-        const flag = { stalled: false }
-        const watcher = yield* Effect.fork(watchStall(c, () => (flag.stalled = true)))
+        const flag = { stalled: false, stall: Guard.makeStall(stallMs, yield* Clock.currentTimeMillis) }
+        const watcher = yield* Effect.fork(watchStall(c, () => (flag.stalled = true), flag.stall))
         yield* sessionBody(c, flag).pipe(Effect.ensuring(Fiber.interrupt(watcher)))
       })
 
-    const sessionBody = (c: TcpConnection, flag: { stalled: boolean }) =>
+    const sessionBody = (c: TcpConnection, flag: { stalled: boolean; readonly stall: Guard.Stall }) =>
       Effect.gen(function* () {
         const id = nextId++
         stats.tcpSessions++
@@ -407,6 +408,8 @@ export const make = (opts: IperfOptions = {}) =>
           return
         }
         const settings = settled.settings
+        // a rate-limited client (`-b`) writes whole buffers in bursts (128 KiB at 80 kbit/s: one every 13 s)
+        flag.stall.limitMs = Guard.stallLimitMs(stallMs, settings.rate, settings.bufferLen > 0 ? settings.bufferLen : Session.DEFAULT_WRITE_LEN)
         // a header-less stream (`-C`, an old client) is also what 4 zero bytes look like: its line is rate-limited
         if (settings.hasHeader) print(`${idCol} Connection from ${peer(c)}`)
         else logLimited("connections without a header (-C)", `${idCol} Connection from ${peer(c)} (no header: -C)`)
@@ -463,7 +466,7 @@ export const make = (opts: IperfOptions = {}) =>
         if (flag.stalled) {
           // one rate-limited line: a flood of connections that go silent does not flood the log
           stats.sessionErrors++
-          logLimited("stalled sessions reset", `${idCol} nothing moved with ${peer(c)} for ${stallMs} ms (${bytes} bytes in); reset`)
+          logLimited("stalled sessions reset", `${idCol} nothing moved with ${peer(c)} for ${flag.stall.limitMs} ms (${bytes} bytes in); reset`)
           return
         }
         if (fin.kind === "error") {
