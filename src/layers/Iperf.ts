@@ -510,8 +510,14 @@ export const make = (opts: IperfOptions = {}) =>
       const idCol = (id: number): string => `[${String(id).padStart(3)}]`
 
       // --- sending (-u -r, -u -d, -u -R) ------------------------------------------------------------
-      /** Monotonic milliseconds with fractions (pacing needs better than whole milliseconds at high rates). */
-      const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
+      /**
+       * Monotonic milliseconds with fractions (pacing needs better than whole milliseconds at high rates). The one
+       * clock of the UDP side: datagram arrivals (the `-u -d` silence rule, reports, table ages) are stamped with it
+       * too, not with the stack's `d.nowMs` (Clock.currentTimeMillis, Date.now(), which may step or drift apart).
+       */
+      const udpClock = yield* Effect.clock
+      const nowSync = (): number => Number(udpClock.unsafeCurrentTimeNanos()) / 1e6
+      const nowMs = Effect.sync(nowSync)
 
       interface SendTarget {
         readonly id: number
@@ -607,7 +613,7 @@ export const make = (opts: IperfOptions = {}) =>
               (yield* udp.bind(
                 0,
                 (d) => {
-                  if (d.src === t.dst && d.srcPort === t.dstPort) onReply(d.payload, d.nowMs)
+                  if (d.src === t.dst && d.srcPort === t.dstPort) onReply(d.payload, nowSync())
                   else stats.udpBadReplies++
                 },
                 // as a connected kernel socket would: an unreachable from the destination ends the stream
@@ -635,10 +641,12 @@ export const make = (opts: IperfOptions = {}) =>
               `${tag}local ${formatIpv4(t.local)} port ${local} connected with ${formatIpv4(t.dst)} port ${t.dstPort} ` +
                 (back ? "(reverse)" : "(reverse) (no-udp-fin)")
             )
+            /** `-d`: the client's stream may pause this long (3 of its gaps, at least 1 s; its header sets our pace too). */
+            const silence = Guard.silenceMs(p.intervalMs)
             /** The return-path rule before each datagram: true = send it; false = hold (`-d` over budget) or stopped. */
             const mayGo = (now: number, n: number, live: boolean): boolean => {
               if (t.evidence === undefined) return true
-              const v = Guard.maySend(t.evidence, s.bytes + s.finSends * p.datagramLen, n, live, now)
+              const v = Guard.maySend(t.evidence, s.bytes + s.finSends * p.datagramLen, n, live, now, silence)
               if (v === "Ok") return true
               // -d: its stream still arrives, so more budget will come; otherwise no more evidence can come
               if (!(v === "OverBudget" && live)) stop({ kind: "unverified", why: v })
@@ -679,7 +687,7 @@ export const make = (opts: IperfOptions = {}) =>
                   "UDP streams stopped (destination not verified)",
                   `${tag}stopped sending to ${formatIpv4(t.dst)}:${t.dstPort} after ${s.sent} datagrams (${s.bytes} bytes): ` +
                     (st.why === "ClientSilent"
-                      ? `its own stream stopped arriving ${Guard.SILENCE_MS} ms ago`
+                      ? `its own stream stopped arriving ${Math.round(silence)} ms ago`
                       : `${Guard.AMPLIFICATION}x the ${t.evidence?.bytes ?? 0} bytes it sent us`)
                 )
               }
@@ -714,7 +722,7 @@ export const make = (opts: IperfOptions = {}) =>
             }
             // keep our port until the listener is quiet: closed, it would answer its repeated report with ICMP
             for (;;) {
-              const wait = UdpSend.lingerMs(s, yield* Clock.currentTimeMillis)
+              const wait = UdpSend.lingerMs(s, yield* nowMs)
               if (wait <= 0) break
               yield* Effect.sleep(Duration.millis(Math.ceil(wait)))
             }
@@ -842,9 +850,10 @@ export const make = (opts: IperfOptions = {}) =>
       }
 
       yield* udp.bind(port, (d) => {
+        const now = nowSync()
         const key = d.src * 65536 + d.srcPort
         let s = streams.get(key)
-        if (s !== undefined && ((s.kind === "recv" && s.st.finished && IperfUdp.isSettled(s.st, d.nowMs)) || (s.kind === "reverse" && forgettable(s, d.nowMs)))) {
+        if (s !== undefined && ((s.kind === "recv" && s.st.finished && IperfUdp.isSettled(s.st, now)) || (s.kind === "reverse" && forgettable(s, now)))) {
           forget(key, s)
           s = undefined
         }
@@ -852,7 +861,7 @@ export const make = (opts: IperfOptions = {}) =>
           if (streams.size >= maxStreams) {
             // make room: forget streams that are done or silent for 10 s
             for (const [k, o] of streams) {
-              if (forgettable(o, d.nowMs)) forget(k, o)
+              if (forgettable(o, now)) forget(k, o)
             }
             if (streams.size >= maxStreams) {
               // still full: evict the idlest entry (an active -R entry only if nothing else is left), so fake streams
@@ -879,7 +888,7 @@ export const make = (opts: IperfOptions = {}) =>
           const from = `${formatIpv4(d.src)}:${d.srcPort}`
           if (settings.mode === "reverse") {
             // -R: send from this port to the client's source port; nothing of the client's is accounted
-            const rs: ReverseSession = { kind: "reverse", id, lastMs: d.nowMs, active: true, endMs: 0 }
+            const rs: ReverseSession = { kind: "reverse", id, lastMs: now, active: true, endMs: 0 }
             streams.set(key, rs)
             stats.udpStreams++
             stats.udpStreamsActive++
@@ -888,12 +897,12 @@ export const make = (opts: IperfOptions = {}) =>
               // refused or over the cap: one end-of-stream datagram, so the client stops waiting for a stream that
               // will not come (its later header repeats are absorbed by this entry, so this answers once)
               rs.active = false
-              rs.endMs = d.nowMs
+              rs.endMs = now
               UdpSend.stamp(endMarker, -1, wallUs())
               if (udp.send(port, d.src, d.srcPort, endMarker)) stats.udpDatagramsOut++
               return
             }
-            const ended = Effect.flatMap(Clock.currentTimeMillis, (t) =>
+            const ended = Effect.flatMap(nowMs, (t) =>
               Effect.sync(() => {
                 rs.active = false
                 rs.endMs = t
@@ -910,7 +919,7 @@ export const make = (opts: IperfOptions = {}) =>
             return
           }
           const rs: RecvSession = {
-            kind: "recv", id, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, local: d.dst, settings, lastMs: d.nowMs,
+            kind: "recv", id, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, local: d.dst, settings, lastMs: now,
             printed: false, watchdog: undefined
           }
           s = rs
@@ -925,13 +934,13 @@ export const make = (opts: IperfOptions = {}) =>
             rs.watchdog = forkSession(tradeoffWatchdog(rs, settings.amount.durationMs))
           }
         }
-        s.lastMs = d.nowMs
+        s.lastMs = now
         if (s.kind === "reverse") return // a header repeat from before our first datagram reached the client
         stats.udpDatagramsIn++
         stats.udpBytesIn += d.payload.length
         const r = IperfUdp.onPayload(s.st, d.payload, wallUs())
-        if (r === "Final") sendReport(s, d.nowMs)
-        else if (r === "AfterFinal" && IperfUdp.shouldResend(s.st)) sendReport(s, d.nowMs)
+        if (r === "Final") sendReport(s, now)
+        else if (r === "AfterFinal" && IperfUdp.shouldResend(s.st)) sendReport(s, now)
       }, (e) => {
         // an ICMP destination unreachable about a datagram of a -R stream (sent from this port): stop that stream
         reverseStops.get(e.remote * 65536 + e.remotePort)?.({ kind: "unreachable", code: e.code, reporter: e.reporter })

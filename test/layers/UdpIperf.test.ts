@@ -11,6 +11,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Exit from "effect/Exit"
+import * as Clock from "effect/Clock"
 import { setU32, u32 } from "../../src/protocols/bytes.js"
 import * as IperfUdp from "../../src/protocols/iperf/udp.js"
 import * as UdpSend from "../../src/protocols/iperf/udpSend.js"
@@ -79,10 +80,10 @@ const listen = (port: number, silent = false) =>
   })
 
 /**
- * The client's sending side: `n` datagrams 11 ms apart from A:`srcPort`, then the final one until the report (≤ 200);
+ * The client's sending side: `n` datagrams 11 ms (`gapMs`) apart from A:`srcPort`, then the final one until the report (≤ 200);
  * `finals: false` leaves the finals out (as if every one was lost).
  */
-const clientStream = (srcPort: number, first: Uint8Array, n: number, finals = true) =>
+const clientStream = (srcPort: number, first: Uint8Array, n: number, finals = true, gapMs = 11) =>
   Effect.gen(function* () {
     const udp = yield* Udp
     let report = false
@@ -93,7 +94,7 @@ const clientStream = (srcPort: number, first: Uint8Array, n: number, finals = tr
     for (let seq = 1; seq <= n; seq++) {
       IperfUdp.emitDatagramPrefix(b, seq, 0, 0)
       udp.send(srcPort, B_IP, 5001, b)
-      yield* Effect.sleep("11 millis")
+      yield* Effect.sleep(`${gapMs} millis`)
     }
     for (let k = 0; k < (finals ? 200 : 0) && !report; k++) {
       IperfUdp.emitDatagramPrefix(b, -(n + 1 + k), 0, 0)
@@ -199,6 +200,51 @@ describe("iperf layer: UDP streams the server sends", () => {
       expect(data(seen.seqs)).toHaveLength(27) // 300 / 11.215 → k = 0..26
       expect(fins(seen.seqs)).toEqual([-28])
       expect(lines.join("\n")).toMatch(/\[ {2}2\] Server Report:/)
+    })
+  )
+
+  it.scoped("-u -d -b 8k -t 6: 1470-byte datagrams 1.47 s apart are not 'silence': both streams run to the end", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 19, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const seen = yield* listen(6002).pipe(Effect.provide(net.a))
+      const h = headerDatagram({ mode: "dual", durationMs: 6_000, mPort: 6002, rate: 8_000 })
+      // the client's own stream, a little behind its nominal 1470 ms (as a real sender's sleeps overshoot): each of our
+      // datagrams then leaves about 1.46 s after the client's last one arrived
+      const c = yield* Effect.fork(clientStream(40_007, h, 5, true, 1_480).pipe(Effect.provide(net.a)))
+      yield* runVirtual(c, 10, 10_000)
+      yield* advance(2_000)
+      expect(data(seen.seqs)).toEqual([1, 2, 3, 4, 5]) // our stream: 6 s at 8 kbit/s
+      expect(fins(seen.seqs)).toEqual([-6])
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
+      expect(st.udpSendUnverifiedStops).toBe(0)
+      expect(lines.join("\n")).toMatch(/\[ {2}2\] Server Report:/)
+    })
+  )
+
+  it.scoped("-u -d: arrivals and the pacing use one clock (the stack's clock reading 5 s behind ours changes nothing)", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 20, delay: "1 millis" })
+      const lines: Array<string> = []
+      // our clock's nanoseconds run 5 s ahead of the stack's milliseconds (as hrtime and a stepped Date.now() can)
+      const base = yield* Effect.clock
+      const AHEAD_NS = 5_000_000_000n
+      const ahead: Clock.Clock = {
+        [Clock.ClockTypeId]: Clock.ClockTypeId,
+        unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis() + 5_000,
+        currentTimeMillis: Effect.sync(() => base.unsafeCurrentTimeMillis() + 5_000),
+        unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos() + AHEAD_NS,
+        currentTimeNanos: Effect.sync(() => base.unsafeCurrentTimeNanos() + AHEAD_NS),
+        sleep: (d) => base.sleep(d)
+      }
+      const ip = yield* Effect.withClock(withIperf(net, lines), ahead)
+      const seen = yield* listen(6003).pipe(Effect.provide(net.a))
+      const c = yield* Effect.fork(clientStream(40_008, headerDatagram({ mode: "dual", durationMs: 300, mPort: 6003 }), 27).pipe(Effect.provide(net.a)))
+      yield* runVirtual(c, 5, 5_000)
+      yield* advance(500)
+      expect(data(seen.seqs)).toHaveLength(27)
+      expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpSendUnverifiedStops).toBe(0)
     })
   )
 
