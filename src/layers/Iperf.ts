@@ -765,11 +765,12 @@ export const make = (opts: IperfOptions = {}) =>
             return client.lastMs
           }
         }
+        const live = settings.mode === "dual"
+        if (live) client.feeding = true
         forkSession(
           runUdpSender({
-            id, local, dst: client.src, dstPort: settings.mPort, srcPort: undefined, awaitReport: true, plan: p, delayMs, evidence,
-            live: settings.mode === "dual"
-          })
+            id, local, dst: client.src, dstPort: settings.mPort, srcPort: undefined, awaitReport: true, plan: p, delayMs, evidence, live
+          }).pipe(Effect.ensuring(Effect.sync(() => (client.feeding = false))))
         )
       }
 
@@ -784,6 +785,8 @@ export const make = (opts: IperfOptions = {}) =>
         readonly settings: Wire.SettingsRepr
         lastMs: number
         printed: boolean
+        /** `-d`: our own stream to this client runs and takes this entry as its evidence (evicted last). */
+        feeding: boolean
         /** `-r` only: ends the receive side at T + 2 s if the client's final datagrams never come. */
         watchdog: Fiber.RuntimeFiber<void> | undefined
       }
@@ -840,8 +843,43 @@ export const make = (opts: IperfOptions = {}) =>
           ? (o.st.finished && IperfUdp.isSettled(o.st, nowMs)) || nowMs - o.lastMs > 10_000
           : !o.active && nowMs - Math.max(o.endMs, o.lastMs) > REVERSE_LINGER_MS
 
+      /** Entries per source address (Guard.MAX_STREAMS_PER_SOURCE each). */
+      const perSource = new Map<Ipv4Address, number>()
+      const srcOf = (key: number): Ipv4Address => Math.floor(key / 65536) as Ipv4Address
+      const admit = (key: number, o: UdpSession): void => {
+        streams.set(key, o)
+        const src = srcOf(key)
+        perSource.set(src, (perSource.get(src) ?? 0) + 1)
+        stats.udpStreams++
+        stats.udpStreamsActive++
+      }
+      /** The eviction rule's view of an entry (Guard.pickVictim). */
+      const tableEntry = (o: UdpSession): Guard.TableEntry =>
+        o.kind === "recv"
+          ? { datagrams: o.st.datagrams, lastMs: o.lastMs, feedsSender: o.feeding }
+          : { datagrams: 0, lastMs: o.lastMs, feedsSender: o.active }
+      function* entriesFrom(src: Ipv4Address | undefined): Generator<readonly [number, Guard.TableEntry]> {
+        for (const [k, o] of streams) if (src === undefined || srcOf(k) === src) yield [k, tableEntry(o)]
+      }
+      /** Forget the entry Guard.pickVictim picks (among `src`'s own, or all), counted and logged (limited). */
+      const evict = (src: Ipv4Address | undefined, why: string, forKey: number): void => {
+        const k = Guard.pickVictim(entriesFrom(src))
+        const o = k === undefined ? undefined : streams.get(k)
+        if (k === undefined || o === undefined) return
+        forget(k, o)
+        stats.udpStreamEvictions++
+        logLimited(
+          "UDP streams evicted (table full)",
+          `${idCol(o.id)} ${why}: forgot the least proven, idlest stream to admit ${formatIpv4(srcOf(forKey))}:${forKey % 65536}`
+        )
+      }
+
       const forget = (key: number, o: UdpSession): void => {
         streams.delete(key)
+        const src = srcOf(key)
+        const n = (perSource.get(src) ?? 1) - 1
+        if (n > 0) perSource.set(src, n)
+        else perSource.delete(src)
         stats.udpStreamsActive--
         if (o.kind === "recv") {
           o.watchdog?.unsafeInterruptAsFork(FiberId.none)
@@ -858,40 +896,31 @@ export const make = (opts: IperfOptions = {}) =>
           s = undefined
         }
         if (s === undefined) {
+          // a datagram that is not an iperf stream start takes no room (and evicts nothing)
+          const settings = Wire.decodeUdpSettings(d.payload)
+          if (typeof settings === "string") {
+            stats.rejectedHeaders++
+            return
+          }
+          if ((perSource.get(d.src) ?? 0) >= Guard.MAX_STREAMS_PER_SOURCE) {
+            // one address (forged source ports) cannot fill the table: it makes room among its own entries
+            evict(d.src, `${formatIpv4(d.src)} holds ${Guard.MAX_STREAMS_PER_SOURCE} UDP streams`, key)
+          }
           if (streams.size >= maxStreams) {
             // make room: forget streams that are done or silent for 10 s
             for (const [k, o] of streams) {
               if (forgettable(o, now)) forget(k, o)
             }
-            if (streams.size >= maxStreams) {
-              // still full: evict the idlest entry (an active -R entry only if nothing else is left), so fake streams
-              // from many source ports cannot keep real clients out
-              let victim: [number, UdpSession] | undefined
-              for (const e of streams) {
-                const o = e[1]
-                const rank = (x: UdpSession): number => (x.kind === "reverse" && x.active ? 1 : 0)
-                if (victim === undefined || rank(o) < rank(victim[1]) || (rank(o) === rank(victim[1]) && o.lastMs < victim[1].lastMs)) victim = e
-              }
-              if (victim !== undefined) {
-                forget(victim[0], victim[1])
-                stats.udpStreamEvictions++
-                logLimited("UDP streams evicted (table full)", `${idCol(victim[1].id)} UDP stream table full (${maxStreams}): forgot the idlest stream to admit ${formatIpv4(d.src)}:${d.srcPort}`)
-              }
-            }
-          }
-          const settings = Wire.decodeUdpSettings(d.payload)
-          if (typeof settings === "string") {
-            stats.rejectedHeaders++
-            return
+            // still full: the least proven entry goes (fewer than 8 datagrams first, a stream we send to last), so
+            // forged new keys, however many per inter-packet gap, evict each other and not a real client
+            if (streams.size >= maxStreams) evict(undefined, `UDP stream table full (${maxStreams})`, key)
           }
           const id = nextId++
           const from = `${formatIpv4(d.src)}:${d.srcPort}`
           if (settings.mode === "reverse") {
             // -R: send from this port to the client's source port; nothing of the client's is accounted
             const rs: ReverseSession = { kind: "reverse", id, lastMs: now, active: true, endMs: 0 }
-            streams.set(key, rs)
-            stats.udpStreams++
-            stats.udpStreamsActive++
+            admit(key, rs)
             const p = planFor(id, settings, from)
             if (p === undefined || !takeSenderSlot(id, from, d.src)) {
               // refused or over the cap: one end-of-stream datagram, so the client stops waiting for a stream that
@@ -920,12 +949,10 @@ export const make = (opts: IperfOptions = {}) =>
           }
           const rs: RecvSession = {
             kind: "recv", id, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, local: d.dst, settings, lastMs: now,
-            printed: false, watchdog: undefined
+            printed: false, feeding: false, watchdog: undefined
           }
           s = rs
-          streams.set(key, rs)
-          stats.udpStreams++
-          stats.udpStreamsActive++
+          admit(key, rs)
           const label = settings.mode === "dual" ? " (dual)" : settings.mode === "tradeoff" ? " (tradeoff)" : ""
           print(`${idCol(id)} UDP stream from ${from}${label}`)
           // -d: the server's own test starts at once, beside this one

@@ -361,6 +361,42 @@ describe("iperf layer: UDP streams the server sends", () => {
     })
   )
 
+  it.scoped("a full table: 16 forged new keys in one inter-packet gap evict each other, not a client that has shown 8 datagrams", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 34, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines, { maxUdpStreams: 4 })
+      const u = yield* Udp.pipe(Effect.provide(net.a))
+      const c = yield* Effect.fork(clientStream(40_041, headerDatagram({ mode: "plain", durationMs: 300 }), 20).pipe(Effect.provide(net.a)))
+      yield* advance(120) // 11 datagrams in: proven
+      const fake = headerDatagram({ mode: "plain", durationMs: 10_000 })
+      IperfUdp.emitDatagramPrefix(fake, 1, 0, 0)
+      for (let p = 42_000; p < 42_016; p++) u.send(p, B_IP, 5001, fake) // all newer than the client's last datagram
+      const done = yield* runVirtual(c, 5, 5_000)
+      expect(done.value).toBe(true)
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
+      expect(st.udpStreams).toBe(17) // the client's stream was never forgotten and re-admitted
+      expect(st.udpStreamEvictions).toBe(13) // 16 fakes, 3 free slots: fakes evicted fakes
+      expect(lines.join("\n")).toMatch(/\[ {2}1\] 0\.0000-\d+\.\d{4} sec .* 0\/21 \(0%\)/) // all 20 and the final one, in one stream
+    })
+  )
+
+  it.scoped("one source address holds at most 16 receive streams: its 17th evicts its own least proven", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 35, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const u = yield* Udp.pipe(Effect.provide(net.a))
+      const fake = headerDatagram({ mode: "plain", durationMs: 10_000 })
+      IperfUdp.emitDatagramPrefix(fake, 1, 0, 0)
+      for (let p = 43_000; p < 43_020; p++) u.send(p, B_IP, 5001, fake)
+      yield* advance(50)
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
+      expect(st.udpStreamsActive).toBe(16)
+      expect(st.udpStreamEvictions).toBe(4)
+    })
+  )
+
   it.scoped("one sending stream per address: a second and third -R from the same host are refused, counted and told at once", () =>
     Effect.gen(function* () {
       const net = yield* make({ seed: 16 })
