@@ -124,6 +124,9 @@ export interface IperfOptions {
 }
 
 export const DEFAULT_STALL_TIMEOUT_MS = 10_000
+/** Session-start lines printed per second and kind; the rest are summed up once a second. */
+export const SESSION_LINES_PER_S = 64
+type SessionLineKind = "connections" | "UDP streams started" | "UDP stream results"
 export const DEFAULT_UDP_SEND_MAX_MS = 60_000
 
 const defaultPrint = (line: string): void => {
@@ -192,10 +195,20 @@ export const make = (opts: IperfOptions = {}) =>
     const udpSendMaxMs = opts.udpSendMaxMs ?? DEFAULT_UDP_SEND_MAX_MS
     const graceMs = opts.closeGraceMs ?? 3_000
     const limiter = yield* LogLimiter.make(print)
+    /**
+     * Session starts ("Connection from", "UDP stream from" and a UDP stream's summary): a global cap of
+     * SESSION_LINES_PER_S per kind (a -P 64 test prints all its lines; a flood of forged UDP source ports does not).
+     */
+    const sessionLimiter = yield* LogLimiter.make(print, SESSION_LINES_PER_S)
     /** A refusal/drop line: a few per second per kind, then one summary line. */
     const logLimited = (kind: string, line: string): void => {
       limiter.line(kind, line)
-      stats.logSuppressed = limiter.suppressed()
+      stats.logSuppressed = limiter.suppressed() + sessionLimiter.suppressed()
+    }
+    /** A session-start line (kinds: SessionLineKind), under the session cap. */
+    const logSession = (kind: SessionLineKind, line: string): void => {
+      sessionLimiter.line(kind, line)
+      stats.logSuppressed = limiter.suppressed() + sessionLimiter.suppressed()
     }
 
     /**
@@ -411,7 +424,7 @@ export const make = (opts: IperfOptions = {}) =>
         // a rate-limited client (`-b`) writes whole buffers in bursts (128 KiB at 80 kbit/s: one every 13 s)
         flag.stall.limitMs = Guard.stallLimitMs(stallMs, settings.rate, settings.bufferLen > 0 ? settings.bufferLen : Session.DEFAULT_WRITE_LEN)
         // a header-less stream (`-C`, an old client) is also what 4 zero bytes look like: its line is rate-limited
-        if (settings.hasHeader) print(`${idCol} Connection from ${peer(c)}`)
+        if (settings.hasHeader) logSession("connections", `${idCol} Connection from ${peer(c)}`)
         else logLimited("connections without a header (-C)", `${idCol} Connection from ${peer(c)} (no header: -C)`)
         const plan = Session.plan(settings)
         if (plan.refuse !== undefined) {
@@ -576,9 +589,12 @@ export const make = (opts: IperfOptions = {}) =>
           )
           return undefined
         }
-        if (p.clamped.includes("DurationCapped")) stats.udpSendCapped++
-        if (p.clamped.length > 0) print(`${idCol(id)} UDP send request from ${from} adjusted: ${p.clamped.join(", ")}`)
         return p
+      }
+      /** Once the stream has its slot: what its plan changed in the request (capped lines: a flood can ask for it). */
+      const noteAdjusted = (id: number, p: UdpSend.SendPlan, from: string): void => {
+        if (p.clamped.includes("DurationCapped")) stats.udpSendCapped++
+        if (p.clamped.length > 0) logLimited("UDP send requests adjusted", `${idCol(id)} UDP send request from ${from} adjusted: ${p.clamped.join(", ")}`)
       }
 
       /** One sending stream: paced bursts from one preallocated datagram, then the final datagram(s) and the report. */
@@ -756,6 +772,7 @@ export const make = (opts: IperfOptions = {}) =>
         }
         const p = planFor(id, settings, from)
         if (p === undefined || !takeSenderSlot(id, from, client.src)) return
+        noteAdjusted(id, p, from)
         // the client's stream is our evidence: its bytes (budget) and, for -d, that it keeps arriving
         const evidence: Guard.ClientEvidence = {
           get bytes() {
@@ -821,7 +838,8 @@ export const make = (opts: IperfOptions = {}) =>
         s.watchdog?.unsafeInterruptAsFork(FiberId.none)
         s.watchdog = undefined
         const r = IperfUdp.report(s.st)
-        print(
+        logSession(
+          "UDP stream results",
           Fmt.formatUdpInterval(s.id, 0, IperfUdp.pairSeconds(r.stop), s.st.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams) + note
         )
         if (s.settings.mode === "tradeoff") startConnectBack(nextId++, s.local, s, IperfUdp.REPORT_SILENCE_MS)
@@ -931,6 +949,7 @@ export const make = (opts: IperfOptions = {}) =>
               if (udp.send(port, d.src, d.srcPort, endMarker)) stats.udpDatagramsOut++
               return
             }
+            noteAdjusted(id, p, from)
             const ended = Effect.flatMap(nowMs, (t) =>
               Effect.sync(() => {
                 rs.active = false
@@ -954,7 +973,8 @@ export const make = (opts: IperfOptions = {}) =>
           s = rs
           admit(key, rs)
           const label = settings.mode === "dual" ? " (dual)" : settings.mode === "tradeoff" ? " (tradeoff)" : ""
-          print(`${idCol(id)} UDP stream from ${from}${label}`)
+          // a 20-byte datagram from any (forged) source port starts a header-less stream: capped, like all starts
+          logSession("UDP streams started", `${idCol(id)} UDP stream from ${from}${label}`)
           // -d: the server's own test starts at once, beside this one
           if (settings.mode === "dual") startConnectBack(nextId++, d.dst, rs, Session.CONNECT_BACK_DELAY_MS)
           if (settings.mode === "tradeoff" && settings.amount.kind === "time" && settings.amount.durationMs <= UdpSend.MAX_DURATION_MS) {

@@ -397,6 +397,51 @@ describe("iperf layer: UDP streams the server sends", () => {
     })
   )
 
+  it.scoped("hostile: 200 header-less 20-byte datagrams with a final sequence from 200 ports: at most 64 start and 64 result lines, then a summary", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 36, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const u = yield* Udp.pipe(Effect.provide(net.a))
+      const d = new Uint8Array(20) // prefix (sequence -1) and a flags word of 0: a stream without a header, ended at once
+      IperfUdp.emitDatagramPrefix(d, -1, 0, 0)
+      // 20 every 10 ms (the simulated link queues less than 200 at once), all within one second
+      const flood = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: 10 }, (_, k) => k), (k) =>
+          Effect.zipRight(
+            Effect.sync(() => {
+              for (let p = 45_000 + 20 * k; p < 45_020 + 20 * k; p++) u.send(p, B_IP, 5001, d)
+            }),
+            Effect.sleep("10 millis")
+          )
+        )
+      )
+      yield* runVirtual(flood, 5, 1_000)
+      yield* advance(2_100) // the held lines are summed up when their one-second window has closed
+      const count = (re: RegExp) => lines.filter((l) => re.test(l)).length
+      expect(count(/UDP stream from/)).toBe(Iperf.SESSION_LINES_PER_S)
+      expect(count(/^\[ *\d+\] 0\.0000-/)).toBe(Iperf.SESSION_LINES_PER_S)
+      expect(lines).toContain(`${200 - Iperf.SESSION_LINES_PER_S} UDP streams started in the last second (not logged one by one)`)
+      expect(lines).toContain(`${200 - Iperf.SESSION_LINES_PER_S} UDP stream results in the last second (not logged one by one)`)
+      expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpStreams).toBe(200)
+    })
+  )
+
+  it.scoped("'adjusted' is printed only for a request that got its sending slot (a refused second -R prints no such line)", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 37 })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const fs = yield* Effect.forEach([40_050, 40_051], (p) =>
+        Effect.fork(reverseClient(p, headerDatagram({ mode: "reverse", durationMs: 100, rate: 0 })).pipe(Effect.provide(net.a)))
+      )
+      yield* Effect.forEach(fs, (f) => runVirtual(f, 5, 2_000))
+      yield* advance(300)
+      expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpSendPerDestRefused).toBe(1)
+      expect(lines.filter((l) => /UDP send request from .* adjusted: RateDefaulted/.test(l))).toHaveLength(1)
+    })
+  )
+
   it.scoped("one sending stream per address: a second and third -R from the same host are refused, counted and told at once", () =>
     Effect.gen(function* () {
       const net = yield* make({ seed: 16 })

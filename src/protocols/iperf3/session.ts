@@ -405,7 +405,8 @@ export const onPeerClosed = (s: Server, conn: number, reset: boolean, nowMs: num
     case "pending":
       s.pending--
       s.conns.set(conn, { kind: "closing" })
-      log(out, `${who(r.peer)} ${reset ? "reset the connection" : "closed"} before sending a cookie`)
+      // a connect-then-close costs a client nothing: aggregated under a flood like the refusals
+      logRefusal(out, "connections closed before a cookie", `${who(r.peer)} ${reset ? "reset the connection" : "closed"} before sending a cookie`)
       out.push({ _tag: "Close", conn, abort: reset })
       return
     case "control":
@@ -598,7 +599,7 @@ export const onTick = (s: Server, nowMs: number, out: Array<Action>): void => {
     if (r.kind === "pending" && nowMs >= r.deadlineMs) {
       s.pending--
       s.conns.set(conn, { kind: "closing" })
-      log(out, `${who(r.peer)} sent no cookie within ${COOKIE_TIMEOUT_MS / 1000} s (${r.got} bytes); closing`)
+      logRefusal(out, "connections without a cookie closed", `${who(r.peer)} sent no cookie within ${COOKIE_TIMEOUT_MS / 1000} s (${r.got} bytes); closing`)
       out.push({ _tag: "Close", conn, abort: true })
     }
   }

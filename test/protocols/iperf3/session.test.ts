@@ -498,6 +498,17 @@ describe("iperf3 session: a client that vanishes, and the deadlines", () => {
     expect(h.s.stats.stalled).toBe(1)
   })
 
+  it("a connection closed or reset before its cookie, or silent past the cookie timeout, logs a line the shell aggregates (a kind)", () => {
+    const h = harness()
+    h.accept(1, 0)
+    h.accept(2, 0)
+    h.accept(3, 0)
+    const kinds = (as: ReadonlyArray<S.Action>) => as.flatMap((a) => (a._tag === "Log" ? [a.kind] : []))
+    expect(kinds(h.closed(1, false, 10))).toEqual(["connections closed before a cookie"])
+    expect(kinds(h.closed(2, true, 10))).toEqual(["connections closed before a cookie"])
+    expect(kinds(h.tick(S.COOKIE_TIMEOUT_MS))).toEqual(["connections without a cookie closed"])
+  })
+
   it("results and IPERF_DONE are awaited at most RESULTS_TIMEOUT_MS", () => {
     const h = harness()
     toCreateStreams(h)
