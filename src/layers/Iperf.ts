@@ -124,6 +124,9 @@ export interface IperfOptions {
 }
 
 export const DEFAULT_STALL_TIMEOUT_MS = 10_000
+/** Session-start lines printed per second and kind; the rest are summed up once a second. */
+export const SESSION_LINES_PER_S = 64
+type SessionLineKind = "connections" | "UDP streams started" | "UDP stream results"
 export const DEFAULT_UDP_SEND_MAX_MS = 60_000
 
 const defaultPrint = (line: string): void => {
@@ -192,19 +195,30 @@ export const make = (opts: IperfOptions = {}) =>
     const udpSendMaxMs = opts.udpSendMaxMs ?? DEFAULT_UDP_SEND_MAX_MS
     const graceMs = opts.closeGraceMs ?? 3_000
     const limiter = yield* LogLimiter.make(print)
+    /**
+     * Session starts ("Connection from", "UDP stream from" and a UDP stream's summary): a global cap of
+     * SESSION_LINES_PER_S per kind (a -P 64 test prints all its lines; a flood of forged UDP source ports does not).
+     */
+    const sessionLimiter = yield* LogLimiter.make(print, SESSION_LINES_PER_S)
     /** A refusal/drop line: a few per second per kind, then one summary line. */
     const logLimited = (kind: string, line: string): void => {
       limiter.line(kind, line)
-      stats.logSuppressed = limiter.suppressed()
+      stats.logSuppressed = limiter.suppressed() + sessionLimiter.suppressed()
+    }
+    /** A session-start line (kinds: SessionLineKind), under the session cap. */
+    const logSession = (kind: SessionLineKind, line: string): void => {
+      sessionLimiter.line(kind, line)
+      stats.logSuppressed = limiter.suppressed() + sessionLimiter.suppressed()
     }
 
     /**
      * Reset `c` when nothing moves on it for `stallMs` (no byte in, no new byte sent into the peer's window), after
-     * calling `onStall`. Run it forked beside the code that uses `c`; it returns only after a stall.
+     * calling `onStall`. Run it forked beside the code that uses `c`; it returns only after a stall. `g.limitMs` may
+     * be raised while it runs (a rate-limited client, `Guard.stallLimitMs`).
      */
-    const watchStall = (c: TcpConnection, onStall: () => void) =>
+    const watchStall = (c: TcpConnection, onStall: () => void, given?: Guard.Stall) =>
       Effect.gen(function* () {
-        const g = Guard.makeStall(stallMs, yield* Clock.currentTimeMillis)
+        const g = given ?? Guard.makeStall(stallMs, yield* Clock.currentTimeMillis)
         for (;;) {
           const now = yield* Clock.currentTimeMillis
           const k = c.counters()
@@ -314,12 +328,12 @@ export const make = (opts: IperfOptions = {}) =>
      */
     const session = (c: TcpConnection) =>
       Effect.gen(function* () {
-        const flag = { stalled: false }
-        const watcher = yield* Effect.fork(watchStall(c, () => (flag.stalled = true)))
+        const flag = { stalled: false, stall: Guard.makeStall(stallMs, yield* Clock.currentTimeMillis) }
+        const watcher = yield* Effect.fork(watchStall(c, () => (flag.stalled = true), flag.stall))
         yield* sessionBody(c, flag).pipe(Effect.ensuring(Fiber.interrupt(watcher)))
       })
 
-    const sessionBody = (c: TcpConnection, flag: { stalled: boolean }) =>
+    const sessionBody = (c: TcpConnection, flag: { stalled: boolean; readonly stall: Guard.Stall }) =>
       Effect.gen(function* () {
         const id = nextId++
         stats.tcpSessions++
@@ -407,8 +421,10 @@ export const make = (opts: IperfOptions = {}) =>
           return
         }
         const settings = settled.settings
+        // a rate-limited client (`-b`) writes whole buffers in bursts (128 KiB at 80 kbit/s: one every 13 s)
+        flag.stall.limitMs = Guard.stallLimitMs(stallMs, settings.rate, settings.bufferLen > 0 ? settings.bufferLen : Session.DEFAULT_WRITE_LEN)
         // a header-less stream (`-C`, an old client) is also what 4 zero bytes look like: its line is rate-limited
-        if (settings.hasHeader) print(`${idCol} Connection from ${peer(c)}`)
+        if (settings.hasHeader) logSession("connections", `${idCol} Connection from ${peer(c)}`)
         else logLimited("connections without a header (-C)", `${idCol} Connection from ${peer(c)} (no header: -C)`)
         const plan = Session.plan(settings)
         if (plan.refuse !== undefined) {
@@ -463,7 +479,7 @@ export const make = (opts: IperfOptions = {}) =>
         if (flag.stalled) {
           // one rate-limited line: a flood of connections that go silent does not flood the log
           stats.sessionErrors++
-          logLimited("stalled sessions reset", `${idCol} nothing moved with ${peer(c)} for ${stallMs} ms (${bytes} bytes in); reset`)
+          logLimited("stalled sessions reset", `${idCol} nothing moved with ${peer(c)} for ${flag.stall.limitMs} ms (${bytes} bytes in); reset`)
           return
         }
         if (fin.kind === "error") {
@@ -507,8 +523,14 @@ export const make = (opts: IperfOptions = {}) =>
       const idCol = (id: number): string => `[${String(id).padStart(3)}]`
 
       // --- sending (-u -r, -u -d, -u -R) ------------------------------------------------------------
-      /** Monotonic milliseconds with fractions (pacing needs better than whole milliseconds at high rates). */
-      const nowMs = Effect.map(Clock.currentTimeNanos, (n) => Number(n) / 1e6)
+      /**
+       * Monotonic milliseconds with fractions (pacing needs better than whole milliseconds at high rates). The one
+       * clock of the UDP side: datagram arrivals (the `-u -d` silence rule, reports, table ages) are stamped with it
+       * too, not with the stack's `d.nowMs` (Clock.currentTimeMillis, Date.now(), which may step or drift apart).
+       */
+      const udpClock = yield* Effect.clock
+      const nowSync = (): number => Number(udpClock.unsafeCurrentTimeNanos()) / 1e6
+      const nowMs = Effect.sync(nowSync)
 
       interface SendTarget {
         readonly id: number
@@ -567,9 +589,12 @@ export const make = (opts: IperfOptions = {}) =>
           )
           return undefined
         }
-        if (p.clamped.includes("DurationCapped")) stats.udpSendCapped++
-        if (p.clamped.length > 0) print(`${idCol(id)} UDP send request from ${from} adjusted: ${p.clamped.join(", ")}`)
         return p
+      }
+      /** Once the stream has its slot: what its plan changed in the request (capped lines: a flood can ask for it). */
+      const noteAdjusted = (id: number, p: UdpSend.SendPlan, from: string): void => {
+        if (p.clamped.includes("DurationCapped")) stats.udpSendCapped++
+        if (p.clamped.length > 0) logLimited("UDP send requests adjusted", `${idCol(id)} UDP send request from ${from} adjusted: ${p.clamped.join(", ")}`)
       }
 
       /** One sending stream: paced bursts from one preallocated datagram, then the final datagram(s) and the report. */
@@ -604,7 +629,7 @@ export const make = (opts: IperfOptions = {}) =>
               (yield* udp.bind(
                 0,
                 (d) => {
-                  if (d.src === t.dst && d.srcPort === t.dstPort) onReply(d.payload, d.nowMs)
+                  if (d.src === t.dst && d.srcPort === t.dstPort) onReply(d.payload, nowSync())
                   else stats.udpBadReplies++
                 },
                 // as a connected kernel socket would: an unreachable from the destination ends the stream
@@ -632,10 +657,12 @@ export const make = (opts: IperfOptions = {}) =>
               `${tag}local ${formatIpv4(t.local)} port ${local} connected with ${formatIpv4(t.dst)} port ${t.dstPort} ` +
                 (back ? "(reverse)" : "(reverse) (no-udp-fin)")
             )
+            /** `-d`: the client's stream may pause this long (3 of its gaps, at least 1 s; its header sets our pace too). */
+            const silence = Guard.silenceMs(p.intervalMs)
             /** The return-path rule before each datagram: true = send it; false = hold (`-d` over budget) or stopped. */
             const mayGo = (now: number, n: number, live: boolean): boolean => {
               if (t.evidence === undefined) return true
-              const v = Guard.maySend(t.evidence, s.bytes + s.finSends * p.datagramLen, n, live, now)
+              const v = Guard.maySend(t.evidence, s.bytes + s.finSends * p.datagramLen, n, live, now, silence)
               if (v === "Ok") return true
               // -d: its stream still arrives, so more budget will come; otherwise no more evidence can come
               if (!(v === "OverBudget" && live)) stop({ kind: "unverified", why: v })
@@ -676,7 +703,7 @@ export const make = (opts: IperfOptions = {}) =>
                   "UDP streams stopped (destination not verified)",
                   `${tag}stopped sending to ${formatIpv4(t.dst)}:${t.dstPort} after ${s.sent} datagrams (${s.bytes} bytes): ` +
                     (st.why === "ClientSilent"
-                      ? `its own stream stopped arriving ${Guard.SILENCE_MS} ms ago`
+                      ? `its own stream stopped arriving ${Math.round(silence)} ms ago`
                       : `${Guard.AMPLIFICATION}x the ${t.evidence?.bytes ?? 0} bytes it sent us`)
                 )
               }
@@ -711,7 +738,7 @@ export const make = (opts: IperfOptions = {}) =>
             }
             // keep our port until the listener is quiet: closed, it would answer its repeated report with ICMP
             for (;;) {
-              const wait = UdpSend.lingerMs(s, yield* Clock.currentTimeMillis)
+              const wait = UdpSend.lingerMs(s, yield* nowMs)
               if (wait <= 0) break
               yield* Effect.sleep(Duration.millis(Math.ceil(wait)))
             }
@@ -745,6 +772,7 @@ export const make = (opts: IperfOptions = {}) =>
         }
         const p = planFor(id, settings, from)
         if (p === undefined || !takeSenderSlot(id, from, client.src)) return
+        noteAdjusted(id, p, from)
         // the client's stream is our evidence: its bytes (budget) and, for -d, that it keeps arriving
         const evidence: Guard.ClientEvidence = {
           get bytes() {
@@ -754,11 +782,12 @@ export const make = (opts: IperfOptions = {}) =>
             return client.lastMs
           }
         }
+        const live = settings.mode === "dual"
+        if (live) client.feeding = true
         forkSession(
           runUdpSender({
-            id, local, dst: client.src, dstPort: settings.mPort, srcPort: undefined, awaitReport: true, plan: p, delayMs, evidence,
-            live: settings.mode === "dual"
-          })
+            id, local, dst: client.src, dstPort: settings.mPort, srcPort: undefined, awaitReport: true, plan: p, delayMs, evidence, live
+          }).pipe(Effect.ensuring(Effect.sync(() => (client.feeding = false))))
         )
       }
 
@@ -773,6 +802,8 @@ export const make = (opts: IperfOptions = {}) =>
         readonly settings: Wire.SettingsRepr
         lastMs: number
         printed: boolean
+        /** `-d`: our own stream to this client runs and takes this entry as its evidence (evicted last). */
+        feeding: boolean
         /** `-r` only: ends the receive side at T + 2 s if the client's final datagrams never come. */
         watchdog: Fiber.RuntimeFiber<void> | undefined
       }
@@ -807,7 +838,8 @@ export const make = (opts: IperfOptions = {}) =>
         s.watchdog?.unsafeInterruptAsFork(FiberId.none)
         s.watchdog = undefined
         const r = IperfUdp.report(s.st)
-        print(
+        logSession(
+          "UDP stream results",
           Fmt.formatUdpInterval(s.id, 0, IperfUdp.pairSeconds(r.stop), s.st.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams) + note
         )
         if (s.settings.mode === "tradeoff") startConnectBack(nextId++, s.local, s, IperfUdp.REPORT_SILENCE_MS)
@@ -829,8 +861,43 @@ export const make = (opts: IperfOptions = {}) =>
           ? (o.st.finished && IperfUdp.isSettled(o.st, nowMs)) || nowMs - o.lastMs > 10_000
           : !o.active && nowMs - Math.max(o.endMs, o.lastMs) > REVERSE_LINGER_MS
 
+      /** Entries per source address (Guard.MAX_STREAMS_PER_SOURCE each). */
+      const perSource = new Map<Ipv4Address, number>()
+      const srcOf = (key: number): Ipv4Address => Math.floor(key / 65536) as Ipv4Address
+      const admit = (key: number, o: UdpSession): void => {
+        streams.set(key, o)
+        const src = srcOf(key)
+        perSource.set(src, (perSource.get(src) ?? 0) + 1)
+        stats.udpStreams++
+        stats.udpStreamsActive++
+      }
+      /** The eviction rule's view of an entry (Guard.pickVictim). */
+      const tableEntry = (o: UdpSession): Guard.TableEntry =>
+        o.kind === "recv"
+          ? { datagrams: o.st.datagrams, lastMs: o.lastMs, feedsSender: o.feeding }
+          : { datagrams: 0, lastMs: o.lastMs, feedsSender: o.active }
+      function* entriesFrom(src: Ipv4Address | undefined): Generator<readonly [number, Guard.TableEntry]> {
+        for (const [k, o] of streams) if (src === undefined || srcOf(k) === src) yield [k, tableEntry(o)]
+      }
+      /** Forget the entry Guard.pickVictim picks (among `src`'s own, or all), counted and logged (limited). */
+      const evict = (src: Ipv4Address | undefined, why: string, forKey: number): void => {
+        const k = Guard.pickVictim(entriesFrom(src))
+        const o = k === undefined ? undefined : streams.get(k)
+        if (k === undefined || o === undefined) return
+        forget(k, o)
+        stats.udpStreamEvictions++
+        logLimited(
+          "UDP streams evicted (table full)",
+          `${idCol(o.id)} ${why}: forgot the least proven, idlest stream to admit ${formatIpv4(srcOf(forKey))}:${forKey % 65536}`
+        )
+      }
+
       const forget = (key: number, o: UdpSession): void => {
         streams.delete(key)
+        const src = srcOf(key)
+        const n = (perSource.get(src) ?? 1) - 1
+        if (n > 0) perSource.set(src, n)
+        else perSource.delete(src)
         stats.udpStreamsActive--
         if (o.kind === "recv") {
           o.watchdog?.unsafeInterruptAsFork(FiberId.none)
@@ -839,58 +906,51 @@ export const make = (opts: IperfOptions = {}) =>
       }
 
       yield* udp.bind(port, (d) => {
+        const now = nowSync()
         const key = d.src * 65536 + d.srcPort
         let s = streams.get(key)
-        if (s !== undefined && ((s.kind === "recv" && s.st.finished && IperfUdp.isSettled(s.st, d.nowMs)) || (s.kind === "reverse" && forgettable(s, d.nowMs)))) {
+        if (s !== undefined && ((s.kind === "recv" && s.st.finished && IperfUdp.isSettled(s.st, now)) || (s.kind === "reverse" && forgettable(s, now)))) {
           forget(key, s)
           s = undefined
         }
         if (s === undefined) {
-          if (streams.size >= maxStreams) {
-            // make room: forget streams that are done or silent for 10 s
-            for (const [k, o] of streams) {
-              if (forgettable(o, d.nowMs)) forget(k, o)
-            }
-            if (streams.size >= maxStreams) {
-              // still full: evict the idlest entry (an active -R entry only if nothing else is left), so fake streams
-              // from many source ports cannot keep real clients out
-              let victim: [number, UdpSession] | undefined
-              for (const e of streams) {
-                const o = e[1]
-                const rank = (x: UdpSession): number => (x.kind === "reverse" && x.active ? 1 : 0)
-                if (victim === undefined || rank(o) < rank(victim[1]) || (rank(o) === rank(victim[1]) && o.lastMs < victim[1].lastMs)) victim = e
-              }
-              if (victim !== undefined) {
-                forget(victim[0], victim[1])
-                stats.udpStreamEvictions++
-                logLimited("UDP streams evicted (table full)", `${idCol(victim[1].id)} UDP stream table full (${maxStreams}): forgot the idlest stream to admit ${formatIpv4(d.src)}:${d.srcPort}`)
-              }
-            }
-          }
+          // a datagram that is not an iperf stream start takes no room (and evicts nothing)
           const settings = Wire.decodeUdpSettings(d.payload)
           if (typeof settings === "string") {
             stats.rejectedHeaders++
             return
           }
+          if ((perSource.get(d.src) ?? 0) >= Guard.MAX_STREAMS_PER_SOURCE) {
+            // one address (forged source ports) cannot fill the table: it makes room among its own entries
+            evict(d.src, `${formatIpv4(d.src)} holds ${Guard.MAX_STREAMS_PER_SOURCE} UDP streams`, key)
+          }
+          if (streams.size >= maxStreams) {
+            // make room: forget streams that are done or silent for 10 s
+            for (const [k, o] of streams) {
+              if (forgettable(o, now)) forget(k, o)
+            }
+            // still full: the least proven entry goes (fewer than 8 datagrams first, a stream we send to last), so
+            // forged new keys, however many per inter-packet gap, evict each other and not a real client
+            if (streams.size >= maxStreams) evict(undefined, `UDP stream table full (${maxStreams})`, key)
+          }
           const id = nextId++
           const from = `${formatIpv4(d.src)}:${d.srcPort}`
           if (settings.mode === "reverse") {
             // -R: send from this port to the client's source port; nothing of the client's is accounted
-            const rs: ReverseSession = { kind: "reverse", id, lastMs: d.nowMs, active: true, endMs: 0 }
-            streams.set(key, rs)
-            stats.udpStreams++
-            stats.udpStreamsActive++
+            const rs: ReverseSession = { kind: "reverse", id, lastMs: now, active: true, endMs: 0 }
+            admit(key, rs)
             const p = planFor(id, settings, from)
             if (p === undefined || !takeSenderSlot(id, from, d.src)) {
               // refused or over the cap: one end-of-stream datagram, so the client stops waiting for a stream that
               // will not come (its later header repeats are absorbed by this entry, so this answers once)
               rs.active = false
-              rs.endMs = d.nowMs
+              rs.endMs = now
               UdpSend.stamp(endMarker, -1, wallUs())
               if (udp.send(port, d.src, d.srcPort, endMarker)) stats.udpDatagramsOut++
               return
             }
-            const ended = Effect.flatMap(Clock.currentTimeMillis, (t) =>
+            noteAdjusted(id, p, from)
+            const ended = Effect.flatMap(nowMs, (t) =>
               Effect.sync(() => {
                 rs.active = false
                 rs.endMs = t
@@ -907,28 +967,27 @@ export const make = (opts: IperfOptions = {}) =>
             return
           }
           const rs: RecvSession = {
-            kind: "recv", id, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, local: d.dst, settings, lastMs: d.nowMs,
-            printed: false, watchdog: undefined
+            kind: "recv", id, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, local: d.dst, settings, lastMs: now,
+            printed: false, feeding: false, watchdog: undefined
           }
           s = rs
-          streams.set(key, rs)
-          stats.udpStreams++
-          stats.udpStreamsActive++
+          admit(key, rs)
           const label = settings.mode === "dual" ? " (dual)" : settings.mode === "tradeoff" ? " (tradeoff)" : ""
-          print(`${idCol(id)} UDP stream from ${from}${label}`)
+          // a 20-byte datagram from any (forged) source port starts a header-less stream: capped, like all starts
+          logSession("UDP streams started", `${idCol(id)} UDP stream from ${from}${label}`)
           // -d: the server's own test starts at once, beside this one
           if (settings.mode === "dual") startConnectBack(nextId++, d.dst, rs, Session.CONNECT_BACK_DELAY_MS)
           if (settings.mode === "tradeoff" && settings.amount.kind === "time" && settings.amount.durationMs <= UdpSend.MAX_DURATION_MS) {
             rs.watchdog = forkSession(tradeoffWatchdog(rs, settings.amount.durationMs))
           }
         }
-        s.lastMs = d.nowMs
+        s.lastMs = now
         if (s.kind === "reverse") return // a header repeat from before our first datagram reached the client
         stats.udpDatagramsIn++
         stats.udpBytesIn += d.payload.length
         const r = IperfUdp.onPayload(s.st, d.payload, wallUs())
-        if (r === "Final") sendReport(s, d.nowMs)
-        else if (r === "AfterFinal" && IperfUdp.shouldResend(s.st)) sendReport(s, d.nowMs)
+        if (r === "Final") sendReport(s, now)
+        else if (r === "AfterFinal" && IperfUdp.shouldResend(s.st)) sendReport(s, now)
       }, (e) => {
         // an ICMP destination unreachable about a datagram of a -R stream (sent from this port): stop that stream
         reverseStops.get(e.remote * 65536 + e.remotePort)?.({ kind: "unreachable", code: e.code, reporter: e.reporter })

@@ -11,6 +11,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Exit from "effect/Exit"
+import * as Clock from "effect/Clock"
 import { setU32, u32 } from "../../src/protocols/bytes.js"
 import * as IperfUdp from "../../src/protocols/iperf/udp.js"
 import * as UdpSend from "../../src/protocols/iperf/udpSend.js"
@@ -79,10 +80,10 @@ const listen = (port: number, silent = false) =>
   })
 
 /**
- * The client's sending side: `n` datagrams 11 ms apart from A:`srcPort`, then the final one until the report (≤ 200);
+ * The client's sending side: `n` datagrams 11 ms (`gapMs`) apart from A:`srcPort`, then the final one until the report (≤ 200);
  * `finals: false` leaves the finals out (as if every one was lost).
  */
-const clientStream = (srcPort: number, first: Uint8Array, n: number, finals = true) =>
+const clientStream = (srcPort: number, first: Uint8Array, n: number, finals = true, gapMs = 11) =>
   Effect.gen(function* () {
     const udp = yield* Udp
     let report = false
@@ -93,7 +94,7 @@ const clientStream = (srcPort: number, first: Uint8Array, n: number, finals = tr
     for (let seq = 1; seq <= n; seq++) {
       IperfUdp.emitDatagramPrefix(b, seq, 0, 0)
       udp.send(srcPort, B_IP, 5001, b)
-      yield* Effect.sleep("11 millis")
+      yield* Effect.sleep(`${gapMs} millis`)
     }
     for (let k = 0; k < (finals ? 200 : 0) && !report; k++) {
       IperfUdp.emitDatagramPrefix(b, -(n + 1 + k), 0, 0)
@@ -199,6 +200,51 @@ describe("iperf layer: UDP streams the server sends", () => {
       expect(data(seen.seqs)).toHaveLength(27) // 300 / 11.215 → k = 0..26
       expect(fins(seen.seqs)).toEqual([-28])
       expect(lines.join("\n")).toMatch(/\[ {2}2\] Server Report:/)
+    })
+  )
+
+  it.scoped("-u -d -b 8k -t 6: 1470-byte datagrams 1.47 s apart are not 'silence': both streams run to the end", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 19, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const seen = yield* listen(6002).pipe(Effect.provide(net.a))
+      const h = headerDatagram({ mode: "dual", durationMs: 6_000, mPort: 6002, rate: 8_000 })
+      // the client's own stream, a little behind its nominal 1470 ms (as a real sender's sleeps overshoot): each of our
+      // datagrams then leaves about 1.46 s after the client's last one arrived
+      const c = yield* Effect.fork(clientStream(40_007, h, 5, true, 1_480).pipe(Effect.provide(net.a)))
+      yield* runVirtual(c, 10, 10_000)
+      yield* advance(2_000)
+      expect(data(seen.seqs)).toEqual([1, 2, 3, 4, 5]) // our stream: 6 s at 8 kbit/s
+      expect(fins(seen.seqs)).toEqual([-6])
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
+      expect(st.udpSendUnverifiedStops).toBe(0)
+      expect(lines.join("\n")).toMatch(/\[ {2}2\] Server Report:/)
+    })
+  )
+
+  it.scoped("-u -d: arrivals and the pacing use one clock (the stack's clock reading 5 s behind ours changes nothing)", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 20, delay: "1 millis" })
+      const lines: Array<string> = []
+      // our clock's nanoseconds run 5 s ahead of the stack's milliseconds (as hrtime and a stepped Date.now() can)
+      const base = yield* Effect.clock
+      const AHEAD_NS = 5_000_000_000n
+      const ahead: Clock.Clock = {
+        [Clock.ClockTypeId]: Clock.ClockTypeId,
+        unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis() + 5_000,
+        currentTimeMillis: Effect.sync(() => base.unsafeCurrentTimeMillis() + 5_000),
+        unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos() + AHEAD_NS,
+        currentTimeNanos: Effect.sync(() => base.unsafeCurrentTimeNanos() + AHEAD_NS),
+        sleep: (d) => base.sleep(d)
+      }
+      const ip = yield* Effect.withClock(withIperf(net, lines), ahead)
+      const seen = yield* listen(6003).pipe(Effect.provide(net.a))
+      const c = yield* Effect.fork(clientStream(40_008, headerDatagram({ mode: "dual", durationMs: 300, mPort: 6003 }), 27).pipe(Effect.provide(net.a)))
+      yield* runVirtual(c, 5, 5_000)
+      yield* advance(500)
+      expect(data(seen.seqs)).toHaveLength(27)
+      expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpSendUnverifiedStops).toBe(0)
     })
   )
 
@@ -312,6 +358,87 @@ describe("iperf layer: UDP streams the server sends", () => {
       const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
       expect(st.udpStreamEvictions).toBe(1)
       expect(st.udpStreamDrops).toBe(0)
+    })
+  )
+
+  it.scoped("a full table: 16 forged new keys in one inter-packet gap evict each other, not a client that has shown 8 datagrams", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 34, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines, { maxUdpStreams: 4 })
+      const u = yield* Udp.pipe(Effect.provide(net.a))
+      const c = yield* Effect.fork(clientStream(40_041, headerDatagram({ mode: "plain", durationMs: 300 }), 20).pipe(Effect.provide(net.a)))
+      yield* advance(120) // 11 datagrams in: proven
+      const fake = headerDatagram({ mode: "plain", durationMs: 10_000 })
+      IperfUdp.emitDatagramPrefix(fake, 1, 0, 0)
+      for (let p = 42_000; p < 42_016; p++) u.send(p, B_IP, 5001, fake) // all newer than the client's last datagram
+      const done = yield* runVirtual(c, 5, 5_000)
+      expect(done.value).toBe(true)
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
+      expect(st.udpStreams).toBe(17) // the client's stream was never forgotten and re-admitted
+      expect(st.udpStreamEvictions).toBe(13) // 16 fakes, 3 free slots: fakes evicted fakes
+      expect(lines.join("\n")).toMatch(/\[ {2}1\] 0\.0000-\d+\.\d{4} sec .* 0\/21 \(0%\)/) // all 20 and the final one, in one stream
+    })
+  )
+
+  it.scoped("one source address holds at most 16 receive streams: its 17th evicts its own least proven", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 35, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const u = yield* Udp.pipe(Effect.provide(net.a))
+      const fake = headerDatagram({ mode: "plain", durationMs: 10_000 })
+      IperfUdp.emitDatagramPrefix(fake, 1, 0, 0)
+      for (let p = 43_000; p < 43_020; p++) u.send(p, B_IP, 5001, fake)
+      yield* advance(50)
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
+      expect(st.udpStreamsActive).toBe(16)
+      expect(st.udpStreamEvictions).toBe(4)
+    })
+  )
+
+  it.scoped("hostile: 200 header-less 20-byte datagrams with a final sequence from 200 ports: at most 64 start and 64 result lines, then a summary", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 36, delay: "1 millis" })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const u = yield* Udp.pipe(Effect.provide(net.a))
+      const d = new Uint8Array(20) // prefix (sequence -1) and a flags word of 0: a stream without a header, ended at once
+      IperfUdp.emitDatagramPrefix(d, -1, 0, 0)
+      // 20 every 10 ms (the simulated link queues less than 200 at once), all within one second
+      const flood = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: 10 }, (_, k) => k), (k) =>
+          Effect.zipRight(
+            Effect.sync(() => {
+              for (let p = 45_000 + 20 * k; p < 45_020 + 20 * k; p++) u.send(p, B_IP, 5001, d)
+            }),
+            Effect.sleep("10 millis")
+          )
+        )
+      )
+      yield* runVirtual(flood, 5, 1_000)
+      yield* advance(2_100) // the held lines are summed up when their one-second window has closed
+      const count = (re: RegExp) => lines.filter((l) => re.test(l)).length
+      expect(count(/UDP stream from/)).toBe(Iperf.SESSION_LINES_PER_S)
+      expect(count(/^\[ *\d+\] 0\.0000-/)).toBe(Iperf.SESSION_LINES_PER_S)
+      expect(lines).toContain(`${200 - Iperf.SESSION_LINES_PER_S} UDP streams started in the last second (not logged one by one)`)
+      expect(lines).toContain(`${200 - Iperf.SESSION_LINES_PER_S} UDP stream results in the last second (not logged one by one)`)
+      expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpStreams).toBe(200)
+    })
+  )
+
+  it.scoped("'adjusted' is printed only for a request that got its sending slot (a refused second -R prints no such line)", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 37 })
+      const lines: Array<string> = []
+      const ip = yield* withIperf(net, lines)
+      const fs = yield* Effect.forEach([40_050, 40_051], (p) =>
+        Effect.fork(reverseClient(p, headerDatagram({ mode: "reverse", durationMs: 100, rate: 0 })).pipe(Effect.provide(net.a)))
+      )
+      yield* Effect.forEach(fs, (f) => runVirtual(f, 5, 2_000))
+      yield* advance(300)
+      expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpSendPerDestRefused).toBe(1)
+      expect(lines.filter((l) => /UDP send request from .* adjusted: RateDefaulted/.test(l))).toHaveLength(1)
     })
   )
 

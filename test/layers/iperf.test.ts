@@ -174,6 +174,38 @@ describe("iperf layer: hostile and broken clients", () => {
     })
   )
 
+  it.scoped("a rate-limited client (-b 80k: one 128 KiB write every 13.1 s) is not reset by the stall deadline", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 82 })
+      const lines: Array<string> = []
+      const ctx = yield* withIperf(net, lines)
+      const buf = 128 * 1024
+      const f = yield* Effect.fork(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const c = yield* (yield* Tcp.Tcp).connect(B_IP, 5001, { nagle: false })
+            yield* c.write(header({ mode: "plain", amount: { kind: "bytes", bytes: 3 * buf }, rate: 80_000 }))
+            for (let k = 0; k < 3; k++) {
+              if (k > 0) yield* Effect.sleep(`${Math.round((buf * 8 * 1000) / 80_000)} millis`) // 13 107 ms
+              yield* c.write(new Uint8Array(buf))
+            }
+            yield* c.shutdownWrite
+            for (;;) {
+              const r = yield* Effect.either(c.read()) // the 28-byte ack, then our FIN (or a reset)
+              if (r._tag === "Left") return "reset"
+              if (Option.isNone(r.right)) return "eof"
+            }
+          })
+        ).pipe(Effect.provide(net.a))
+      )
+      const r = yield* runVirtual(f, 100, 60_000)
+      expect(r.value).toBe("eof")
+      const st = (yield* Iperf.Iperf.pipe(Effect.provide(ctx))).stats
+      expect(st.stalledSessions).toBe(0)
+      expect(lines.some((l) => /^\[ {2}1\] 0\.0000-26\.\d{4} sec +384 KBytes/.test(l))).toBe(true)
+    })
+  )
+
   it.scoped("a client that connects and never sends a header is closed after the header timeout", () =>
     Effect.gen(function* () {
       const net = yield* make({ seed: 8 })

@@ -28,6 +28,7 @@
 import * as W from "./wire.js"
 import * as F from "./format.js"
 import * as U from "./udp.js"
+import { stallLimitMs } from "../iperf/guard.js"
 
 export const COOKIE_TIMEOUT_MS = 10_000
 export const SETUP_TIMEOUT_MS = 10_000
@@ -97,6 +98,11 @@ export interface Test {
   lastProgressMs: number
   /** Next look at progress while running (the stall deadline). */
   stallCheckMs: number
+  /**
+   * This test's stall deadline: the server's, raised for a rate-limited test (`-b`: whole blocks of `len` bytes
+   * leave in bursts, 128 KiB at 80 kbit/s one every 13 s, as 3.12's iperf_check_throttle lets them).
+   */
+  stallMs: number
   cpu: readonly [number, number, number]
   client: W.ClientResults | undefined
   readonly lines: Array<string>
@@ -282,6 +288,7 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
       lastTotal: 0,
       lastProgressMs: 0,
       stallCheckMs: 0,
+      stallMs: s.stallMs,
       cpu: [0, 0, 0],
       client: undefined,
       lines: []
@@ -398,7 +405,8 @@ export const onPeerClosed = (s: Server, conn: number, reset: boolean, nowMs: num
     case "pending":
       s.pending--
       s.conns.set(conn, { kind: "closing" })
-      log(out, `${who(r.peer)} ${reset ? "reset the connection" : "closed"} before sending a cookie`)
+      // a connect-then-close costs a client nothing: aggregated under a flood like the refusals
+      logRefusal(out, "connections closed before a cookie", `${who(r.peer)} ${reset ? "reset the connection" : "closed"} before sending a cookie`)
       out.push({ _tag: "Close", conn, abort: reset })
       return
     case "control":
@@ -456,6 +464,7 @@ const controlBytes = (s: Server, t: Test, buf: Uint8Array, start: number, end: n
         if ("_tag" in p) return endTest(s, t, `refused parameters: ${p.reason}`, nowMs, out, W.serverError(p.ierrno))
         if (p.protocol === "udp" && !s.udp) return endTest(s, t, "refused parameters: UDP tests are not supported", nowMs, out, W.serverError(W.IE_PROTOCOL))
         t.params = p
+        t.stallMs = stallLimitMs(s.stallMs, p.bandwidth, p.len)
         t.expected = p.parallel * (p.bidirectional ? 2 : 1)
         t.phase = "CreateStreams"
         t.deadlineMs = nowMs + SETUP_TIMEOUT_MS
@@ -590,7 +599,7 @@ export const onTick = (s: Server, nowMs: number, out: Array<Action>): void => {
     if (r.kind === "pending" && nowMs >= r.deadlineMs) {
       s.pending--
       s.conns.set(conn, { kind: "closing" })
-      log(out, `${who(r.peer)} sent no cookie within ${COOKIE_TIMEOUT_MS / 1000} s (${r.got} bytes); closing`)
+      logRefusal(out, "connections without a cookie closed", `${who(r.peer)} sent no cookie within ${COOKIE_TIMEOUT_MS / 1000} s (${r.got} bytes); closing`)
       out.push({ _tag: "Close", conn, abort: true })
     }
   }
@@ -609,11 +618,11 @@ export const onTick = (s: Server, nowMs: number, out: Array<Action>): void => {
     if (total !== t.lastTotal) {
       t.lastTotal = total
       t.lastProgressMs = nowMs
-    } else if (nowMs - t.lastProgressMs >= s.stallMs) {
+    } else if (nowMs - t.lastProgressMs >= t.stallMs) {
       s.stats.stalled++
-      return endTest(s, t, `no stream moved a byte for ${s.stallMs / 1000} s`, nowMs, out, undefined, true)
+      return endTest(s, t, `no stream moved a byte for ${t.stallMs / 1000} s`, nowMs, out, undefined, true)
     }
-    t.stallCheckMs = Math.min(nowMs + STALL_CHECK_MS, t.lastProgressMs + s.stallMs)
+    t.stallCheckMs = Math.min(nowMs + STALL_CHECK_MS, t.lastProgressMs + t.stallMs)
     if (t.stallCheckMs <= nowMs) t.stallCheckMs = nowMs + 1
   }
   if (nowMs < t.deadlineMs) return

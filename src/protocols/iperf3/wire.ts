@@ -249,7 +249,8 @@ export const decodeParams = (json: unknown): ParamsRepr | ParamError => {
   const bidirectional = flag(o, "bidirectional")
   if (reverse && bidirectional) return paramError("both reverse and bidirectional")
   const cv = o["client_version"]
-  let bandwidth = Math.floor(f.bandwidth)
+  // 0 (or absent) is "unlimited"; a positive rate under 1 bit/s is the slowest we pace (1 bit/s), not unlimited
+  let bandwidth = f.bandwidth === 0 ? 0 : Math.max(1, Math.floor(f.bandwidth))
   if (protocol === "udp" && (bandwidth === 0 || bandwidth > MAX_UDP_RATE_BPS)) {
     clamped.push(`bandwidth ${bandwidth === 0 ? "unlimited" : `${bandwidth} bit/s`} -> ${MAX_UDP_RATE_BPS} bit/s (the server's UDP ceiling)`)
     bandwidth = MAX_UDP_RATE_BPS

@@ -478,6 +478,37 @@ describe("iperf3 session: a client that vanishes, and the deadlines", () => {
     }
   })
 
+  it("stall deadline of a rate-limited test (-b 80k, 128 KiB blocks: one every 13.1 s): two block gaps, not stallMs", () => {
+    const h = harness({ stallMs: 10_000 })
+    toCreateStreams(h, { time: 60, bandwidth: 80_000, len: 131_072 })
+    addStreams(h, 1, 0)
+    const gap = (131_072 * 8 * 1000) / 80_000 // 13 107 ms
+    for (let k = 0; k < 4; k++) {
+      const at = Math.round(k * gap)
+      h.bytes(10, new Uint8Array(1000), at) // the burst (its tail arrives within ms)
+      for (let ms = at + 1000; ms < Math.round((k + 1) * gap); ms += 1000) expect(logs(h.tick(ms))).toEqual([])
+    }
+    expect(h.s.test?.phase).toBe("Running")
+    expect(h.s.stats.stalled).toBe(0)
+    // a test that really stops moving still ends, two gaps after its last byte
+    const last = Math.round(3 * gap)
+    for (let ms = last + 1000; ms < last + 2 * gap; ms += 1000) expect(logs(h.tick(ms))).toEqual([])
+    const a = h.tick(Math.ceil(last + 2 * gap) + 1000)
+    expect(logs(a)[0]).toMatch(/no stream moved a byte for 26\.215 s/)
+    expect(h.s.stats.stalled).toBe(1)
+  })
+
+  it("a connection closed or reset before its cookie, or silent past the cookie timeout, logs a line the shell aggregates (a kind)", () => {
+    const h = harness()
+    h.accept(1, 0)
+    h.accept(2, 0)
+    h.accept(3, 0)
+    const kinds = (as: ReadonlyArray<S.Action>) => as.flatMap((a) => (a._tag === "Log" ? [a.kind] : []))
+    expect(kinds(h.closed(1, false, 10))).toEqual(["connections closed before a cookie"])
+    expect(kinds(h.closed(2, true, 10))).toEqual(["connections closed before a cookie"])
+    expect(kinds(h.tick(S.COOKIE_TIMEOUT_MS))).toEqual(["connections without a cookie closed"])
+  })
+
   it("results and IPERF_DONE are awaited at most RESULTS_TIMEOUT_MS", () => {
     const h = harness()
     toCreateStreams(h)

@@ -161,6 +161,12 @@ describe("iperf3 parameters", () => {
     expect(W.decodeParams({ ...base, len: undefined })).toMatchObject({ len: 131072 })
     expect(W.decodeParams({ udp: true, time: 2, parallel: 1, bandwidth: 1048576 })).toMatchObject({ protocol: "udp", len: 1448 })
   })
+  it("a bandwidth between 0 and 1 bit/s is the slowest rate (1 bit/s), not 'unlimited' raised to the UDP ceiling", () => {
+    expect(W.decodeParams({ udp: true, time: 2, parallel: 1, bandwidth: 0.5 })).toMatchObject({ bandwidth: 1, clamped: [] })
+    expect(W.decodeParams({ tcp: true, time: 2, parallel: 1, bandwidth: 0.5 })).toMatchObject({ bandwidth: 1 })
+    expect(W.decodeParams({ udp: true, time: 2, parallel: 1, bandwidth: 0 })).toMatchObject({ bandwidth: W.MAX_UDP_RATE_BPS })
+    expect(W.decodeParams({ tcp: true, time: 2, parallel: 1 })).toMatchObject({ bandwidth: 0 })
+  })
   it("refusals carry the iperf3 error number the client prints", () => {
     const base = JSON.parse(PARAMS_T2) as Record<string, unknown>
     const refused = (o: unknown, ierrno: number) => expect(W.decodeParams(o)).toMatchObject({ _tag: "ParamError", ierrno })
