@@ -18,7 +18,7 @@ import { isMulticastMac, type MacAddress } from "../protocols/address.js"
 import * as Eth from "../protocols/ethernet/wire.js"
 import type { Frame } from "../nic/Frame.js"
 import { countDrop, type DropCounts } from "./Counters.js"
-import { Nic, type NicCaps, type NicShape } from "./Nic.js"
+import { Nic, type NicCaps, type NicShape } from "../nic/Nic.js"
 
 export type FrameHandler = (frame: Frame, nowMs: number) => void
 

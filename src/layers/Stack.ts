@@ -9,7 +9,7 @@ import * as Ethernet from "./Ethernet.js"
 import * as Icmp from "./Icmp.js"
 import * as Interface from "./Interface.js"
 import * as Ipv4 from "./Ipv4.js"
-import type { Nic } from "./Nic.js"
+import type { Nic } from "../nic/Nic.js"
 import * as Udp from "./Udp.js"
 
 export interface StackOptions {

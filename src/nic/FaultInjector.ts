@@ -14,7 +14,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { Nic, type NicShape } from "../layers/Nic.js"
+import { Nic, type NicShape } from "./Nic.js"
 import * as Cs from "../protocols/checksum.js"
 import { PLAIN, VNET_F_NEEDS_CSUM, type Frame } from "./Frame.js"
 import * as Rng from "./Rng.js"

@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Nic, NicError, type NicShape } from "../layers/Nic.js"
+import { Nic, NicError, type NicShape } from "./Nic.js"
 import type { Frame } from "./Frame.js"
 
 export const MAGIC_MICROS = 0xa1b2c3d4

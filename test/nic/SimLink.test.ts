@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
-import type { NicShape } from "../../src/layers/Nic.js"
+import type { NicShape } from "../../src/nic/Nic.js"
 import { VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, plainFrame, type Frame } from "../../src/nic/Frame.js"
 import * as SimLink from "../../src/nic/SimLink.js"
 

@@ -8,7 +8,7 @@ import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import { mac, type MacAddress } from "../../src/protocols/address.js"
 import { PLAIN, type Frame } from "../../src/nic/Frame.js"
-import { Nic, makeNicStats, type NicCaps, type NicShape } from "../../src/layers/Nic.js"
+import { Nic, makeNicStats, type NicCaps, type NicShape } from "../../src/nic/Nic.js"
 
 export interface Channel {
   readonly nic: NicShape

@@ -4,7 +4,7 @@
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
-import { makeNicStats, type NicShape } from "../../src/layers/Nic.js"
+import { makeNicStats, type NicShape } from "../../src/nic/Nic.js"
 import { mac } from "../../src/protocols/address.js"
 import type { Frame } from "../../src/nic/Frame.js"
 

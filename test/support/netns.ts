@@ -16,7 +16,7 @@ import { describe, it } from "@effect/vitest"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { NicError, NicShape } from "../../src/layers/Nic.js"
+import type { NicError, NicShape } from "../../src/nic/Nic.js"
 import type { MacAddress } from "../../src/protocols/address.js"
 import * as Tap from "../../src/nic/Tap.js"
 

@@ -8,7 +8,7 @@ import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { MacAddress } from "../protocols/address.js"
-import type { Frame } from "../nic/Frame.js"
+import type { Frame } from "./Frame.js"
 
 export class NicError extends Data.TaggedError("NicError")<{
   readonly reason: "Open" | "Permission" | "NoDevice" | "Read" | "Write" | "Closed"
