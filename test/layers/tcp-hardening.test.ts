@@ -71,6 +71,10 @@ const spoofedSyns = (n: number, port: number): Array<Uint8Array> =>
     tcpFrame(ipv4(198, 51, 100, 10 + (i % 200)), { srcPort: 20000 + i, dstPort: port, seq: (i * 7919) as SeqNum, flags: W.SYN, mss: 1460 })
   )
 
+/** `n` SYNs from one source, ports 30000.. */
+const synsFrom = (src: number, n: number, port: number): Array<Uint8Array> =>
+  Array.from({ length: n }, (_, i) => tcpFrame(src, { srcPort: 30000 + i, dstPort: port, seq: i as SeqNum, flags: W.SYN }))
+
 const inject = (ch: Channel, frames: ReadonlyArray<Uint8Array>) =>
   Effect.forEach(
     Array.from({ length: Math.ceil(frames.length / 64) }, (_, i) => frames.slice(i * 64, i * 64 + 64)),
@@ -170,10 +174,7 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
         const tcp = yield* Tcp.Tcp
         yield* tcp.listen(5001, { backlog: 1000 })
         const one = ipv4(198, 51, 100, 77)
-        yield* inject(
-          ch,
-          Array.from({ length: 100 }, (_, i) => tcpFrame(one, { srcPort: 30000 + i, dstPort: 5001, seq: i as SeqNum, flags: W.SYN }))
-        )
+        yield* inject(ch, synsFrom(one, 100, 5001))
         expect(tcp.stats.halfOpen).toBe(64)
         expect(tcp.stats.synCookiesSent).toBe(36)
         yield* ch.inject([tcpFrame(ipv4(198, 51, 100, 78), { srcPort: 30000, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN })])
@@ -200,10 +201,7 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
           yield* tcp.listen(5001, { backlog: 4 })
           const flooder = ipv4(198, 51, 100, 77)
           const other = ipv4(198, 51, 100, 78)
-          yield* inject(
-            ch,
-            Array.from({ length: 50 }, (_, i) => tcpFrame(flooder, { srcPort: 30000 + i, dstPort: 5001, seq: i as SeqNum, flags: W.SYN }))
-          )
+          yield* inject(ch, synsFrom(flooder, 50, 5001))
           expect(tcp.stats.halfOpen).toBe(4)
           expect(tcp.stats.synCookiesSent).toBe(10)
           expect(tcp.stats.synRateLimited).toBe(36)
@@ -226,10 +224,7 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
           const tcp = yield* Tcp.Tcp
           yield* tcp.listen(5001)
           const one = ipv4(198, 51, 100, 77)
-          yield* inject(
-            ch,
-            Array.from({ length: 5 }, (_, i) => tcpFrame(one, { srcPort: 30000 + i, dstPort: 5001, seq: i as SeqNum, flags: W.SYN }))
-          )
+          yield* inject(ch, synsFrom(one, 5, 5001))
           expect(tcp.stats.connections).toBe(3)
           expect(tcp.stats.perSourceRefusals).toBe(2)
           expect(tcp.stats.drops.PerSourceLimit).toBe(2)

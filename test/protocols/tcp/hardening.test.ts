@@ -7,21 +7,11 @@ import { describe, expect, it } from "vitest"
 import * as Cookie from "../../../src/protocols/tcp/cookie.js"
 import * as Tcp from "../../../src/protocols/tcp/machine.js"
 import * as W from "../../../src/protocols/tcp/wire.js"
-import { A, B, ISS, L, P, RISS, Rec, peer, s } from "./peer.js"
+import { A, B, ISS, L, P, RISS, Rec, peer, s, bytes, input, poll } from "./peer.js"
 
 const base = Tcp.makeConfig({ congestion: "newreno", tailLossProbe: false, sendBufBytes: 64 * 1024, recvBufBytes: 64 * 1024 })
 const cfgWith = (p: Partial<Tcp.Config>) => Tcp.makeConfig({ ...base, ...p })
 
-const input = (t: Tcp.Tcb, rec: Rec, now: number, r: W.TcpRepr, payload?: Uint8Array): W.TcpRepr[] => {
-  const buf = payload ?? new Uint8Array(r.payloadLen)
-  Tcp.input(t, { ...r, payloadLen: buf.length }, buf, 0, now, rec)
-  return rec.take()
-}
-const poll = (t: Tcp.Tcb, rec: Rec, now: number): W.TcpRepr[] => {
-  Tcp.poll(t, now, rec)
-  return rec.take()
-}
-const bytes = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff)
 
 /** Established at t=10 with timestamps (peer TSval 101 at the ACK), window scale and SACK. */
 const established = (cfg = base) => {

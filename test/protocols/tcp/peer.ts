@@ -39,3 +39,19 @@ export class Rec implements Tcp.Output {
 /** A segment from the peer to us (ACK set, window 65535 unless overridden). */
 export const peer = (p: Partial<W.TcpRepr>): W.TcpRepr =>
   W.make({ srcPort: P.port, dstPort: L.port, flags: W.ACK, window: 65535, ...p })
+
+/** Feed a segment from the peer (its payload, or zeros of payloadLen) and return what the machine sent. */
+export const input = (t: Tcp.Tcb, rec: Rec, now: number, r: W.TcpRepr, payload?: Uint8Array): W.TcpRepr[] => {
+  const buf = payload ?? new Uint8Array(r.payloadLen)
+  Tcp.input(t, { ...r, payloadLen: buf.length }, buf, 0, now, rec)
+  return rec.take()
+}
+
+/** Poll the machine at `now` and return what it sent. */
+export const poll = (t: Tcp.Tcb, rec: Rec, now: number): W.TcpRepr[] => {
+  Tcp.poll(t, now, rec)
+  return rec.take()
+}
+
+/** n bytes of a simple pattern. */
+export const bytes = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff)
