@@ -220,6 +220,12 @@ export const make = (opts: TcpOptions = {}) =>
     }
 
     // --- input -----------------------------------------------------------------------------
+    /** A SYN dropped unanswered by the cookie rate limits. */
+    const rateLimited = (): void => {
+      stats.synRateLimited++
+      countDrop(stats.drops, "RateLimited")
+    }
+
     ip.register(Ip.PROTO_TCP, (h, payload, _frame, trusted, nowMs) => {
       stats.segmentsIn++
       // Under a SYN flood: a bare SYN for a listener that is on cookies, from a source past its rate and of
@@ -234,8 +240,7 @@ export const make = (opts: TcpOptions = {}) =>
           synLimiter.refuses(h.src, nowMs) &&
           table.find(dstPort, connKey(h.src, (payload[0]! << 8) | payload[1]!)) === undefined
         ) {
-          stats.synRateLimited++
-          countDrop(stats.drops, "RateLimited")
+          rateLimited()
           return
         }
       }
@@ -296,8 +301,7 @@ export const make = (opts: TcpOptions = {}) =>
       const full = bound || nowMs - l.boundAt < COOKIE_HOLD_MS
       if (cookieMode === "always" || (full && cookieMode === "auto")) {
         if (!synLimiter.admit(src, nowMs)) {
-          stats.synRateLimited++
-          countDrop(stats.drops, "RateLimited")
+          rateLimited()
           return
         }
         const cookie = Cookie.make(cookieKey, src, dst, seg.srcPort, seg.dstPort, seg.seq, seg.mss, nowMs)
