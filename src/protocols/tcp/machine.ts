@@ -21,6 +21,8 @@
  *   abort(tcb, nowMs, out)                RST now, Closed
  *   takeEvents(tcb) -> bitmask of EV_*    events since the last call (cleared)
  *   copyPayload(tcb, seq, len, dst, off)  copy a segment's payload from the send ring into a frame
+ *   resizeRings(tcb, send, recv) -> ok    other ring sizes while both rings are unused (the shell sizes a
+ *                                         passive open as its handshake completes)
  *   rstFor(seg) -> TcpRepr | undefined    RST for a segment that matched no connection
  *
  * `Output.segment(tcb, repr)` is called once per outgoing segment, synchronously; the shell computes
@@ -326,6 +328,7 @@ export class Tcb {
   readonly holeEnd: number[] = [0]
 
   constructor(
+    /** Replaced only by `resizeRings` (with the new ring sizes), before either ring is allocated. */
     readonly cfg: Config,
     readonly local: Endpoint,
     readonly remote: Endpoint,
@@ -1503,6 +1506,25 @@ export const releaseBuffers = (t: Tcb): void => {
   if (t.state !== "TimeWait" && t.state !== "Closed") return
   if (t.sendbuf.len === 0) t.sendbuf.release()
   if (t.recvbuf.len === 0 && t.ooo.isEmpty) t.recvbuf.release()
+}
+
+/**
+ * Other ring sizes for a connection whose rings hold nothing and are not allocated yet (the shell sizes a
+ * passive open when its handshake completes, against the memory committed at that moment). The receive
+ * ring never becomes smaller than the window already advertised (RCV.ADV edge - RCV.NXT: in SYN-RECEIVED
+ * the SYN-ACK's, unscaled, at most 65535 bytes), so the peer may still send everything it was offered. The
+ * window scale we offered stays as it was: a smaller ring is advertised in coarser units, never more than
+ * it holds. The Tcb's cfg is replaced by a copy with the new sizes (a cfg is shared, by a listener's
+ * connections, so it is never changed in place). Returns false, changing nothing, once a ring is in use.
+ */
+export const resizeRings = (t: Tcb, sendBytes: number, recvBytes: number): boolean => {
+  if (t.sendbuf.allocated || t.sendbuf.len !== 0 || t.recvbuf.allocated || t.recvbuf.len !== 0 || !t.ooo.isEmpty) return false
+  const recv = Math.max(recvBytes, seqDiff(t.rcvAdvEdge, t.rcvNxt))
+  if (sendBytes === t.sendbuf.capacity && recv === t.recvbuf.capacity) return true
+  t.sendbuf.resize(sendBytes)
+  t.recvbuf.resize(recv)
+  ;(t as { cfg: Config }).cfg = { ...t.cfg, sendBufBytes: sendBytes, recvBufBytes: recv }
+  return true
 }
 
 /** Copy the payload of an emitted segment from the send ring into a frame. */

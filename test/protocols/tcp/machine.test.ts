@@ -180,6 +180,30 @@ describe("SYN-RECEIVED (passive open from LISTEN)", () => {
     expect(t.state).toBe("Closed")
     expect(t.error).toBe("Reset")
   })
+  it("allocates no ring; resizeRings before the handshake ACK sets the sizes, never the receive ring below the SYN-ACK's window", () => {
+    const cfg = Tcp.makeConfig() // 256 KiB rings: window scale 3 offered
+    const { t, rec, synAck } = synReceived(cfg)
+    expect(synAck[0]).toMatchObject({ window: 65535, wscale: 3 })
+    poll(t, rec, 1000) // a SYN-ACK retransmission
+    expect([t.sendbuf.allocated, t.recvbuf.allocated]).toEqual([false, false])
+    expect(Tcp.resizeRings(t, 32 * 1024, 32 * 1024)).toBe(true)
+    expect([t.sendbuf.capacity, t.recvbuf.capacity]).toEqual([32 * 1024, 65535]) // the receive ring keeps the offered window
+    expect([t.cfg.sendBufBytes, t.cfg.recvBufBytes]).toEqual([32 * 1024, 65535])
+    expect(cfg.recvBufBytes).toBe(256 * 1024) // the shared cfg is not touched
+    expect(t.ourWscale).toBe(3)
+    // the peer sends all it was offered, on the ACK that completes the handshake: every byte fits
+    const out = input(t, rec, 1010, peer({ seq: s(RISS + 1), ack: s(ISS + 1), hasTs: true, tsVal: 101, tsEcr: 0 }), bytes(65535))
+    expect(t.state).toBe("Established")
+    expect(Tcp.recvAvailable(t)).toBe(65535)
+    expect(out).toEqual([expect.objectContaining({ ack: RISS + 1 + 65535, window: 0 })])
+    expect(Tcp.send(t, bytes(40_000))).toBe(32 * 1024)
+    // rings in use: nothing changes any more
+    expect(Tcp.resizeRings(t, 1 << 20, 1 << 20)).toBe(false)
+    expect([t.sendbuf.capacity, t.recvbuf.capacity]).toEqual([32 * 1024, 65535])
+    const dst = new Uint8Array(65535)
+    expect(Tcp.recv(t, dst)).toBe(65535)
+    expect(dst).toEqual(bytes(65535))
+  })
   it("gives up after synAckRetries SYN-ACKs", () => {
     const { t, rec } = synReceived(cfgWith({ synAckRetries: 2 }))
     poll(t, rec, 1000)
