@@ -12,8 +12,10 @@
  *   protocols/tcp/cookie.ts) and nothing is kept, so spoofed SYNs or a flood never refuse a real client;
  * - TIME-WAIT has its own bound (`maxTimeWait`) with the oldest entry recycled first, never refusing a
  *   new connection, and a new SYN may reopen a TIME-WAIT 4-tuple (RFC 6191);
- * - buffer memory: each connection commits its send and receive ring sizes; past `memoryBytes` committed,
- *   new connections get small rings (like tcp_mem pressure), so memory stays bounded by the tables.
+ * - buffer memory: each connection commits its send and receive ring sizes; past `memoryBytes` committed
+ *   (or a quarter of it from one remote address), new connections get small rings (like tcp_mem
+ *   pressure), so memory stays bounded by the tables. A passive open commits, and is sized, only when its
+ *   handshake completes: half-open entries (spoofed SYNs) allocate no ring and put no one under pressure.
  *
  * Ownership (design.md §3): the pure machine (protocols/tcp/machine.ts) holds each connection's state.
  * Segments are processed inline in the receive burst, because a mailbox hop per segment costs more than
@@ -152,7 +154,11 @@ export const make = (opts: TcpOptions = {}) =>
       }
       if (ev !== 0) {
         if ((ev & M.EV_CONNECTED) !== 0) {
-          table.endHalfOpen(c)
+          // a passive open commits its rings now; smaller than its listener's when sized under pressure
+          if (table.established(c)) {
+            const l = c.listener!.cfg
+            if (t.sendbuf.capacity < l.sendBufBytes || t.recvbuf.capacity < l.recvBufBytes) stats.memoryPressure++
+          }
           if (!c.counted) {
             c.counted = true
             stats.established++
@@ -261,6 +267,9 @@ export const make = (opts: TcpOptions = {}) =>
           c.stateSignal.notify()
         } else {
           const t = c.tcb
+          // a segment that may complete a passive open's handshake: its rings are sized now, while none is
+          // allocated (this segment's payload may be the first to use one), and committed if it does (settle)
+          if (c.halfOpen && (seg.flags & (W.ACK | W.SYN | W.RST)) === W.ACK) sizeHalfOpen(c)
           t.holdAck = true
           if (!c.held) {
             c.held = true
@@ -314,7 +323,8 @@ export const make = (opts: TcpOptions = {}) =>
         stats.synBacklogDrops++
         return
       }
-      const tcb = M.acceptSyn(sized(l.cfg, src), seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, iss(), nowMs, out)
+      // the listener's ring sizes, not committed: they are decided again as the handshake completes (sizeHalfOpen)
+      const tcb = M.acceptSyn(l.cfg, seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, iss(), nowMs, out)
       const nc = new Conn(nextId++, key, tcb, l)
       l.pending++
       stats.passiveOpens++
@@ -404,19 +414,36 @@ export const make = (opts: TcpOptions = {}) =>
 
     /**
      * Memory pressure: committed ring bytes over the bound (or over a quarter of it from one remote
-     * address) give new connections small rings.
+     * address) give new connections small rings. Only connections past their handshake (and active opens)
+     * have committed any.
      */
     const PRESSURE_RING = 32 * 1024
+    /** A passive open's receive ring under pressure: it must hold the window the SYN-ACK offered (unscaled, up to 65535). */
+    const PRESSURE_RECV_PASSIVE = 64 * 1024
+    // a quarter of the bound per remote address: one host's idle connections cannot shrink everyone's
+    const fits = (need: number, remote: number): boolean =>
+      stats.memoryCommitted + need <= memoryBytes && table.committedBy(remote) + need <= memoryBytes >>> 2
+    /** Ring sizes for an active open or a cookie connection (committed as it is inserted). */
     const sized = (cfg: M.Config, remote: number): M.Config => {
-      const need = cfg.sendBufBytes + cfg.recvBufBytes
-      // a quarter of the bound per remote address: one host's idle connections cannot shrink everyone's
-      if (stats.memoryCommitted + need <= memoryBytes && table.committedBy(remote) + need <= memoryBytes >>> 2) return cfg
+      if (fits(cfg.sendBufBytes + cfg.recvBufBytes, remote)) return cfg
       stats.memoryPressure++
       return M.makeConfig({
         ...cfg,
         sendBufBytes: Math.min(cfg.sendBufBytes, PRESSURE_RING),
         recvBufBytes: Math.min(cfg.recvBufBytes, PRESSURE_RING)
       })
+    }
+
+    /**
+     * A half-open entry's ring sizes, decided against the memory committed now, just before a segment that
+     * may complete its handshake (the SYN-ACK was built from the listener's cfg, and the Tcb keeps the
+     * window scale it offered). Decided again if that segment does not complete it; counted as pressure
+     * when it does and the rings are smaller (settle).
+     */
+    const sizeHalfOpen = (c: Conn): void => {
+      const cfg = c.listener!.cfg
+      if (fits(cfg.sendBufBytes + cfg.recvBufBytes, c.tcb.remote.addr)) M.resizeRings(c.tcb, cfg.sendBufBytes, cfg.recvBufBytes)
+      else M.resizeRings(c.tcb, Math.min(cfg.sendBufBytes, PRESSURE_RING), Math.min(cfg.recvBufBytes, PRESSURE_RECV_PASSIVE))
     }
 
     const cfgFor = (o: ListenOptions | ConnectOptions | undefined, server = false): M.Config =>

@@ -351,29 +351,89 @@ describe("TCP shell: SYN cookies between two of our stacks", () => {
   )
 })
 
-describe("TCP shell: buffer memory", () => {
-  it.scoped("past memoryBytes committed in all, or a quarter of it from one address, new connections get small rings (a smaller window), counted", () =>
+describe("TCP shell: buffer memory (a connection commits its rings when its handshake completes)", () => {
+  const RINGS = { sendBufBytes: 1 << 20, recvBufBytes: 1 << 20 } // 2 MiB a connection; window scale 5
+  const ISS = 7000
+  const syn = (src: number, port: number) => tcpFrame(src, { srcPort: port, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN, wscale: 7, mss: 1460 })
+  /** The ACK completing the handshake with 1000 bytes, then 1000 more: two segments, so we ACK at once. */
+  const ackWithData = (src: number, port: number) => [
+    tcpFrame(src, { srcPort: port, dstPort: 5001, seq: 2 as SeqNum, ack: (ISS + 1) as SeqNum, flags: W.ACK }, new Uint8Array(1000)),
+    tcpFrame(src, { srcPort: port, dstPort: 5001, seq: 1002 as SeqNum, ack: (ISS + 1) as SeqNum, flags: W.ACK }, new Uint8Array(1000))
+  ]
+  /** A full handshake from `src` (its MAC learnt first, so our segments to it go out). */
+  const connectFrom = (ch: Channel, src: number, port: number) =>
+    Effect.gen(function* () {
+      if (src !== PEER) yield* ch.inject([arpFrame(ArpWire.OP_REQUEST, mac(0x0200, src), src, MAC_BROADCAST, US)])
+      yield* ch.inject([syn(src, port)])
+      yield* ch.inject(ackWithData(src, port))
+    })
+  /** The window our ACK of those 2000 bytes advertised to src:port (scaled by 32). */
+  const windowTo = (sent: Array<{ dst: number; seg: W.TcpRepr }>, src: number, port: number) =>
+    sent.filter((x) => x.dst === src && x.seg.dstPort === port && x.seg.flags === W.ACK && x.seg.ack === 2002).map((x) => x.seg.window)
+  /** Full rings: the window opens to the 1 MiB ring. */
+  const full = ((1 << 20) - 2000) >>> 5
+  /**
+   * Small rings: the window does not open past what the SYN-ACK offered (65535, kept: never shrunk, rounded
+   * up to the scale); the receive ring under pressure is 64 KiB so that it holds those bytes.
+   */
+  const small = Math.ceil((65535 - 2000) / 32)
+  const smallRings = 32 * 1024 + 64 * 1024
+
+  it.scoped("established connections past memoryBytes in all, or a quarter of it from one address, give the next handshakes small rings (counted); the SYN-ACK offered the listener's window", () =>
     withTcp(
       (ch) =>
         Effect.gen(function* () {
           const tcp = yield* Tcp.Tcp
-          yield* tcp.listen(5001, { sendBufBytes: 1 << 20, recvBufBytes: 1 << 20 })
+          const conns = yield* tcp.listen(5001, RINGS)
           yield* learnPeer(ch)
-          const syn = (src: number, port: number) =>
-            tcpFrame(src, { srcPort: port, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN, wscale: 7, mss: 1460 })
-          // 2 MiB each; the bound is 8 MiB, so 2 MiB per address
+          // the bound is 8 MiB, so 2 MiB per address; two SYNs from one address, both offered the listener's window
           yield* ch.inject([syn(PEER, 50000), syn(PEER, 50001)])
           const synAcks = sentTcp(ch).filter((x) => x.seg.flags === (W.SYN | W.ACK))
-          expect(synAcks.map((x) => x.seg.wscale)).toEqual([5, 0]) // the second: over the per-address quarter
-          expect(tcp.stats.memoryPressure).toBe(1)
-          const ring = 2 << 20
-          const small = 64 * 1024
-          expect(tcp.stats.memoryCommitted).toBe(ring + small)
-          yield* ch.inject([syn(ipv4(198, 51, 100, 78), 1), syn(ipv4(198, 51, 100, 79), 1), syn(ipv4(198, 51, 100, 80), 1)])
-          expect(tcp.stats.memoryCommitted).toBe(3 * ring + 2 * small) // the last: over the bound in all
+          expect(synAcks.map((x) => [x.seg.window, x.seg.wscale])).toEqual([[65535, 5], [65535, 5]])
+          expect(tcp.stats).toMatchObject({ halfOpen: 2, memoryCommitted: 0, memoryPressure: 0 })
+          yield* ch.inject(ackWithData(PEER, 50000))
+          expect(tcp.stats).toMatchObject({ established: 1, memoryCommitted: 2 << 20, memoryPressure: 0 })
+          yield* ch.inject(ackWithData(PEER, 50001)) // over the per-address quarter
+          expect(tcp.stats).toMatchObject({ established: 2, memoryCommitted: (2 << 20) + smallRings, memoryPressure: 1 })
+          const sent = sentTcp(ch)
+          expect(windowTo(sent, PEER, 50000)).toEqual([full])
+          expect(windowTo(sent, PEER, 50001)).toEqual([small])
+          for (const [i, src] of [78, 79, 80].entries()) yield* connectFrom(ch, ipv4(198, 51, 100, src), 1 + i)
+          expect(tcp.stats.memoryCommitted).toBe(3 * (2 << 20) + 2 * smallRings) // the last: over the bound in all
           expect(tcp.stats.memoryPressure).toBe(2)
+          expect(windowTo(sentTcp(ch), ipv4(198, 51, 100, 80), 3)).toEqual([small])
+          // the rings themselves: the send side shows it
+          const accepted = yield* Stream.runCollect(Stream.take(conns, 5))
+          expect(Array.from(accepted, (c) => c.sendFree())).toEqual([1 << 20, 32 * 1024, 1 << 20, 1 << 20, 32 * 1024])
         }),
-      { memoryBytes: 8 << 20 }
+      { memoryBytes: 8 << 20, iss: () => ISS }
+    )
+  )
+
+  it.scoped("300 spoofed SYNs (half-open, never completed) commit nothing: a later real client gets full rings; established connections past the bound still shrink the next", () =>
+    withTcp(
+      (ch) =>
+        Effect.gen(function* () {
+          const tcp = yield* Tcp.Tcp
+          const conns = yield* tcp.listen(5001, { ...RINGS, backlog: 1024 })
+          yield* learnPeer(ch)
+          // 300 half-open entries of 2 MiB rings each: 600 MiB if they counted, against a 16 MiB bound
+          yield* inject(ch, spoofedSyns(300, 5001))
+          yield* TestClock.adjust("1 second") // their SYN-ACKs are retransmitted, and still nothing is committed
+          expect(tcp.stats).toMatchObject({ halfOpen: 300, synCookiesSent: 0, memoryCommitted: 0, memoryPressure: 0 })
+          ch.take()
+          yield* ch.inject([tcpFrame(PEER, { srcPort: 40000, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN, wscale: 7, mss: 1460 })])
+          yield* ch.inject(ackWithData(PEER, 40000))
+          expect(tcp.stats).toMatchObject({ halfOpen: 300, established: 1, memoryCommitted: 2 << 20, memoryPressure: 0 })
+          expect(windowTo(sentTcp(ch), PEER, 40000)).toEqual([full])
+          // seven more clients fill the bound exactly; the eighth is past it
+          for (let i = 0; i < 8; i++) yield* connectFrom(ch, ipv4(198, 51, 100, 210 + i), 1)
+          expect(tcp.stats).toMatchObject({ halfOpen: 300, established: 9, memoryCommitted: (16 << 20) + smallRings, memoryPressure: 1 })
+          expect(windowTo(sentTcp(ch), ipv4(198, 51, 100, 217), 1)).toEqual([small])
+          const accepted = yield* Stream.runCollect(Stream.take(conns, 9))
+          expect(Array.from(accepted, (c) => c.sendFree())).toEqual([...Array<number>(8).fill(1 << 20), 32 * 1024])
+        }),
+      { memoryBytes: 16 << 20, iss: () => ISS }
     )
   )
 })

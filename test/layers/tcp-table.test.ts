@@ -32,17 +32,54 @@ describe("ConnTable", () => {
     const l = listener()
     const c = halfOpen(l, 7, 1000)
     table.insert(c)
-    expect(s).toMatchObject({ connections: 1, halfOpen: 1, memoryCommitted: 16384 })
+    expect(s).toMatchObject({ connections: 1, halfOpen: 1, memoryCommitted: 0 }) // half-open: nothing committed
     expect(table.find(80, connKey(7, 1000))).toBe(c)
     expect(table.halfOpenFull(l, 7)).toBe(false)
-    table.insert(halfOpen(l, 7, 1001))
+    const d = halfOpen(l, 7, 1001)
+    table.insert(d)
     expect(table.halfOpenFull(l, 7)).toBe(true) // 2 per source
     expect(table.halfOpenFull(l, 8)).toBe(false)
+    expect(s).toMatchObject({ connections: 2, halfOpen: 2, memoryCommitted: 0 })
+    expect(table.established(c)).toBe(true) // its rings are committed now
+    expect(table.established(c)).toBe(false) // once
+    expect(s).toMatchObject({ connections: 2, halfOpen: 1, memoryCommitted: 16384 })
+    expect(table.committedBy(7)).toBe(16384)
+    expect(table.halfOpenFull(l, 7)).toBe(false)
     table.remove(c)
     table.remove(c)
-    expect(s).toMatchObject({ connections: 1, halfOpen: 1, memoryCommitted: 16384 })
+    expect(s).toMatchObject({ connections: 1, halfOpen: 1, memoryCommitted: 0 })
+    expect(table.committedBy(7)).toBe(0)
     expect(l.pending).toBe(1)
     expect(table.find(80, connKey(7, 1000))).toBeUndefined()
+    table.remove(d) // removed half-open: it had committed nothing, and nothing goes negative
+    expect(s).toMatchObject({ connections: 0, halfOpen: 0, memoryCommitted: 0 })
+    expect(l.pending).toBe(0)
+  })
+
+  it("commits what the rings are at establishment (resized), and an active open or a cookie connection when inserted", () => {
+    const s = stats()
+    const table = new ConnTable(limits, s)
+    const l = listener()
+    const c = halfOpen(l, 7, 1000)
+    table.insert(c)
+    expect(M.resizeRings(c.tcb, 4096, 4096)).toBe(true) // the receive ring keeps the SYN-ACK's 8192
+    table.established(c)
+    expect(s.memoryCommitted).toBe(4096 + 8192)
+    const a = new Conn(++id, connKey(9, 80), M.connect(cfg, { addr: 1, port: 40000 }, { addr: 9, port: 80 }, 1, 0, out), undefined)
+    table.insert(a)
+    expect(a.tcb.state).toBe("SynSent")
+    expect(s.memoryCommitted).toBe(4096 + 8192 + 16384)
+    expect(table.established(a)).toBe(false) // committed already
+    expect(s.memoryCommitted).toBe(4096 + 8192 + 16384)
+    const ack = W.make({ srcPort: 1002, dstPort: 80, seq: 101 as SeqNum, ack: 2001 as SeqNum, flags: W.ACK })
+    const k = new Conn(++id, connKey(8, 1002), M.acceptCookie(cfg, cfg, ack, { addr: 1, port: 80 }, { addr: 8, port: 1002 }, 1460, 0), l)
+    l.pending++ // as the shell does for a cookie connection
+    table.insert(k)
+    expect(k.tcb.state).toBe("Established")
+    expect(s).toMatchObject({ halfOpen: 0, memoryCommitted: 4096 + 8192 + 2 * 16384 })
+    expect(table.established(k)).toBe(false)
+    for (const x of [a, c, k]) table.remove(x)
+    expect(s.memoryCommitted).toBe(0)
   })
 
   it("admits up to the per-source and total bounds, counting each refusal by reason", () => {
@@ -64,7 +101,7 @@ describe("ConnTable", () => {
     const cs = [0, 1, 2].map((i) => halfOpen(l, 7, 3000 + i))
     for (const c of cs) {
       table.insert(c)
-      table.endHalfOpen(c)
+      table.established(c)
       c.accepted = true
       l.pending--
       c.tcb.state = "TimeWait"

@@ -7,7 +7,9 @@
  *   `halfOpenFull` and answers with a SYN cookie instead of adding one past a bound);
  * - TIME-WAIT, a list of its own in arrival order, bounded, the oldest recycled first;
  * - committed ring memory: each connection commits its send and receive ring sizes until it no longer
- *   needs them (TIME-WAIT with empty rings, or removal).
+ *   needs them (TIME-WAIT with empty rings, or removal). A half-open entry commits nothing (its rings are
+ *   never allocated in SYN-RECEIVED): it commits when its handshake completes (`established`), so
+ *   spoofed SYNs cannot fill the memory bound. Active opens and cookie connections commit when inserted.
  *
  * Plain synchronous bookkeeping over the shell's `TcpStats`; the shell calls it from the receive burst,
  * its timer fiber and application calls, which all run on the one thread.
@@ -53,7 +55,7 @@ export class Conn {
   live = false
   halfOpen = false
   timeWait = false
-  /** Ring bytes this connection committed (released on TIME-WAIT or removal). */
+  /** Ring bytes this connection committed (from establishment or insertion; released on TIME-WAIT or removal). */
   committed = 0
   /** The machine's retransmission count already added to the layer's. */
   retransSeen = 0
@@ -171,8 +173,14 @@ export class ConnTable {
       c.halfOpen = true
       this.stats.halfOpen++
       bump(this.halfOpenBySource, c.tcb.remote.addr, 1)
+    } else {
+      this.commit(c)
     }
-    c.committed = c.tcb.cfg.sendBufBytes + c.tcb.cfg.recvBufBytes
+  }
+
+  /** Commit the connection's ring sizes (what they are now: the shell may have resized a passive open's). */
+  private commit(c: Conn): void {
+    c.committed = c.tcb.sendbuf.capacity + c.tcb.recvbuf.capacity
     this.stats.memoryCommitted += c.committed
     bump(this.committedBySource, c.tcb.remote.addr, c.committed)
   }
@@ -184,8 +192,19 @@ export class ConnTable {
     c.committed = 0
   }
 
+  /**
+   * The connection is established: a half-open entry stops being one and commits its rings now. Returns
+   * whether it did (false for a connection that was never half-open: it committed when inserted).
+   */
+  established(c: Conn): boolean {
+    if (!c.halfOpen) return false
+    this.endHalfOpen(c)
+    this.commit(c)
+    return true
+  }
+
   /** The connection left SYN-RECEIVED (established, or gone). */
-  endHalfOpen(c: Conn): void {
+  private endHalfOpen(c: Conn): void {
     if (!c.halfOpen) return
     c.halfOpen = false
     this.stats.halfOpen--
