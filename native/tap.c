@@ -25,6 +25,13 @@
  *       and per-frame errors (EINVAL, EMSGSIZE, frames > maxLen) drop the frame; the caller
  *       computes dropped = count - written. If `out` (Int32Array, length >= 2) is given, out[0] =
  *       frames written and out[1] = Ethernet bytes written. EBADF/EIO/EBADFD/ENODEV throw.
+ *   setSynFilter(fd, sources: Uint32Array, count, keepShift, allLevel) -> ok: boolean
+ *       A classic BPF socket filter on the TAP (TUNATTACHFILTER), run by the kernel when it queues a frame
+ *       for us, in the sender's context: bare IPv4 SYNs (SYN without ACK, RST or FIN; no fragment) from
+ *       the `count` listed sources (host-order IPv4 numbers, at most 64) are dropped except one in
+ *       2^keepShift (the sample that still reaches us, so the caller can tell when a source stops), and
+ *       bare SYNs from any other source are dropped with probability allLevel/64. count 0 and allLevel 0
+ *       detach the filter. Returns false where the kernel refused (then the filter is as it was).
  *   close(fd)
  */
 #ifndef NAPI_VERSION
@@ -36,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
+#include <linux/filter.h>
 #include <linux/if_tun.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -637,6 +645,83 @@ static napi_value tap_write_batch(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- kernel SYN filter -------------------------------------------------------------------- */
+
+#define SYN_FILTER_MAX_SOURCES 64
+
+static napi_value tap_set_syn_filter(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], result;
+  int32_t fd, count, keep_shift, all_level;
+  uint32_t* src = NULL;
+  size_t src_len = 0;
+  bool is_ta = false;
+  int ok = 0;
+
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc >= 1 && napi_is_typedarray(env, argv[1], &is_ta) == napi_ok && is_ta) {
+    napi_typedarray_type tt;
+    void* data;
+    if (napi_get_typedarray_info(env, argv[1], &tt, &src_len, &data, NULL, NULL) == napi_ok && tt == napi_uint32_array)
+      src = (uint32_t*)data;
+  }
+  if (argc < 5 || !get_i32(env, argv[0], &fd) || fd < 0 || src == NULL || !get_i32(env, argv[2], &count) ||
+      count < 0 || count > SYN_FILTER_MAX_SOURCES || (size_t)count > src_len ||
+      !get_i32(env, argv[3], &keep_shift) || keep_shift < 0 || keep_shift > 16 ||
+      !get_i32(env, argv[4], &all_level) || all_level < 0 || all_level > 64) {
+    throw_code(env, "EINVAL",
+               "tap.setSynFilter(fd, sources: Uint32Array, count <= 64, keepShift 0..16, allLevel 0..64): bad arguments");
+    return NULL;
+  }
+  if (count == 0 && all_level == 0) {
+    /* nothing to filter: detach (ENOENT when none was attached is fine) */
+    if (ioctl(fd, TUNDETACHFILTER, NULL) == 0 || errno == ENOENT || errno == EINVAL) ok = 1;
+  } else {
+    struct sock_filter prog[16 + SYN_FILTER_MAX_SOURCES];
+    unsigned n = 0, i;
+    /* jump targets are patched once the layout is known: ACCEPT, DROP and SAMPLE sit at the end */
+    const unsigned total = 11 + (unsigned)count + 3 + 3 + 2;
+    const unsigned sample = 11 + (unsigned)count + 3; /* first instruction of the listed-source sample */
+    const unsigned accept = total - 2, drop = total - 1;
+#define AT(x) ((uint8_t)((x) - n - 1))
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12); n++;            /* ethertype */
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 0, AT(accept)); n++;
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 23); n++;            /* IPv4 protocol */
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 0, AT(accept)); n++;
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 20); n++;            /* flags, fragment offset */
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x3fff, AT(accept), 0); n++; /* MF or offset */
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 14); n++;           /* X = IPv4 header length */
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_B | BPF_IND, 14 + 13); n++;       /* TCP flags */
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x17); n++;         /* FIN SYN RST ACK */
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, AT(accept)); n++;
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 26); n++;            /* source address */
+    for (i = 0; i < (unsigned)count; i++) {
+      prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, src[i], AT(sample), 0); n++;
+    }
+    /* any other source: dropped with probability all_level/64 */
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_RANDOM); n++;
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 63); n++;
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)all_level, AT(accept), AT(drop)); n++;
+    /* a listed source: one in 2^keep_shift passes */
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_RANDOM); n++;
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, (1u << keep_shift) - 1); n++;
+    prog[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, AT(accept), AT(drop)); n++;
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffffu); n++;             /* accept */
+    prog[n] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0); n++;                       /* drop */
+#undef AT
+    if (n != total) {
+      throw_code(env, "EADDON", "tap.setSynFilter: filter layout mismatch");
+      return NULL;
+    }
+    {
+      struct sock_fprog fp = { (unsigned short)n, prog };
+      if (ioctl(fd, TUNATTACHFILTER, &fp) == 0) ok = 1;
+    }
+  }
+  CHECK(napi_get_boolean(env, ok != 0, &result));
+  return result;
+}
+
 /* ---- module ------------------------------------------------------------------------------- */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -647,6 +732,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "startRx", NULL, tap_start_rx, NULL, NULL, NULL, napi_default_jsproperty, NULL },
     { "stopRx", NULL, tap_stop_rx, NULL, NULL, NULL, napi_default_jsproperty, NULL },
     { "writeBatch", NULL, tap_write_batch, NULL, NULL, NULL, napi_default_jsproperty, NULL },
+    { "setSynFilter", NULL, tap_set_syn_filter, NULL, NULL, NULL, napi_default_jsproperty, NULL },
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   CHECK(napi_create_int32(env, META_STRIDE, &v));

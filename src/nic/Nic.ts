@@ -65,6 +65,24 @@ export interface NicShape {
    * frames (pcap, fault injection) must not forward it, so that the stack then uses `rx`/`tx` through them.
    */
   readonly direct?: NicDirect | undefined
+  /**
+   * Optional: a filter the device runs on bare IPv4 SYNs before they reach us (the TAP's runs in the kernel, in
+   * the sender's context), so that a SYN flood costs us no read per frame. The TCP layer sets it from its SYN
+   * limiter (protocols/tcp/synShield.ts). Frames it drops are never received, so no middleware sees them.
+   */
+  readonly synFilter?: SynFilter | undefined
+}
+
+export interface SynFilter {
+  /** A listed source's bare SYNs pass one in 2^keepShift. */
+  readonly keepShift: number
+  /** At most this many sources may be listed. */
+  readonly maxSources: number
+  /**
+   * Replace the filter: bare SYNs from `sources` (IPv4 addresses as numbers) dropped but the sample, those from
+   * any other source with probability allLevel/64; no sources and level 0 remove it. False if the device refused.
+   */
+  readonly set: (sources: ReadonlyArray<number>, allLevel: number) => boolean
 }
 
 export interface NicDirect {

@@ -20,7 +20,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Nic, NicError, makeNicStats, type NicCaps, type NicDirect, type NicShape } from "./Nic.js"
+import { Nic, NicError, makeNicStats, type NicCaps, type NicDirect, type NicShape, type SynFilter } from "./Nic.js"
 import type { MacAddress } from "../protocols/address.js"
 import { MAX_GSO_FRAME, PLAIN, VNET_HDR_LEN, type Frame } from "./Frame.js"
 import * as Addon from "./tap-addon.js"
@@ -288,8 +288,30 @@ const makeShape = (
     tx: txSync
   }
 
-  return { name: opened.name, mac: opts.mac, caps, rx, tx, stats, direct }
+  const filterSources = new Uint32Array(SYN_FILTER_MAX_SOURCES)
+  // (an addon built before setSynFilter existed offers none)
+  const synFilter: SynFilter | undefined = typeof addon.setSynFilter !== "function" ? undefined : {
+    keepShift: SYN_FILTER_KEEP_SHIFT,
+    maxSources: SYN_FILTER_MAX_SOURCES,
+    set: (sources, allLevel) => {
+      if (dev.closed) return false
+      const n = Math.min(sources.length, SYN_FILTER_MAX_SOURCES)
+      for (let i = 0; i < n; i++) filterSources[i] = sources[i]! >>> 0
+      try {
+        return addon.setSynFilter(fd, filterSources, n, SYN_FILTER_KEEP_SHIFT, Math.max(0, Math.min(64, allLevel | 0)))
+      } catch (e) {
+        if (Addon.isAddonError(e)) return false // the device is gone: nothing to filter
+        throw e
+      }
+    }
+  }
+
+  return { name: opened.name, mac: opts.mac, caps, rx, tx, stats, direct, synFilter }
 }
+
+/** The TAP's SYN filter (tap.c setSynFilter): a listed source's bare SYNs pass one in 64; at most 64 sources. */
+const SYN_FILTER_KEEP_SHIFT = 6
+const SYN_FILTER_MAX_SOURCES = 64
 
 /** The Nic service over a TAP device. */
 export const layer = (opts: TapOptions): Layer.Layer<Nic, NicError> => Layer.scoped(Nic, make(opts))

@@ -83,6 +83,12 @@ export interface TapAddon {
     maxLen: number,
     out?: Int32Array | null
   ) => number
+  /**
+   * A kernel-side filter on the TAP for bare IPv4 SYNs (see tap.c): those from `sources[0..count)` are dropped
+   * but one in 2^keepShift, those from anyone else with probability allLevel/64. count 0 and allLevel 0 detach
+   * it. Returns false where the kernel refused the filter.
+   */
+  readonly setSynFilter: (fd: number, sources: Uint32Array, count: number, keepShift: number, allLevel: number) => boolean
 }
 
 /** The repository root: src/nic/ (or dist/src/nic/) -> up until a binding.gyp is found. */

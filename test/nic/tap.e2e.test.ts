@@ -261,6 +261,59 @@ describeRoot("TAP e2e (namespace, kernel peer)", () => {
       expect(quietBefore).toBeLessThan(100)
     }))
 
+  it.scopedLive("the SYN filter (a BPF program in the kernel): a listed source's bare SYNs pass one in 64, everything else passes; a level drops a share of others' SYNs; removing it lets all through", () =>
+    Effect.gen(function* () {
+      const ns = yield* withNetns("synf")
+      const nic = yield* withTapInNetns(ns, { mac: OUR_MAC, neighbors: [["198.51.100.2", "02:00:00:00:00:02"]] })
+      const filter = nic.synFilter!
+      expect(filter.keepShift).toBe(6)
+      // received TCP segments to us, by the source's last octet and "bare SYN" or not
+      const seen = new Map<string, number>()
+      yield* Effect.forkScoped(
+        Stream.runForEach(nic.rx, (batch) =>
+          Effect.sync(() => {
+            for (const { data: f } of batch) {
+              if (f.length < 54 || f[12] !== 0x08 || f[13] !== 0x00 || f[23] !== 6) continue
+              const key = `${f[29]}:${(f[47]! & 0x17) === 0x02 ? "syn" : "other"}`
+              seen.set(key, (seen.get(key) ?? 0) + 1)
+            }
+          })
+        )
+      )
+      const count = (src: string, kind: string) => seen.get(`${src}:${kind}`) ?? 0
+      // n segments from `src` (spoofed on the kernel side; raw socket), 250 us apart; waits for the last to arrive
+      const send = (src: string, flags: string, n: number) =>
+        Effect.gen(function* () {
+          const before = nic.stats.rxFrames
+          yield* ns.exec("bash", ["-c", `hping3 -q ${flags} -p 5001 -a 198.51.100.${src} -c ${n} -i u250 198.51.100.2 >/dev/null 2>&1; true`])
+          yield* Effect.sleep("200 millis")
+          return nic.stats.rxFrames - before
+        })
+      yield* Effect.sleep("50 millis")
+
+      expect(filter.set([ipv4(198, 51, 100, 3)], 0)).toBe(true)
+      yield* send("3", "-S", 640)
+      yield* send("3", "-A", 100)
+      yield* send("1", "-S", 100)
+      // 640 with p = 1/64: mean 10; 0 has probability e^-10, more than 40 practically none
+      expect(count("3", "syn")).toBeGreaterThan(0)
+      expect(count("3", "syn")).toBeLessThan(40)
+      expect(count("3", "other")).toBe(100) // ACKs pass
+      expect(count("1", "syn")).toBe(100) // unlisted sources pass
+
+      // level 32/64: about half of unlisted sources' bare SYNs dropped (400: mean 200, sd 10)
+      expect(filter.set([], 32)).toBe(true)
+      yield* send("1", "-S", 400)
+      expect(count("1", "syn") - 100).toBeGreaterThan(120)
+      expect(count("1", "syn") - 100).toBeLessThan(280)
+
+      // removed: everything passes again
+      expect(filter.set([], 0)).toBe(true)
+      const before = count("3", "syn")
+      yield* send("3", "-S", 50)
+      expect(count("3", "syn") - before).toBe(50)
+    }))
+
   it.scopedLive("a second concurrent rx consumer fails with reason Read", () =>
     Effect.gen(function* () {
       const ns = yield* withNetns("rx2")
