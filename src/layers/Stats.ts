@@ -186,6 +186,10 @@ export const make = (opts: StatsOptions = {}) =>
       c("tcp", "per_source_refusals", () => ts.perSourceRefusals)
       c("tcp", "memory_pressure", () => ts.memoryPressure)
       g("tcp", "memory_committed_bytes", () => ts.memoryCommitted)
+      g("tcp", "syn_filter_sources", () => ts.synFilterSources)
+      g("tcp", "syn_filter_level", () => ts.synFilterLevel)
+      c("tcp", "syn_filter_updates", () => ts.synFilterUpdates)
+      c("tcp", "syn_filter_refused", () => ts.synFilterRefused)
       dropSources.push(["tcp", ts.drops])
     }
 
@@ -387,6 +391,7 @@ export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcp
         `half-open ${n("tcp.half_open")}, time-wait ${n("tcp.time_wait")} (recycled ${n("tcp.time_wait_recycled")}), ` +
         `syn cookies sent ${n("tcp.syn_cookies_sent")} ok ${n("tcp.syn_cookies_ok")} rate-limited ${n("tcp.syn_rate_limited")}, table full ${n("tcp.table_full_drops")}, ` +
         `per-source refusals ${n("tcp.per_source_refusals")}, memory pressure ${n("tcp.memory_pressure")}, ` +
+        `syn filter sources ${n("tcp.syn_filter_sources")} level ${n("tcp.syn_filter_level")}/64 (updates ${n("tcp.syn_filter_updates")}, refused ${n("tcp.syn_filter_refused")}), ` +
         `backlog drops ${n("tcp.syn_backlog_drops")}, ${drops("tcp")}`
     )
   }

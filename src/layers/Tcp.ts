@@ -38,6 +38,7 @@ import { formatIpv4 } from "../protocols/address.js"
 import * as Cs from "../protocols/checksum.js"
 import * as Cookie from "../protocols/tcp/cookie.js"
 import { DEFAULT_SYN_LIMIT, SynLimiter } from "../protocols/tcp/synLimit.js"
+import { DEFAULT_SYN_SHIELD, SynShield } from "../protocols/tcp/synShield.js"
 import * as Ip from "../protocols/ipv4/wire.js"
 import * as M from "../protocols/tcp/machine.js"
 import * as W from "../protocols/tcp/wire.js"
@@ -87,6 +88,18 @@ export const make = (opts: TcpOptions = {}) =>
       })()
     const serverKeepAliveMs = opts.serverKeepAliveMs ?? 60_000
     const synLimiter = new SynLimiter({ ...DEFAULT_SYN_LIMIT, ...opts.synLimit })
+    // the limiter's verdicts handed down to the link's SYN filter, where it has one (the TAP's runs in the kernel)
+    const linkFilter = opts.synFilter === false ? undefined : eth.nic.synFilter
+    const shield =
+      linkFilter === undefined
+        ? undefined
+        : new SynShield({
+            ...DEFAULT_SYN_SHIELD,
+            perSource: synLimiter.cfg.perSource,
+            total: synLimiter.cfg.total,
+            keepShift: linkFilter.keepShift,
+            maxSources: Math.min(DEFAULT_SYN_SHIELD.maxSources, linkFilter.maxSources)
+          })
     const earlyLimit = opts.earlyLimit ?? 65536
     const mss = ip.mtu - 40
     const baseCfg = M.makeConfig({
@@ -118,6 +131,10 @@ export const make = (opts: TcpOptions = {}) =>
       perSourceRefusals: 0,
       memoryPressure: 0,
       memoryCommitted: 0,
+      synFilterSources: 0,
+      synFilterLevel: 0,
+      synFilterUpdates: 0,
+      synFilterRefused: 0,
       drops: {}
     }
     const table = new ConnTable(
@@ -204,6 +221,14 @@ export const make = (opts: TcpOptions = {}) =>
       }
     }
 
+    /** Make the timer fiber wake by `at` (it sleeps until its earliest deadline). */
+    const wakeTimerAt = (at: number): void => {
+      if (at < timerTarget) {
+        timerTarget = at
+        timerSignal.notify()
+      }
+    }
+
     /** Start the connection's supervising fiber (from plain code: the receive burst, or an Effect). */
     const supervise = (c: Conn): void => {
       const fiber = runFork(
@@ -227,9 +252,25 @@ export const make = (opts: TcpOptions = {}) =>
 
     // --- input -----------------------------------------------------------------------------
     /** A SYN dropped unanswered by the cookie rate limits. */
-    const rateLimited = (): void => {
+    const rateLimited = (src: number, nowMs: number): void => {
       stats.synRateLimited++
       countDrop(stats.drops, "RateLimited")
+      if (shield !== undefined && shield.refused(src, nowMs)) wakeTimerAt(shield.dueAt)
+    }
+
+    /** The shield's window ended: hand its verdict to the link. */
+    const shieldTick = (nowMs: number): void => {
+      const update = shield!.tick(nowMs)
+      if (update === undefined) return
+      stats.synFilterUpdates++
+      if (linkFilter!.set(update.sources, update.allLevel)) {
+        stats.synFilterSources = update.sources.length
+        stats.synFilterLevel = update.allLevel
+      } else {
+        stats.synFilterRefused++
+        stats.synFilterSources = 0
+        stats.synFilterLevel = 0
+      }
     }
 
     ip.register(Ip.PROTO_TCP, (h, payload, _frame, trusted, nowMs) => {
@@ -240,13 +281,14 @@ export const make = (opts: TcpOptions = {}) =>
       if (payload.length >= W.HEADER_LEN && (payload[13]! & (W.SYN | W.ACK | W.RST | W.FIN)) === W.SYN) {
         const dstPort = (payload[2]! << 8) | payload[3]!
         const l = listeners.get(dstPort)
+        if (shield !== undefined && l !== undefined) shield.syn(h.src)
         if (
           l !== undefined &&
           nowMs - l.boundAt < COOKIE_HOLD_MS &&
           synLimiter.refuses(h.src, nowMs) &&
           table.find(dstPort, connKey(h.src, (payload[0]! << 8) | payload[1]!)) === undefined
         ) {
-          rateLimited()
+          rateLimited(h.src, nowMs)
           return
         }
       }
@@ -310,7 +352,7 @@ export const make = (opts: TcpOptions = {}) =>
       const full = bound || nowMs - l.boundAt < COOKIE_HOLD_MS
       if (cookieMode === "always" || (full && cookieMode === "auto")) {
         if (!synLimiter.admit(src, nowMs)) {
-          rateLimited()
+          rateLimited(src, nowMs)
           return
         }
         const cookie = Cookie.make(cookieKey, src, dst, seg.srcPort, seg.dstPort, seg.seq, seg.mss, nowMs)
@@ -388,7 +430,8 @@ export const make = (opts: TcpOptions = {}) =>
     yield* Effect.gen(function* () {
       while (true) {
         const now = yield* Clock.currentTimeMillis
-        let next = Infinity
+        if (shield !== undefined && shield.dueAt <= now) shieldTick(now)
+        let next = shield?.dueAt ?? Infinity
         for (const c of table.all()) {
           let at = M.pollAt(c.tcb)
           if (at !== undefined && at <= now) {

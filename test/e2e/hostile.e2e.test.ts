@@ -362,9 +362,8 @@ describeRoot("e2e: hostile peers (design.md §7): a real client is served during
     )
   )
 
-  // i1 fails today most runs: the flood keeps the SYN backlog full (175955 backlog drops in 5 s), the concurrent
-  // client's SYNs are dropped and it connected after 3080 ms (two retransmissions) in the full-file run; in a run
-  // where it got in sooner the test passed, ping 3/3. (The bench's ping -i 0.02 lost 36 of 150 during the flood.)
+  // (Before SYN cookies this failed most runs: the flood kept the SYN backlog full and the client connected after two
+  // SYN retransmissions. Now the flooder is also handed to the TAP's kernel SYN filter within about a second.)
   // i1. SYN flood (hping3 --flood from the kernel side, bounded: timeout -s KILL 6 and killed by PID) while a real
   // iperf -c -t 3 and a ping -c 3 -i 0.2 run. Ping: at most 1 of 3 lost. The TAP's kernel-side queue is shared by the
   // flood and the echo requests; when our reader falls behind a --flood (which the kernel feeds as fast as one core can
@@ -382,9 +381,12 @@ describeRoot("e2e: hostile peers (design.md §7): a real client is served during
           { concurrency: 2 }
         )
         const floodAlive = flood.exitCode === null
+        // the flooder was handed to the TAP's kernel SYN filter (a dump taken while the flood still ran)
+        const listed = yield* waitDump(s, (x) => (counter(x, "synFilterSources") ?? 0) >= 1, { timeoutMs: 2000 })
         yield* release(flood)
         const all = context(s, r, p)
         expect(floodAlive, "the flood ran during the clients").toBe(true)
+        expect(counterOf(listed, (x) => counter(x, "synFilterSources")), all).toBe(1)
         // served during the flood: connected with at most one SYN retransmission (the flood fills a plain SYN backlog;
         // with SYN cookies the first SYN is answered) and data went through
         expectIperf2Served(s, r, { maxConnectMs: 3000 })

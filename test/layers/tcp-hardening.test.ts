@@ -31,9 +31,13 @@ const PEER = ipv4(198, 51, 100, 1)
 
 type Services = Stack.StackServices | Tcp.Tcp
 
-const withTcp = <A, E>(body: (ch: Channel) => Effect.Effect<A, E, Services | Scope.Scope>, tcp: Tcp.TcpOptions = {}) =>
+const withTcp = <A, E>(
+  body: (ch: Channel) => Effect.Effect<A, E, Services | Scope.Scope>,
+  tcp: Tcp.TcpOptions = {},
+  nic: { readonly synFilter?: boolean } = {}
+) =>
   Effect.gen(function* () {
-    const ch = yield* makeChannel()
+    const ch = yield* makeChannel({}, nic)
     const layer = Tcp.layer(tcp).pipe(
       Layer.provideMerge(Stack.layer({ address: { address: US, prefix: 24, gateway: undefined } })),
       Layer.provide(channelLayer(ch))
@@ -214,6 +218,51 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
           expect(toOther.map((x) => x.seg.flags)).toEqual([W.SYN | W.ACK])
         }),
       { synLimit: { perSource: 10, total: 1000 } }
+    )
+  )
+
+  it.scoped("a source the limiter keeps refusing is handed to the link's SYN filter after a second, and taken off once its sample stops", () =>
+    withTcp(
+      (ch) =>
+        Effect.gen(function* () {
+          const tcp = yield* Tcp.Tcp
+          yield* tcp.listen(5001, { backlog: 4 })
+          const flooder = ipv4(198, 51, 100, 77)
+          yield* inject(ch, synsFrom(flooder, 50, 5001))
+          expect(tcp.stats.synRateLimited).toBe(36)
+          expect(ch.filterSets).toEqual([]) // verdicts are taken once a window (1 s) has passed
+          yield* TestClock.adjust("1000 millis")
+          expect(ch.filterSets).toEqual([{ sources: [flooder], allLevel: 0 }])
+          expect(tcp.stats).toMatchObject({ synFilterSources: 1, synFilterLevel: 0, synFilterUpdates: 1 })
+          // the filter passes one SYN in 64: one sampled SYN a second stands for 64, past the 10/s limit
+          yield* ch.inject([tcpFrame(flooder, { srcPort: 40000, dstPort: 5001, seq: 1 as SeqNum, flags: W.SYN })])
+          yield* TestClock.adjust("1000 millis")
+          expect(ch.filterSets.length).toBe(1) // unchanged: nothing set again
+          // a second without any: the source stopped, the filter is removed
+          yield* TestClock.adjust("1000 millis")
+          expect(ch.filterSets).toEqual([{ sources: [flooder], allLevel: 0 }, { sources: [], allLevel: 0 }])
+          expect(tcp.stats).toMatchObject({ synFilterSources: 0, synFilterUpdates: 2 })
+          yield* TestClock.adjust("10 seconds")
+          expect(ch.filterSets.length).toBe(2) // nothing more to judge: no more windows
+        }),
+      { synLimit: { perSource: 10, total: 1000 } },
+      { synFilter: true }
+    )
+  )
+
+  it.scoped("synFilter: false keeps the link's SYN filter untouched", () =>
+    withTcp(
+      (ch) =>
+        Effect.gen(function* () {
+          const tcp = yield* Tcp.Tcp
+          yield* tcp.listen(5001, { backlog: 4 })
+          yield* inject(ch, synsFrom(ipv4(198, 51, 100, 77), 50, 5001))
+          expect(tcp.stats.synRateLimited).toBe(36)
+          yield* TestClock.adjust("3 seconds")
+          expect(ch.filterSets).toEqual([])
+        }),
+      { synLimit: { perSource: 10, total: 1000 }, synFilter: false },
+      { synFilter: true }
     )
   )
 

@@ -17,13 +17,16 @@ export interface Channel {
   /** Everything the stack sent so far (copies), oldest first; `take` empties it. */
   readonly sent: Array<Frame>
   readonly take: () => Array<Frame>
+  /** With `{ synFilter: true }`: every SYN filter the stack set, oldest first (the channel filters nothing). */
+  readonly filterSets: Array<{ readonly sources: ReadonlyArray<number>; readonly allLevel: number }>
 }
 
 export const STACK_MAC: MacAddress = mac(0x0200, 0x00000002)
 export const PEER_MAC: MacAddress = mac(0x0200, 0x00000001)
 
-export const makeChannel = (caps: Partial<NicCaps> = {}) =>
+export const makeChannel = (caps: Partial<NicCaps> = {}, opts: { readonly synFilter?: boolean } = {}) =>
   Effect.gen(function* () {
+    const filterSets: Array<{ readonly sources: ReadonlyArray<number>; readonly allLevel: number }> = []
     const q = yield* Queue.unbounded<ReadonlyArray<Frame>>()
     const sent: Array<Frame> = []
     const fullCaps: NicCaps = { ipMtu: 1500, rxOffload: false, txChecksumOffload: false, tso: false, maxTxFrame: 1514, ...caps }
@@ -36,7 +39,19 @@ export const makeChannel = (caps: Partial<NicCaps> = {}) =>
         Effect.sync(() => {
           for (const f of frames) sent.push({ data: f.data.slice(), meta: f.meta })
         }),
-      stats: makeNicStats()
+      stats: makeNicStats(),
+      ...(opts.synFilter === true
+        ? {
+            synFilter: {
+              keepShift: 6,
+              maxSources: 64,
+              set: (sources: ReadonlyArray<number>, allLevel: number) => {
+                filterSets.push({ sources: [...sources], allLevel })
+                return true
+              }
+            }
+          }
+        : {})
     }
     const channel: Channel = {
       nic,
@@ -47,7 +62,8 @@ export const makeChannel = (caps: Partial<NicCaps> = {}) =>
           Effect.repeatN(Effect.yieldNow(), 20)
         ),
       sent,
-      take: () => sent.splice(0, sent.length)
+      take: () => sent.splice(0, sent.length),
+      filterSets
     }
     return channel
   })

@@ -71,6 +71,13 @@ export interface TcpStats {
   memoryPressure: number
   /** Ring bytes committed by the connections in the table now. */
   memoryCommitted: number
+  /** Sources whose bare SYNs the link's SYN filter drops now (protocols/tcp/synShield.ts). */
+  synFilterSources: number
+  /** The link filter's drop level for other sources' bare SYNs now (in 64ths). */
+  synFilterLevel: number
+  /** Times the link's SYN filter was replaced, and times the device refused it. */
+  synFilterUpdates: number
+  synFilterRefused: number
   readonly drops: DropCounts
 }
 
@@ -165,6 +172,11 @@ export interface TcpOptions {
   readonly memoryBytes?: number
   /** Cookie SYN-ACKs per second per source and in all (default 1000 and 20000; see synLimit.ts). */
   readonly synLimit?: Partial<SynLimitConfig>
+  /**
+   * Hand the limiter's verdicts to the link's SYN filter where the link has one (default true): a source the
+   * limiter keeps refusing has its bare SYNs dropped by the device (the TAP: in the kernel) but one in 64.
+   */
+  readonly synFilter?: boolean
   /** Secret for the SYN cookie hash (default random). */
   readonly cookieKey?: Cookie.CookieKey
   /** Keep-alive on accepted connections: idle ms before the first probe (default 60 s; 0 = off). */

@@ -39,6 +39,9 @@ export const COUNTERS = {
   tcpPerSourceRefusals: { layer: "tcp", label: "per-source refusals" },
   tcpHalfOpen: { layer: "tcp", label: "half-open" },
   tcpTimeWait: { layer: "tcp", label: "time-wait" },
+  // `syn filter sources N level L/64 (updates N, refused N)`: the link's kernel SYN filter (synShield.ts)
+  synFilterSources: { layer: "tcp", label: "syn filter sources" },
+  synFilterUpdates: { layer: "tcp", label: "updates" },
   ipv4FragmentsIn: { layer: "ipv4", label: "fragments in" },
   ipv4Reassembled: { layer: "ipv4", label: "reassembled" },
   icmpEchoRequests: { layer: "icmp", label: "echo requests" },
