@@ -38,7 +38,7 @@ import { formatIpv4 } from "../protocols/address.js"
 import * as Cs from "../protocols/checksum.js"
 import * as Cookie from "../protocols/tcp/cookie.js"
 import { DEFAULT_SYN_LIMIT, SynLimiter } from "../protocols/tcp/synLimit.js"
-import { DEFAULT_SYN_SHIELD, SynShield } from "../protocols/tcp/synShield.js"
+import { DEFAULT_SYN_SHIELD, SynShield, type SynFilterUpdate } from "../protocols/tcp/synShield.js"
 import * as Ip from "../protocols/ipv4/wire.js"
 import * as M from "../protocols/tcp/machine.js"
 import * as W from "../protocols/tcp/wire.js"
@@ -255,13 +255,20 @@ export const make = (opts: TcpOptions = {}) =>
     const rateLimited = (src: number, nowMs: number): void => {
       stats.synRateLimited++
       countDrop(stats.drops, "RateLimited")
-      if (shield !== undefined && shield.refused(src, nowMs)) wakeTimerAt(shield.dueAt)
+      if (shield === undefined) return
+      const verdict = shield.refused(src, nowMs)
+      if (verdict === undefined) return
+      if (verdict === "join") applyFilter(shield.join(src))
+      wakeTimerAt(shield.dueAt)
     }
 
     /** The shield's window ended: hand its verdict to the link. */
     const shieldTick = (nowMs: number): void => {
       const update = shield!.tick(nowMs)
-      if (update === undefined) return
+      if (update !== undefined) applyFilter(update)
+    }
+
+    const applyFilter = (update: SynFilterUpdate): void => {
       stats.synFilterUpdates++
       if (linkFilter!.set(update.sources, update.allLevel)) {
         stats.synFilterSources = update.sources.length

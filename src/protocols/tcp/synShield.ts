@@ -83,39 +83,61 @@ export class SynShield {
   }
 
   /**
-   * The limiter dropped a bare SYN from `src`. Returns true when this starts a window (the caller then makes
-   * sure `tick` runs at `dueAt`).
+   * The limiter dropped a bare SYN from `src`. Returns "join" when `src` just had a tenth of its per-source rate
+   * refused in this window (the caller applies `join(src)` at once: a flood is filtered within milliseconds, not
+   * at the window's end), "window" when this opens a window (the caller makes sure `tick` runs at `dueAt`).
    */
-  refused(src: number, nowMs: number): boolean {
+  refused(src: number, nowMs: number): "join" | "window" | undefined {
+    let verdict: "join" | "window" | undefined
+    if (this.dueAt === Infinity) {
+      this.dueAt = nowMs + this.cfg.windowMs
+      verdict = "window"
+    }
     if (!this.listedSet.has(src)) {
       this.refusedUnlisted++
-      const n = this.refusedBy.get(src)
-      if (n !== undefined) this.refusedBy.set(src, n + 1)
+      let n = this.refusedBy.get(src)
+      if (n !== undefined) this.refusedBy.set(src, ++n)
       else {
         if (this.refusedBy.size >= this.cfg.maxTracked) this.refusedBy.delete(this.refusedBy.keys().next().value as number)
-        this.refusedBy.set(src, 1)
+        this.refusedBy.set(src, (n = 1))
       }
+      if (n === this.joinAt() && this.listed.length < this.cfg.maxSources) return "join"
     }
-    if (this.dueAt !== Infinity) return false
-    this.dueAt = nowMs + this.cfg.windowMs
-    return true
+    return verdict
+  }
+
+  /** Lists `src` now (after `refused` said "join"); the filter to apply. */
+  join(src: number): SynFilterUpdate {
+    if (!this.listedSet.has(src) && this.listed.length < this.cfg.maxSources) {
+      this.listed = [...this.listed, src]
+      this.listedSet.add(src)
+    }
+    return { sources: this.listed, allLevel: this.level }
+  }
+
+  /** Refusals in a window that list a source: a tenth of its per-source rate. */
+  private joinAt(): number {
+    return Math.max(1, Math.ceil((this.cfg.perSource * this.cfg.windowMs) / 10_000))
   }
 
   /**
    * The window ended: the new list and level, or undefined when they did not change. Sources stay listed while
-   * their sample says they still send at least the per-source rate; a source joins when it had at least a tenth
-   * of the per-source rate refused in the window (it kept sending past its answers for the whole second).
+   * their sample says they still send at least the per-source rate (or, listed during this window, they had a
+   * tenth of it refused before); a source joins when it had a tenth of the per-source rate refused.
    */
   tick(nowMs: number): SynFilterUpdate | undefined {
     const c = this.cfg
     const perWindow = (c.perSource * c.windowMs) / 1000
     const scale = 2 ** c.keepShift
-    const rated: Array<[number, number]> = []
-    for (const [src, n] of this.sampled) if (n * scale >= perWindow) rated.push([src, n * scale])
-    const joinAt = Math.max(1, perWindow / 10)
-    for (const [src, n] of this.refusedBy) if (n >= joinAt) rated.push([src, n + perWindow])
-    rated.sort((a, b) => b[1] - a[1])
-    const sources = rated.slice(0, c.maxSources).map(([src]) => src)
+    // estimated SYNs a second of each source that should be (or stay) listed
+    const rated = new Map<number, number>()
+    for (const [src, n] of this.sampled) if (n * scale >= perWindow) rated.set(src, n * scale)
+    const joinAt = this.joinAt()
+    for (const [src, n] of this.refusedBy) if (n >= joinAt) rated.set(src, (rated.get(src) ?? 0) + n + perWindow)
+    const sources = [...rated]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, c.maxSources)
+      .map(([src]) => src)
 
     // unlisted sources: what reached us was (64 - level)/64 of what they sent
     const totalWindow = (c.total * c.windowMs) / 1000

@@ -25,23 +25,38 @@ describe("SynShield", () => {
     expect(s.active).toBe(false)
   })
 
-  it("the first refusal opens a one-second window; a source refused at least a tenth of its rate in it is listed", () => {
+  it("the first refusal opens a one-second window; a source refused a tenth of its rate joins the list at once", () => {
     const s = new SynShield(cfg)
-    expect(s.refused(A, 5000)).toBe(true) // starts the window
-    expect(s.refused(A, 5001)).toBe(false)
+    expect(s.refused(A, 5000)).toBe("window") // starts the window
+    expect(s.refused(A, 5001)).toBeUndefined()
     expect(s.dueAt).toBe(6000)
-    refuse(s, A, 98, 5100) // 100 in all: a tenth of 1000/s
+    for (let i = 0; i < 97; i++) expect(s.refused(A, 5100)).toBeUndefined()
+    expect(s.refused(A, 5100)).toBe("join") // the 100th: a tenth of 1000/s
+    expect(s.join(A)).toEqual({ sources: [A], allLevel: 0 })
+    expect(s.refused(A, 5100)).toBeUndefined() // listed: its refusals no longer count toward joining
     refuse(s, B, 99, 5100)
-    expect(s.tick(6000)).toEqual({ sources: [A], allLevel: 0 })
+    expect(s.sources).toEqual([A])
+    // the window's end confirms A (refused before it joined) and not B; nothing changed
+    expect(s.tick(6000)).toBeUndefined()
     expect(s.sources).toEqual([A])
     expect(s.active).toBe(true)
     expect(s.dueAt).toBe(7000)
   })
 
+  it("a source that crossed the threshold without joining (the list was full) is listed at the window's end if it is busier", () => {
+    const s = new SynShield({ ...cfg, maxSources: 1 })
+    refuse(s, A, 100, 0)
+    s.join(A)
+    for (let i = 0; i < 200; i++) expect(s.refused(B, 0)).not.toBe("join") // the list is full
+    // A had 100 refused, B 200: B is the busier
+    expect(s.tick(1000)).toEqual({ sources: [B], allLevel: 0 })
+  })
+
   it("a listed source stays while its sample stands for at least its rate, and is taken off when it stops", () => {
     const s = new SynShield(cfg)
-    refuse(s, A, 500, 0)
-    expect(s.tick(1000)?.sources).toEqual([A])
+    refuse(s, A, 500, 0) // joins at the 100th (the caller would apply join)
+    s.join(A)
+    expect(s.tick(1000)).toBeUndefined() // confirmed: unchanged
     // 16 sampled SYNs x 64 = 1024 a second: still flooding, nothing changes
     for (let i = 0; i < 16; i++) s.syn(A)
     expect(s.tick(2000)).toBeUndefined()
