@@ -217,7 +217,7 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
           const toOther = sentTcp(ch).filter((x) => x.dst === other)
           expect(toOther.map((x) => x.seg.flags)).toEqual([W.SYN | W.ACK])
         }),
-      { synLimit: { perSource: 10, total: 1000 } }
+      { synLimit: { perSource: 10, total: 1000, burstMs: 1000 } }
     )
   )
 
@@ -246,7 +246,7 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
           yield* TestClock.adjust("10 seconds")
           expect(ch.filterSets.length).toBe(2) // nothing more to judge: no more windows
         }),
-      { synLimit: { perSource: 10, total: 1000 } },
+      { synLimit: { perSource: 10, total: 1000, burstMs: 1000 } },
       { synFilter: true }
     )
   )
@@ -262,7 +262,7 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
           yield* TestClock.adjust("3 seconds")
           expect(ch.filterSets).toEqual([])
         }),
-      { synLimit: { perSource: 10, total: 1000 }, synFilter: false },
+      { synLimit: { perSource: 10, total: 1000, burstMs: 1000 }, synFilter: false },
       { synFilter: true }
     )
   )
