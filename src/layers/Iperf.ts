@@ -110,6 +110,11 @@ export interface IperfOptions {
   readonly headerTimeoutMs?: number
   /** Concurrent UDP streams the server sends (`-u -r`/`-d`/`-R`, default 16); further requests are dropped and counted. */
   readonly maxUdpSenders?: number
+  /**
+   * Of those, to one address at most (default 8, half of the default cap: `iperf -c -u -P 8 -R` is served, and one
+   * address cannot take every slot); further requests from it are refused and counted.
+   */
+  readonly maxUdpSendersPerAddress?: number
   /** Wall-clock microseconds, for UDP transit times against the client's timestamps. */
   readonly wallClockUs?: () => number
   /**
@@ -519,6 +524,7 @@ export const make = (opts: IperfOptions = {}) =>
     if (opts.udp !== false) {
       const maxStreams = opts.maxUdpStreams ?? 64
       const maxSenders = opts.maxUdpSenders ?? 16
+      const maxPerAddress = Math.max(1, Math.min(maxSenders, opts.maxUdpSendersPerAddress ?? 8))
       const forkSession = yield* FiberSet.runtime(sessions)<never>()
       const idCol = (id: number): string => `[${String(id).padStart(3)}]`
 
@@ -552,8 +558,8 @@ export const make = (opts: IperfOptions = {}) =>
         readonly live: boolean
       }
 
-      /** Sending streams by destination address: at most one each. */
-      const sendingTo = new Set<Ipv4Address>()
+      /** Sending streams by destination address: at most `maxPerAddress` each. */
+      const sendingTo = new Map<Ipv4Address, number>()
       /** `-R` streams (sent from the iperf port) by destination address * 65536 + port, to stop them on ICMP errors. */
       /** How often a sending stream looks for a stop while it waits between datagrams. */
       const STOP_POLL_MS = 50
@@ -567,12 +573,16 @@ export const make = (opts: IperfOptions = {}) =>
           logLimited("UDP send requests over the cap dropped", `${idCol(id)} not sending UDP to ${from}: ${maxSenders} sending streams already run`)
           return false
         }
-        if (sendingTo.has(dst)) {
+        const toDst = sendingTo.get(dst) ?? 0
+        if (toDst >= maxPerAddress) {
           stats.udpSendPerDestRefused++
-          logLimited("UDP send requests refused (one stream per address)", `${idCol(id)} not sending UDP to ${from}: that address already gets a stream from us`)
+          logLimited(
+            "UDP send requests refused (streams per address)",
+            `${idCol(id)} not sending UDP to ${from}: that address already gets ${toDst} stream${toDst === 1 ? "" : "s"} from us (at most ${maxPerAddress})`
+          )
           return false
         }
-        sendingTo.add(dst)
+        sendingTo.set(dst, toDst + 1)
         stats.udpSendStreamsActive++
         stats.udpSendStreams++
         return true
@@ -756,7 +766,9 @@ export const make = (opts: IperfOptions = {}) =>
           Effect.ensuring(
             Effect.sync(() => {
               stats.udpSendStreamsActive--
-              sendingTo.delete(t.dst)
+              const left = (sendingTo.get(t.dst) ?? 1) - 1
+              if (left > 0) sendingTo.set(t.dst, left)
+              else sendingTo.delete(t.dst)
             })
           )
         )

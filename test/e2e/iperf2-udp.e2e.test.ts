@@ -134,6 +134,22 @@ describeRoot("e2e: iperf 2.1.8 UDP client, the modes where our server sends (ipe
     )
   )
 
+  it.live("-u -P 2 -R -t 2: two streams to the same host, both about 1 Mbit/s for 2 s, and a [SUM] line", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* withServer("udp-P2R")
+        const r = yield* s.client("iperf", ["-c", SERVER_IP, "-u", "-P", "2", "-R", "-t", "2"])
+        const all = r.stdout + s.output()
+        noFailure(r)
+        aboutTwoSecondsAtDefaultRate(line(r.stdout, "*1"), all)
+        aboutTwoSecondsAtDefaultRate(line(r.stdout, "*2"), all)
+        expect(r.stdout, all).toMatch(/^\[SUM\] 0\.0000-/m)
+        expect(r.elapsedS, all).toBeLessThan(3.5)
+        expect(s.output(), all).not.toMatch(/not sending UDP/)
+      })
+    )
+  )
+
   it.live("-u -R -t 4000 (over our 1 h limit): refused with a logged reason, the client ends at once; a normal -R after it works", () =>
     Effect.scoped(
       Effect.gen(function* () {

@@ -20,7 +20,7 @@
  * "Silent" is relative to the client's own pace (`silenceMs`): at least SILENCE_MS and 3 inter-datagram gaps, so
  * `-u -d -b 8k` (1470 bytes every 1.47 s) is not cut after its first datagram.
  * `-u -R` cannot be judged this way: the 2.1.8 client sends only its header datagram (repeated until our first
- * datagram arrives) and nothing after; it is bounded by the duration cap, one stream per address and ICMP errors.
+ * datagram arrives) and nothing after; it is bounded by the duration cap, the streams per address and ICMP errors.
  */
 
 export const CHECK_MS = 1_000
