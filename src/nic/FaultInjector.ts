@@ -14,7 +14,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { Nic, type NicShape } from "./Nic.js"
+import { Nic, wrap as wrapNic, type NicShape } from "./Nic.js"
 import * as Cs from "../protocols/checksum.js"
 import { PLAIN, VNET_F_NEEDS_CSUM, type Frame } from "./Frame.js"
 import * as Rng from "./Rng.js"
@@ -163,7 +163,7 @@ export const wrap = (inner: NicShape, opts: FaultInjectorOptions): NicShape => {
             stats.txDropped += counters.tx.dropped + counters.tx.oversize - before
             return out.length === 0 ? Effect.void : inner.tx(out)
           })
-  return { ...inner, rx, tx, direct: undefined } // every frame must pass through the faults
+  return wrapNic(inner, { rx, tx }) // every frame passes through the faults
 }
 
 /** Middleware layer: needs a Nic, provides the same Nic with faults injected. */

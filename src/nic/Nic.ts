@@ -95,4 +95,31 @@ export interface NicDirect {
   readonly tx: (frames: ReadonlyArray<Frame>) => void
 }
 
+/**
+ * A middleware NIC over `inner` (pcap, fault injection): every received batch comes through `rx` and every sent one
+ * through `tx`, so the synchronous fast path (`direct`) is never forwarded and a middleware cannot bypass itself by
+ * forgetting it. Every other field of the contract is decided here, one by one: a field added to NicShape later must
+ * be decided here too (the record below names every key, or it does not compile).
+ */
+export const wrap = (
+  inner: NicShape,
+  through: {
+    readonly rx: Stream.Stream<ReadonlyArray<Frame>, NicError>
+    readonly tx: (frames: ReadonlyArray<Frame>) => Effect.Effect<void, NicError>
+  }
+): NicShape => {
+  const shape: { readonly [K in keyof Required<NicShape>]: NicShape[K] } = {
+    name: inner.name,
+    mac: inner.mac,
+    caps: inner.caps,
+    rx: through.rx,
+    tx: through.tx,
+    stats: inner.stats,
+    direct: undefined,
+    // frames the device's filter drops were never received: no middleware would have seen them
+    synFilter: inner.synFilter
+  }
+  return shape
+}
+
 export class Nic extends Context.Tag("@miniperf/Nic")<Nic, NicShape>() {}

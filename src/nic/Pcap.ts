@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Nic, NicError, type NicShape } from "./Nic.js"
+import { Nic, NicError, wrap as wrapNic, type NicShape } from "./Nic.js"
 import type { Frame } from "./Frame.js"
 
 export const MAGIC_MICROS = 0xa1b2c3d4
@@ -97,16 +97,15 @@ export const fileSink = (path: string): Effect.Effect<PcapSink, NicError, Scope.
   )
 
 /** Wraps a Nic so that every rx batch and every tx batch also goes to `sink`. */
-export const wrap = (inner: NicShape, sink: PcapSink): NicShape => ({
-  ...inner,
-  direct: undefined, // every frame must pass through the capture
-  rx: Stream.tap(inner.rx, (batch) => Effect.clockWith((c) => Effect.sync(() => sink.write(batch, c.unsafeCurrentTimeNanos())))),
-  tx: (frames) =>
-    Effect.zipRight(
-      Effect.clockWith((c) => Effect.sync(() => sink.write(frames, c.unsafeCurrentTimeNanos()))),
-      inner.tx(frames)
-    )
-})
+export const wrap = (inner: NicShape, sink: PcapSink): NicShape =>
+  wrapNic(inner, {
+    rx: Stream.tap(inner.rx, (batch) => Effect.clockWith((c) => Effect.sync(() => sink.write(batch, c.unsafeCurrentTimeNanos())))),
+    tx: (frames) =>
+      Effect.zipRight(
+        Effect.clockWith((c) => Effect.sync(() => sink.write(frames, c.unsafeCurrentTimeNanos()))),
+        inner.tx(frames)
+      )
+  })
 
 /** Middleware layer: needs a Nic, provides a Nic that also captures to `path`. */
 export const layer = (path: string): Layer.Layer<Nic, NicError, Nic> =>
