@@ -60,9 +60,12 @@ export const formatBitsPerSec = (bytesPerSec: number): string => {
   return fourPlaces(bits / 1000 ** conv, BIT_LABELS[conv]!) + "s/sec"
 }
 
+/** The id column without its trailing space, as in log lines: `[  1]`, `[ 12]`. */
+export const idCol = (id: number): string => `[${String(id).padStart(3, " ")}]`
+
 /** The id column: `[  1] `, `[ 12] `; a stream the server sends (`reverse`) prints `[ *1] ` (`[*12] ` from 10 on). */
 export const transferId = (id: number, reverse = false): string => {
-  if (!reverse) return `[${String(id).padStart(3, " ")}] `
+  if (!reverse) return `${idCol(id)} `
   return id < 10 ? `[ *${id}] ` : `[*${id}] `
 }
 

@@ -1,0 +1,114 @@
+/**
+ * What the iperf 2 server's TCP and UDP shells share: the options, the console with its rate limits, the statistics,
+ * the FiberSet every session and stream runs in (interrupted with the layer's scope), and the one counter that numbers
+ * every stream in the console (`[  3]`, `[ *4]`), TCP and UDP alike.
+ */
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Session from "../../protocols/iperf/session.js"
+import * as LogLimiter from "../LogLimiter.js"
+import type { IperfOptions, IperfStats } from "../Iperf.js"
+
+/** A TCP session or connect-back stream where nothing moves for this long is reset (`--stall-timeout`). */
+export const DEFAULT_STALL_TIMEOUT_MS = 10_000
+/** Session-start lines a second, per kind, before they are summed up (a -P 64 test prints all of its lines). */
+export const SESSION_LINES_PER_S = 64
+/** Longest UDP stream we send (`--udp-send-max`). */
+export const DEFAULT_UDP_SEND_MAX_MS = 60_000
+
+/** The kinds of session-start lines, each under the SESSION_LINES_PER_S cap. */
+export type SessionLineKind = "connections" | "UDP streams started" | "UDP stream results"
+
+export interface IperfShell {
+  readonly opts: IperfOptions
+  readonly port: number
+  readonly print: (line: string) => void
+  readonly stats: IperfStats
+  readonly stallMs: number
+  readonly graceMs: number
+  readonly headerTimeoutMs: number
+  readonly udpSendMaxMs: number
+  /** Wall-clock microseconds, for UDP transit times against the client's timestamps. */
+  readonly wallUs: () => number
+  /** The bytes every stream we send is cut from. */
+  readonly pattern: Session.Pattern
+  readonly sessions: FiberSet.FiberSet<void, never>
+  /** The next console id. */
+  readonly nextId: () => number
+  /** A refusal or drop line: a few a second per kind, then one summary line. */
+  readonly logLimited: (kind: string, line: string) => void
+  /** A session-start line, under the session cap. */
+  readonly logSession: (kind: SessionLineKind, line: string) => void
+}
+
+const defaultPrint = (line: string): void => {
+  process.stdout.write(line + "\n")
+}
+
+export const makeStats = (): IperfStats => ({
+  tcpSessions: 0,
+  tcpSessionsActive: 0,
+  tcpBytesIn: 0,
+  tcpBytesOut: 0,
+  connectBacks: 0,
+  connectBackFailures: 0,
+  rejectedHeaders: 0,
+  sessionErrors: 0,
+  udpStreams: 0,
+  udpStreamsActive: 0,
+  udpBytesIn: 0,
+  udpDatagramsIn: 0,
+  udpReportsOut: 0,
+  udpStreamDrops: 0,
+  udpSendStreams: 0,
+  udpSendStreamsActive: 0,
+  udpSendRefused: 0,
+  udpSendDrops: 0,
+  udpDatagramsOut: 0,
+  udpBytesOut: 0,
+  udpSendErrors: 0,
+  udpSendSkipped: 0,
+  udpReportsIn: 0,
+  udpBadReplies: 0,
+  headerTimeouts: 0,
+  stalledSessions: 0,
+  closeGraceAborts: 0,
+  udpStreamEvictions: 0,
+  udpSendUnreachableStops: 0,
+  udpSendUnverifiedStops: 0,
+  udpSendPerDestRefused: 0,
+  udpSendCapped: 0,
+  logSuppressed: 0
+})
+
+export const makeShell = (opts: IperfOptions) =>
+  Effect.gen(function* () {
+    const print = opts.print ?? defaultPrint
+    const stats = makeStats()
+    const limiter = yield* LogLimiter.make(print)
+    const sessionLimiter = yield* LogLimiter.make(print, SESSION_LINES_PER_S)
+    let nextId = 1
+    const shell: IperfShell = {
+      opts,
+      port: opts.port ?? 5001,
+      print,
+      stats,
+      stallMs: opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+      graceMs: opts.closeGraceMs ?? 3_000,
+      headerTimeoutMs: opts.headerTimeoutMs ?? 10_000,
+      udpSendMaxMs: opts.udpSendMaxMs ?? DEFAULT_UDP_SEND_MAX_MS,
+      wallUs: opts.wallClockUs ?? (() => Math.round((performance.timeOrigin + performance.now()) * 1000)),
+      pattern: Session.makePattern(Session.MAX_WRITE_LEN),
+      sessions: yield* FiberSet.make<void, never>(),
+      nextId: () => nextId++,
+      logLimited: (kind, line) => {
+        limiter.line(kind, line)
+        stats.logSuppressed = limiter.suppressed() + sessionLimiter.suppressed()
+      },
+      logSession: (kind, line) => {
+        sessionLimiter.line(kind, line)
+        stats.logSuppressed = limiter.suppressed() + sessionLimiter.suppressed()
+      }
+    }
+    return shell
+  })
