@@ -86,6 +86,16 @@ const inject = (ch: Channel, frames: ReadonlyArray<Uint8Array>) =>
     { discard: true }
   )
 
+/** A listener with a backlog of 4, and 50 SYNs from `src` (limits 10/s per source): 4 half-open, 10 cookies, 36 dropped. */
+const floodFrom = (ch: Channel, src: number) =>
+  Effect.gen(function* () {
+    const tcp = yield* Tcp.Tcp
+    yield* tcp.listen(5001, { backlog: 4 })
+    yield* inject(ch, synsFrom(src, 50, 5001))
+    expect(tcp.stats.synRateLimited).toBe(36)
+    return tcp
+  })
+
 describe("TCP shell: SYN floods and SYN cookies", () => {
   it.scoped("300 spoofed SYNs fill the backlog; later SYNs get cookies, and a real client's cookie handshake is accepted with its data", () =>
     withTcp((ch) =>
@@ -225,11 +235,8 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
     withTcp(
       (ch) =>
         Effect.gen(function* () {
-          const tcp = yield* Tcp.Tcp
-          yield* tcp.listen(5001, { backlog: 4 })
           const flooder = ipv4(198, 51, 100, 77)
-          yield* inject(ch, synsFrom(flooder, 50, 5001))
-          expect(tcp.stats.synRateLimited).toBe(36)
+          const tcp = yield* floodFrom(ch, flooder)
           // listed as soon as a tenth of its per-second rate (here 1 of 10) was refused, not at the window's end
           expect(ch.filterSets).toEqual([{ sources: [flooder], allLevel: 0 }])
           expect(tcp.stats).toMatchObject({ synFilterSources: 1, synFilterLevel: 0, synFilterUpdates: 1 })
@@ -255,10 +262,7 @@ describe("TCP shell: SYN floods and SYN cookies", () => {
     withTcp(
       (ch) =>
         Effect.gen(function* () {
-          const tcp = yield* Tcp.Tcp
-          yield* tcp.listen(5001, { backlog: 4 })
-          yield* inject(ch, synsFrom(ipv4(198, 51, 100, 77), 50, 5001))
-          expect(tcp.stats.synRateLimited).toBe(36)
+          yield* floodFrom(ch, ipv4(198, 51, 100, 77))
           yield* TestClock.adjust("3 seconds")
           expect(ch.filterSets).toEqual([])
         }),
