@@ -57,6 +57,7 @@ import { RttEstimator } from "./rtt.js"
 import * as Sack from "./sack.js"
 import { SendBuf } from "./sendbuf.js"
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, tsLt, type SeqNum, inWindow } from "./seq.js"
+import * as Timer from "./timer.js"
 import { NEVER, TimerKind } from "./timer.js"
 import * as W from "./wire.js"
 
@@ -432,16 +433,14 @@ const toClosed = (t: Tcb, error: ErrorReason | undefined, ev: number): void => {
   t.state = "Closed"
   t.error = error
   t.events |= EV_CLOSED | ev
-  t.timerKind = TimerKind.Idle
-  t.timerAt = NEVER
+  Timer.disarm(t)
   t.ackDelayAt = NEVER
   t.ackNow = false
 }
 
 const enterTimeWait = (t: Tcb, now: number): void => {
   t.state = "TimeWait"
-  t.timerKind = TimerKind.Close
-  t.timerAt = now + 2 * t.cfg.mslMs
+  Timer.arm(t, TimerKind.Close, now + 2 * t.cfg.mslMs)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -567,8 +566,7 @@ export const connect = (cfg: Config, local: Endpoint, remote: Endpoint, iss: num
   const t = new Tcb(cfg, local, remote, iss, now)
   t.state = "SynSent"
   sendSyn(t, now, out, false)
-  t.timerKind = TimerKind.Retransmit
-  t.timerAt = now + t.rtt.rtoMs
+  Timer.arm(t, TimerKind.Retransmit, now + t.rtt.rtoMs)
   return t
 }
 
@@ -611,8 +609,7 @@ export const acceptSyn = (
   negotiate(t, seg)
   t.counters.segsIn++
   sendSyn(t, now, out, true)
-  t.timerKind = TimerKind.Retransmit
-  t.timerAt = now + t.rtt.rtoMs
+  Timer.arm(t, TimerKind.Retransmit, now + t.rtt.rtoMs)
   return t
 }
 
@@ -735,8 +732,7 @@ const inputSynSent = (t: Tcb, seg: W.TcpRepr, now: number, out: Output): void =>
     t.sndUna = seg.ack
     if (t.tsOk && seg.tsEcr !== 0 && t.retries === 0) sampleTs(t, seg, now)
     established(t, now)
-    t.timerKind = TimerKind.Idle
-    t.timerAt = NEVER
+    Timer.disarm(t)
     t.ackNow = true
   } else {
     // simultaneous open (RFC 9293 §3.5, figure 7)
@@ -778,7 +774,7 @@ const inputSynchronized = (t: Tcb, seg: W.TcpRepr, buf: Uint8Array, off: number,
       return
     }
     if (t.state === "TimeWait" && (f & W.FIN) !== 0 && (f & W.RST) === 0) {
-      t.timerAt = now + 2 * t.cfg.mslMs // retransmitted FIN: ACK it and restart 2MSL
+      Timer.rearm(t, now + 2 * t.cfg.mslMs) // retransmitted FIN: ACK it and restart 2MSL
     }
     if ((f & W.RST) === 0) {
       t.counters.outOfWindow++
@@ -844,7 +840,7 @@ const inputSynchronized = (t: Tcb, seg: W.TcpRepr, buf: Uint8Array, off: number,
   if ((f & W.FIN) !== 0 && finOk) {
     if (t.state === "TimeWait") {
       t.ackNow = true
-      t.timerAt = now + 2 * t.cfg.mslMs
+      Timer.rearm(t, now + 2 * t.cfg.mslMs)
     } else if (!t.finReceived) {
       t.peerFinPending = true
       t.peerFinSeq = seqAdd(seg.seq, seg.payloadLen)
@@ -919,8 +915,7 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
     // RFC 6298 §5.2/§5.3: stop when all is acked, else restart
     if (t.sndUna === t.sndMax) {
       if (t.timerKind === TimerKind.Retransmit) {
-        t.timerKind = TimerKind.Idle
-        t.timerAt = NEVER
+        Timer.disarm(t)
       }
     } else armRto(t, now)
     // a partial ACK ends in a hole that was already retransmitted: it was sent no later than the
@@ -1250,13 +1245,12 @@ const seqMin = (a: SeqNum, b: SeqNum): SeqNum => (seqLe(a, b) ? a : b)
  * a lost tail then gets repaired by SACK/fast recovery instead of waiting for the RTO.
  */
 const armRto = (t: Tcb, now: number): void => {
-  t.timerKind = TimerKind.Retransmit
-  t.timerAt = now + t.rtt.rtoMs
+  Timer.arm(t, TimerKind.Retransmit, now + t.rtt.rtoMs)
   t.tlpPending = false
   if (t.cfg.tailLossProbe && !t.tlpUsed && !t.inRecovery && t.rtt.hasSample && canSendData(t.state)) {
     const pto = Math.max(10, Math.ceil(2 * t.rtt.srttMs + (flightSize(t) <= t.sndMss ? t.cfg.ackDelayMs : 0)))
     if (pto < t.rtt.rtoMs) {
-      t.timerAt = now + pto
+      Timer.rearm(t, now + pto)
       t.tlpPending = true
     }
   }
@@ -1280,7 +1274,7 @@ const sendTailLossProbe = (t: Tcb, now: number, out: Output): void => {
     const lastOff = Math.max(seqDiff(t.sndUna, t.bufSeq), Math.min(t.sendbuf.len, seqDiff(t.sndMax, t.bufSeq)) - t.sndMss)
     retransmitAt(t, now, out, seqAdd(t.bufSeq, Math.max(0, lastOff)), t.sndMss)
   }
-  t.timerAt = now + t.rtt.rtoMs
+  Timer.rearm(t, now + t.rtt.rtoMs)
 }
 
 const updateTimer = (t: Tcb, now: number): void => {
@@ -1292,25 +1286,24 @@ const updateTimer = (t: Tcb, now: number): void => {
   if (hasUnsent(t) && canSendData(t.state)) {
     // nothing in flight but unsent data: zero window, or a window too small to pass SWS avoidance
     if (t.timerKind !== TimerKind.Persist) {
-      t.timerKind = TimerKind.Persist
       if (t.persistMs === 0) t.persistMs = t.rtt.rtoMs
-      t.timerAt = now + t.persistMs
+      Timer.arm(t, TimerKind.Persist, now + t.persistMs)
     }
     return
   }
   if (t.state === "FinWait2" && t.cfg.finWait2TimeoutMs > 0) {
-    t.timerKind = TimerKind.Close
-    t.timerAt = t.lastRecvAt + t.cfg.finWait2TimeoutMs
+    Timer.arm(t, TimerKind.Close, t.lastRecvAt + t.cfg.finWait2TimeoutMs)
     return
   }
   if (t.cfg.keepAliveIdleMs > 0 && (t.state === "Established" || t.state === "CloseWait")) {
-    t.timerKind = TimerKind.KeepAlive
-    t.timerAt =
+    Timer.arm(
+      t,
+      TimerKind.KeepAlive,
       t.kaProbes === 0 ? t.lastRecvAt + t.cfg.keepAliveIdleMs : Math.max(t.timerAt, t.lastRecvAt + t.cfg.keepAliveIdleMs)
+    )
     return
   }
-  t.timerKind = TimerKind.Idle
-  t.timerAt = NEVER
+  Timer.disarm(t)
 }
 
 const onTimer = (t: Tcb, now: number, out: Output): void => {
@@ -1339,7 +1332,7 @@ const onTimer = (t: Tcb, now: number, out: Output): void => {
       t.rtt.backoff() // RFC 6298 §5.5, kept until the next valid sample
       t.counters.rtoExpiries++
       t.rttTiming = false
-      t.timerAt = now + t.rtt.rtoMs
+      Timer.rearm(t, now + t.rtt.rtoMs)
       if (t.state === "SynSent") {
         t.counters.retransSegs++
         sendSyn(t, now, out, false)
@@ -1383,7 +1376,7 @@ const onTimer = (t: Tcb, now: number, out: Output): void => {
         sendProbe(t, now, out)
       }
       t.persistMs = Math.min(t.persistMs * 2, t.cfg.maxRtoMs)
-      t.timerAt = now + t.persistMs
+      Timer.rearm(t, now + t.persistMs)
       return
     }
     case TimerKind.KeepAlive: {
@@ -1394,7 +1387,7 @@ const onTimer = (t: Tcb, now: number, out: Output): void => {
       t.kaProbes++
       t.counters.keepAlives++
       sendProbe(t, now, out)
-      t.timerAt = now + t.cfg.keepAliveIntervalMs
+      Timer.rearm(t, now + t.cfg.keepAliveIntervalMs)
       return
     }
     case TimerKind.Close:
@@ -1416,7 +1409,7 @@ export const poll = (t: Tcb, now: number, out: Output): void => {
   // a poll is never part of a receive burst: an ACK held by a burst whose end was missed goes out now
   t.holdAck = false
   if (t.state === "Closed") return
-  if (t.timerKind !== TimerKind.Idle && now >= t.timerAt) onTimer(t, now, out)
+  if (Timer.due(t, now)) onTimer(t, now, out)
   if (closed(t)) return
   if (now >= t.ackDelayAt) t.ackNow = true
   transmit(t, now, out)
@@ -1427,7 +1420,7 @@ export const poll = (t: Tcb, now: number, out: Output): void => {
 export const pollAt = (t: Tcb): number | undefined => {
   if (t.state === "Closed") return undefined
   if (t.ackNow || t.sendPending || t.synAckPending || t.rexmitUnaPending) return t.lastNowMs
-  const d = Math.min(t.timerKind !== TimerKind.Idle ? t.timerAt : NEVER, t.ackDelayAt)
+  const d = Math.min(Timer.deadline(t), t.ackDelayAt)
   return d === NEVER ? undefined : d
 }
 

@@ -17,3 +17,32 @@ export const timerName = (k: TimerKind): string =>
 
 /** "No deadline" marker for numeric deadlines. */
 export const NEVER = Number.POSITIVE_INFINITY
+
+/** Where the timer lives (the Tcb's own fields, so the hot path reads no other object). */
+export interface TimerState {
+  timerKind: TimerKind
+  timerAt: number
+}
+
+/** Run `kind`, due at `at` (replacing whatever ran). */
+export const arm = (t: TimerState, kind: TimerKind, at: number): void => {
+  t.timerKind = kind
+  t.timerAt = at
+}
+
+/** Stop the timer. */
+export const disarm = (t: TimerState): void => {
+  t.timerKind = TimerKind.Idle
+  t.timerAt = NEVER
+}
+
+/** The running timer (whatever its kind) is now due at `at`. */
+export const rearm = (t: TimerState, at: number): void => {
+  t.timerAt = at
+}
+
+/** Whether a timer runs and its deadline has come. */
+export const due = (t: TimerState, now: number): boolean => t.timerKind !== TimerKind.Idle && now >= t.timerAt
+
+/** The timer's deadline, NEVER when idle. */
+export const deadline = (t: TimerState): number => (t.timerKind !== TimerKind.Idle ? t.timerAt : NEVER)
