@@ -301,7 +301,7 @@ export const make = (opts: TcpOptions = {}) =>
       }
       const seg = W.parse(payload, Cs.pseudoV4(h.src, h.dst, Ip.PROTO_TCP, payload.length), !trusted)
       if (typeof seg === "string") {
-        countDrop(stats.drops, seg === "Checksum" ? "BadChecksum" : seg === "BadDataOffset" ? "BadHeaderLength" : seg === "BadOption" ? "BadOption" : "Truncated")
+        countDrop(stats.drops, seg)
         return
       }
       if (h.dst !== iface.current().address) {

@@ -28,6 +28,8 @@ export type DropReason =
   | "PerSourceLimit"
   /** Refused because a table (connections, streams, ...) is full and nothing could be evicted. */
   | "TableFull"
+  /** A TCP or UDP port of zero (no host sends from or to it). */
+  | "BadPort"
   /** Past a rate limit (SYNs answered with cookies per source and in all). */
   | "RateLimited"
   /** An ACK that matched no connection and carried no valid SYN cookie. */

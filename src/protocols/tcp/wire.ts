@@ -12,6 +12,7 @@
  */
 import { setU16, setU32, u16, u32 } from "../bytes.js"
 import * as Cs from "../checksum.js"
+import type { DropReason as StackDrop } from "../drop.js"
 import type { SeqNum } from "./seq.js"
 
 export const HEADER_LEN = 20
@@ -69,18 +70,15 @@ export interface TcpRepr {
 
 export const NO_SACK: ReadonlyArray<SeqNum> = Object.freeze([])
 
-export type DropReason =
-  | "Truncated"
-  | "BadDataOffset"
-  | "BadOption"
-  | "Checksum"
-  | "BadPort"
+/** Why `parse` refused a segment: the stack's own drop reasons (drop.ts), counted as they are. */
+export type DropReason = Extract<StackDrop, "Truncated" | "BadHeaderLength" | "BadOption" | "BadChecksum" | "BadPort">
 
 export const Drop = Object.freeze({
   Truncated: "Truncated",
-  BadDataOffset: "BadDataOffset",
+  /** A data offset under 5 words or past the segment. */
+  BadHeaderLength: "BadHeaderLength",
   BadOption: "BadOption",
-  Checksum: "Checksum",
+  BadChecksum: "BadChecksum",
   BadPort: "BadPort"
 } as const satisfies Record<DropReason, DropReason>)
 
@@ -97,9 +95,9 @@ export const payload = (b: Uint8Array): Uint8Array => b.subarray(dataOffset(b))
 export const parse = (b: Uint8Array, pseudoSum: number, verify: boolean): TcpRepr | DropReason => {
   if (b.length < HEADER_LEN) return Drop.Truncated
   const hl = dataOffset(b)
-  if (hl < HEADER_LEN) return Drop.BadDataOffset
+  if (hl < HEADER_LEN) return Drop.BadHeaderLength
   if (hl > b.length) return Drop.Truncated
-  if (verify && !Cs.verifies(Cs.sum(b, 0, b.length, pseudoSum))) return Drop.Checksum
+  if (verify && !Cs.verifies(Cs.sum(b, 0, b.length, pseudoSum))) return Drop.BadChecksum
   const srcPort = u16(b, F.SRC_PORT)
   const dstPort = u16(b, F.DST_PORT)
   if (srcPort === 0 || dstPort === 0) return Drop.BadPort

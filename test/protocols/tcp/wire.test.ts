@@ -74,7 +74,7 @@ describe("tcp wire: golden Linux capture (198.51.100.1 -> .2, iperf handshake)",
   it("rejects a corrupted checksum only when verifying", () => {
     const b = syn.slice()
     b[5] = b[5]! ^ 1
-    expect(W.parse(b, ps(A, B, b), true)).toBe("Checksum")
+    expect(W.parse(b, ps(A, B, b), true)).toBe("BadChecksum")
     expect(W.isDrop(W.parse(b, ps(A, B, b), false))).toBe(false)
   })
   it("emit without fill leaves the folded pseudo-header sum (NEEDS_CSUM), completed by a NIC", () => {
@@ -135,7 +135,7 @@ describe("tcp wire: lying option lengths", () => {
   it("data offset below 5 and above the buffer", () => {
     const b = withOpts([])
     b[12] = 4 << 4
-    expect(W.parse(b, 0, false)).toBe("BadDataOffset")
+    expect(W.parse(b, 0, false)).toBe("BadHeaderLength")
     b[12] = 6 << 4
     expect(W.parse(b, 0, false)).toBe("Truncated")
   })
