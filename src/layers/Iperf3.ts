@@ -11,8 +11,11 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
@@ -116,7 +119,7 @@ export const make = (opts: Iperf3Options = {}) =>
     const outboxes = new Map<number, Outbox>()
     const timerSignal = new Signal()
     /** Per running test: the stop signal its senders wait on, and the CPU baseline. */
-    const running = new Map<Session.Test, { readonly stop: Signal; readonly cpu0: NodeJS.CpuUsage; readonly t0: number }>()
+    const running = new Map<Session.Test, { readonly stop: Deferred.Deferred<void>; readonly cpu0: NodeJS.CpuUsage; readonly t0: number }>()
 
     const out: Array<Session.Action> = []
     /** Perform what the machine asked for; called right after every machine call. */
@@ -143,7 +146,7 @@ export const make = (opts: Iperf3Options = {}) =>
             if (!udp.send(port, Math.floor(a.key / 65536) as Ipv4Address, a.key % 65536, U.CONNECT_REPLY)) stats.udpSendErrors++
             break
           case "StartStreams": {
-            const run = { stop: new Signal(), cpu0: process.cpuUsage(), t0: now() }
+            const run = { stop: Deferred.unsafeMake<void>(FiberId.none), cpu0: process.cpuUsage(), t0: now() }
             running.set(a.test, run)
             for (const st of a.test.streams) {
               if (!st.sender) continue
@@ -163,7 +166,7 @@ export const make = (opts: Iperf3Options = {}) =>
               const cpu = process.cpuUsage(run.cpu0)
               const wallUs = Math.max(1, (now() - run.t0) * 1000)
               Session.setCpu(a.test, (100 * (cpu.user + cpu.system)) / wallUs, (100 * cpu.user) / wallUs, (100 * cpu.system) / wallUs)
-              run.stop.notify()
+              Deferred.unsafeDone(run.stop, Exit.void) // latched: every sender sees it, whenever it looks
             }
             for (const st of a.test.streams) if (st.sender) conns.get(st.conn)?.wakeWriters()
             break
@@ -185,14 +188,14 @@ export const make = (opts: Iperf3Options = {}) =>
     }
 
     // --- a sending stream -------------------------------------------------------------------
-    const sender = (t: Session.Test, st: Session.StreamState, c: TcpConnection, stop: Signal) =>
+    const sender = (t: Session.Test, st: Session.StreamState, c: TcpConnection, stop: Deferred.Deferred<void>) =>
       Effect.gen(function* () {
         while (true) {
           const n = Session.sendLen(t, st, WRITE_CHUNK, now())
           if (n === 0) {
             if (Session.senderDone(t, st)) return
             // -b pacing: ask again after the pacing tick, or when the test stops
-            yield* Effect.raceFirst(stop.wait, Effect.sleep(Duration.millis(Session.PACING_MS)))
+            yield* Effect.raceFirst(Deferred.await(stop), Effect.sleep(Duration.millis(Session.PACING_MS)))
             continue
           }
           const k = yield* c.tryWrite(payload, 0, n)
@@ -210,7 +213,7 @@ export const make = (opts: Iperf3Options = {}) =>
       )
 
     // --- a sending UDP stream (-u -R, -u --bidir): paced datagrams from one preallocated buffer per stream -------
-    const udpSender = (t: Session.Test, st: Session.StreamState, key: number, stop: Signal) =>
+    const udpSender = (t: Session.Test, st: Session.StreamState, key: number, stop: Deferred.Deferred<void>) =>
       Effect.gen(function* () {
         const p = t.params!
         const dgram = new Uint8Array(p.len)
@@ -231,7 +234,7 @@ export const make = (opts: Iperf3Options = {}) =>
             }
           }
           if (Session.senderDone(t, st)) return
-          yield* Effect.raceFirst(stop.wait, Effect.sleep(Duration.millis(Session.udpSleepMs(t, st, now()))))
+          yield* Effect.raceFirst(Deferred.await(stop), Effect.sleep(Duration.millis(Session.udpSleepMs(t, st, now()))))
         }
       })
 

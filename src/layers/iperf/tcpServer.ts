@@ -7,9 +7,12 @@
  * header, refused connect-back, nothing moving for the stall timeout) ends alone, with a logged reason.
  */
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Stream from "effect/Stream"
 import { formatIpv4, type Ipv4Address } from "../../protocols/address.js"
@@ -17,7 +20,6 @@ import * as Fmt from "../../protocols/iperf/format.js"
 import * as Guard from "../../protocols/iperf/guard.js"
 import * as Session from "../../protocols/iperf/session.js"
 import * as Wire from "../../protocols/iperf/wire.js"
-import { Signal } from "../Signal.js"
 import { sleepMillis } from "../Sleep.js"
 import { Tcp, type TcpConnection, type TcpError } from "../Tcp.js"
 import type { IperfShell } from "./shell.js"
@@ -166,7 +168,8 @@ export const serveTcp = (sh: IperfShell) =>
         const idCol = Fmt.idCol(id)
         const parser = Wire.makeHeaderParser()
         let header: Wire.FeedResult | undefined
-        const headerSignal = new Signal()
+        // settled once, from the receive burst: the header parsed or refused
+        const headerDone = Deferred.unsafeMake<void>(FiberId.none)
         let bytes = 0
         c.sink((buf, start, end) => {
           bytes += end - start
@@ -175,7 +178,7 @@ export const serveTcp = (sh: IperfShell) =>
             const r = Wire.feedHeader(parser, buf.subarray(start, end))
             if (r._tag !== "NeedMore") {
               header = r
-              headerSignal.notify()
+              Deferred.unsafeDone(headerDone, Exit.void)
             }
           }
         })
@@ -207,12 +210,7 @@ export const serveTcp = (sh: IperfShell) =>
         // Wait for the header, or the client's FIN/reset, or a timeout (a client that never sends one).
         type HeaderWait = "header" | "closed" | "timeout"
         const waited: HeaderWait = yield* Effect.raceFirst(
-          Effect.as(
-            Effect.suspend(function loop(): Effect.Effect<void> {
-              return header !== undefined ? Effect.void : Effect.zipRight(headerSignal.wait, Effect.suspend(loop))
-            }),
-            "header" as HeaderWait
-          ),
+          Effect.as(Deferred.await(headerDone), "header" as HeaderWait),
           Effect.raceFirst(
             Effect.as(Effect.either(c.awaitPeerFin), "closed" as HeaderWait),
             Effect.as(Effect.sleep(Duration.millis(headerTimeoutMs)), "timeout" as HeaderWait)
