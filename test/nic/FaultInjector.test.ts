@@ -13,7 +13,7 @@ import * as Cs from "../../src/protocols/checksum.js"
 import * as Ip from "../../src/protocols/ipv4/wire.js"
 import { ipFrame, udpDatagram } from "../support/frames.js"
 import * as FaultInjector from "../../src/nic/FaultInjector.js"
-import { makeFakeNic } from "../support/fakeNic.js"
+import { makeChannel } from "../support/channelNic.js"
 
 const frame = (seq: number, len = 64): Frame => {
   const b = new Uint8Array(len)
@@ -27,7 +27,7 @@ const frames = (n: number, len?: number) => Array.from({ length: n }, (_, i) => 
 
 const txThrough = (opts: FaultInjector.FaultInjectorOptions, input: ReadonlyArray<Frame>) =>
   Effect.gen(function* () {
-    const fake = yield* makeFakeNic
+    const fake = yield* makeChannel()
     const counters = opts.counters ?? FaultInjector.makeCounters()
     const nic = FaultInjector.wrap(fake.nic, { ...opts, counters })
     for (let i = 0; i < input.length; i += 16) yield* nic.tx(input.slice(i, i + 16))
@@ -105,7 +105,7 @@ describe("FaultInjector", () => {
 
   it.effect("a held tx frame is a copy: reusing the caller's buffer does not change it", () =>
     Effect.gen(function* () {
-      const fake = yield* makeFakeNic
+      const fake = yield* makeChannel()
       const nic = FaultInjector.wrap(fake.nic, { seed: 1, reorderRate: 1 })
       const buf = frame(1)
       yield* nic.tx([buf])
@@ -116,7 +116,7 @@ describe("FaultInjector", () => {
 
   it.scoped("applies to rx too (directions), counting drops in rxDropped", () =>
     Effect.gen(function* () {
-      const fake = yield* makeFakeNic
+      const fake = yield* makeChannel()
       const counters = FaultInjector.makeCounters()
       const nic = FaultInjector.wrap(fake.nic, { seed: 9, dropRate: 0.5, directions: "rx", counters })
       const input = frames(1000)
@@ -136,7 +136,7 @@ describe("FaultInjector", () => {
 
   it.effect("the layer form wraps the Nic service", () =>
     Effect.gen(function* () {
-      const fake = yield* makeFakeNic
+      const fake = yield* makeChannel()
       const counters = FaultInjector.makeCounters()
       const layer = FaultInjector.layer({ seed: 1, dropRate: 1, counters }).pipe(Layer.provide(Layer.succeed(Nic, fake.nic)))
       yield* Effect.flatMap(Nic, (nic) => nic.tx(frames(5))).pipe(Effect.provide(layer))

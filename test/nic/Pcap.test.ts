@@ -17,7 +17,7 @@ import * as TestClock from "effect/TestClock"
 import { Nic } from "../../src/nic/Nic.js"
 import { plainFrame, type Frame } from "../../src/nic/Frame.js"
 import * as Pcap from "../../src/nic/Pcap.js"
-import { makeFakeNic } from "../support/fakeNic.js"
+import { makeChannel } from "../support/channelNic.js"
 
 /** A broadcast ARP-typed Ethernet frame of `len` bytes. */
 const ethFrame = (len: number, tag: number): Frame => {
@@ -65,7 +65,7 @@ describe("Pcap", () => {
         (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true }))
       )
       const file = path.join(dir, "cap.pcap")
-      const fake = yield* makeFakeNic
+      const fake = yield* makeChannel()
       const layer = Pcap.layer(file).pipe(Layer.provide(Layer.succeed(Nic, fake.nic)))
       const scope = yield* Scope.make()
       const nic = yield* Layer.buildWithScope(layer, scope).pipe(Effect.map((ctx) => Context.get(ctx, Nic)))

@@ -1,6 +1,6 @@
 /**
- * An in-memory Nic for layer tests (gVisor's channel endpoint): the test injects received frames and
- * reads what the stack transmitted.
+ * An in-memory Nic for layer and middleware tests (gVisor's channel endpoint): the test injects received frames and
+ * reads what the stack transmitted (copies, counted in the NIC's stats).
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -30,6 +30,7 @@ export const makeChannel = (caps: Partial<NicCaps> = {}, opts: { readonly synFil
     const q = yield* Queue.unbounded<ReadonlyArray<Frame>>()
     const sent: Array<Frame> = []
     const fullCaps: NicCaps = { ipMtu: 1500, rxOffload: false, txChecksumOffload: false, tso: false, maxTxFrame: 1514, ...caps }
+    const stats = makeNicStats()
     const nic: NicShape = {
       name: "channel0",
       mac: STACK_MAC,
@@ -37,9 +38,13 @@ export const makeChannel = (caps: Partial<NicCaps> = {}, opts: { readonly synFil
       rx: Stream.fromQueue(q),
       tx: (frames) =>
         Effect.sync(() => {
-          for (const f of frames) sent.push({ data: f.data.slice(), meta: f.meta })
+          for (const f of frames) {
+            sent.push({ data: f.data.slice(), meta: f.meta })
+            stats.txFrames++
+            stats.txBytes += f.data.length
+          }
         }),
-      stats: makeNicStats(),
+      stats,
       ...(opts.synFilter === true
         ? {
             synFilter: {
