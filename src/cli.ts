@@ -9,8 +9,7 @@ import * as Layer from "effect/Layer"
 import * as Config from "./config/KernelArgs.js"
 import { formatIpv4, formatMac, prefixMask } from "./protocols/address.js"
 import * as App from "./App.js"
-
-const VERSION = "0.1.0"
+import { VERSION } from "./version.js"
 
 const main = (): void => {
   const decoded = Config.decodeArgvEither(process.argv.slice(2))
