@@ -13,13 +13,18 @@ try {
   tsc = undefined
 }
 if (tsc === undefined) {
-  // `npm ci --omit=dev` in a checkout that already has a build: nothing to build with, nothing missing
-  if (existsSync("dist/main.js")) {
-    console.log("prepare: TypeScript is not installed (devDependencies omitted); keeping the dist/ that is there")
-    process.exit(0)
+  const packing = process.env.npm_command === "pack" || process.env.npm_command === "publish"
+  if (packing && !existsSync("dist/main.js")) {
+    console.error("prepare: dist/ is missing and TypeScript (a devDependency) is not installed: a tarball would not run")
+    process.exit(1)
   }
-  console.error("prepare: dist/ is missing and TypeScript (a devDependency) is not installed; install with devDependencies")
-  process.exit(1)
+  // `npm ci --omit=dev` in a checkout: nothing to build with. Say so, but do not fail the install over it.
+  console.warn(
+    existsSync("dist/main.js")
+      ? "prepare: TypeScript is not installed (devDependencies omitted); keeping the dist/ that is there"
+      : "prepare: TypeScript is not installed (devDependencies omitted), so dist/ was not built: run `npm run build` with them"
+  )
+  process.exit(0)
 }
 rmSync("dist", { recursive: true, force: true })
 const r = spawnSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], { stdio: "inherit" })
