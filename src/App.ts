@@ -16,6 +16,7 @@ import * as Iperf from "./layers/Iperf.js"
 import * as Iperf3 from "./layers/Iperf3.js"
 import * as Stats from "./layers/Stats.js"
 import * as Tcp from "./layers/Tcp.js"
+import { formatIpv4, formatMac, prefixMask } from "./protocols/address.js"
 
 /**
  * TAP, then the fault injector (when --drop-chance/--corrupt-chance ask for one), then the pcap writer on
@@ -29,6 +30,22 @@ export const nicLayer = (cfg: Config): Layer.Layer<Nic, NicError> => {
   if (cfg.pcap !== undefined) nic = Pcap.layer(cfg.pcap).pipe(Layer.provide(nic))
   return nic
 }
+
+/** MinIperf's start-up lines: the interface and its address (or DHCP). */
+export const bannerLines = (cfg: Config): ReadonlyArray<string> => [
+  `Interface ${cfg.tap}: MAC ${formatMac(cfg.mac)}, MTU ${cfg.mtu}, offloads ${cfg.offload ? "requested" : "off"}, ` +
+    `busy poll ${cfg.busyPollUs > 0 ? `${cfg.busyPollUs} us` : "off"}`,
+  cfg.ip._tag === "Dhcp"
+    ? "Initialize network interface 0: DHCP"
+    : `Initialize network interface 0: ${formatIpv4(cfg.ip.address)} netmask ${formatIpv4(prefixMask(cfg.ip.prefix))} gw ${formatIpv4(cfg.ip.gateway ?? 0)}`
+]
+
+/**
+ * `nicLayer` that prints the banner once the link is open (TAP, fault injector, pcap file), before the stack is
+ * built on it: a TAP that cannot be opened prints only its error, not an interface that never existed.
+ */
+export const announcedNicLayer = (cfg: Config): Layer.Layer<Nic, NicError> =>
+  nicLayer(cfg).pipe(Layer.tap(() => Effect.sync(() => process.stdout.write(bannerLines(cfg).join("\n") + "\n"))))
 
 export const stackLayer = (cfg: Config): Layer.Layer<Stack.StackServices, never, Nic> =>
   Stack.layer({
@@ -73,5 +90,5 @@ export const layer = (cfg: Config) => {
   const stack = tcpLayer(cfg).pipe(Layer.provideMerge(stackLayer(cfg)))
   const withDhcp = dhcpLayer(cfg).pipe(Layer.provideMerge(stack))
   const apps = Layer.merge(iperfLayer(cfg), iperf3Layer(cfg)).pipe(Layer.provideMerge(withDhcp))
-  return Layer.merge(ready, statsLayer(cfg)).pipe(Layer.provide(apps), Layer.provide(nicLayer(cfg)))
+  return Layer.merge(ready, statsLayer(cfg)).pipe(Layer.provide(apps), Layer.provide(announcedNicLayer(cfg)))
 }

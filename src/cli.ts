@@ -1,16 +1,15 @@
 /**
  * miniperf (loaded by main.ts): argv -> Config (one Schema decoder) -> NIC layer (TAP + optional fault injector and pcap)
- * -> the stack -> run until SIGINT/SIGTERM, which closes every scope (connections, fibers, the TAP).
+ * -> the stack -> run until SIGINT/SIGTERM, which closes every scope (connections, fibers, the TAP). The start-up banner
+ * is App's: it prints once the link is open.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Config from "./config/KernelArgs.js"
-import { formatIpv4, formatMac, prefixMask } from "./protocols/address.js"
 import * as App from "./App.js"
-
-const VERSION = "0.1.0"
+import { VERSION } from "./version.js"
 
 const main = (): void => {
   const decoded = Config.decodeArgvEither(process.argv.slice(2))
@@ -25,17 +24,6 @@ const main = (): void => {
     process.exit(0)
   }
   const cfg = d
-  const ip = cfg.ip
-  const banner = Effect.sync(() => {
-    const lines = [
-      `Interface ${cfg.tap}: MAC ${formatMac(cfg.mac)}, MTU ${cfg.mtu}, offloads ${cfg.offload ? "requested" : "off"}, ` +
-        `busy poll ${cfg.busyPollUs > 0 ? `${cfg.busyPollUs} us` : "off"}`,
-      ip._tag === "Dhcp"
-        ? "Initialize network interface 0: DHCP"
-        : `Initialize network interface 0: ${formatIpv4(ip.address)} netmask ${formatIpv4(prefixMask(ip.prefix))} gw ${formatIpv4(ip.gateway ?? 0)}`
-    ]
-    process.stdout.write(lines.join("\n") + "\n")
-  })
   const program = Layer.launch(App.layer(cfg)).pipe(
     Effect.onInterrupt(() => Effect.sync(() => process.stdout.write("System is going down to halt now\n"))),
     Effect.catchAll((e) =>
@@ -45,7 +33,7 @@ const main = (): void => {
       })
     )
   )
-  NodeRuntime.runMain(Effect.zipRight(banner, program), { disableErrorReporting: false })
+  NodeRuntime.runMain(program, { disableErrorReporting: false })
 }
 
 main()

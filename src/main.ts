@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `miniperf` entry. It lowers V8's tier-up budget before any stack code is loaded, then runs the program (cli.ts).
+ * The `miniperf` entry. It answers `--version` at once; otherwise it lowers V8's tier-up budget before any stack code is
+ * loaded, then runs the program (cli.ts).
  *
  * Why: V8 compiles a function to optimized machine code only after it has run about 3 x 66 KB of its own bytecode
  * (--interrupt-budget=67584, --ticks-before-optimization=3). A bulk transfer gets there in milliseconds, but sparse
@@ -11,6 +12,13 @@
  * Apps that embed the stack as a library can pass the same flag to node.
  */
 import { setFlagsFromString } from "node:v8"
+import { VERSION, earlyAnswer } from "./version.js"
 
-setFlagsFromString("--interrupt-budget=2048")
-await import("./cli.js")
+// `--version`/`-v` is answered here, before the stack (and Effect) is loaded: that load costs about a second.
+// Everything else, `--help` and a `-v` inside `--args` included, goes through cli.ts and its one decoder.
+if (earlyAnswer(process.argv.slice(2)) === "Version") {
+  process.stdout.write(`miniperf ${VERSION}\n`)
+} else {
+  setFlagsFromString("--interrupt-budget=2048")
+  await import("./cli.js")
+}

@@ -49,7 +49,7 @@ import { Signal } from "../layers/Signal.js"
 import * as Tcp from "../layers/Tcp.js"
 import { formatIpv4, parseIpv4, type Ipv4Address } from "../protocols/address.js"
 
-export type { CloseEvent, SocketError } from "@effect/platform/Socket"
+export type { CloseEvent, Socket, SocketError } from "@effect/platform/Socket"
 export { SocketServer } from "@effect/platform/SocketServer"
 
 /** The connection behind a Socket, in the context of `run` handlers and SocketServer handlers. */

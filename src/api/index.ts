@@ -1,48 +1,29 @@
 /**
- * MinIperf as a library: a userspace TCP/IP stack for Effect apps (design.md §1 "Embedded").
+ * MinIperf as a library (`import ... from "miniperf"`): a userspace TCP/IP stack for Effect apps (design.md §1 "Embedded").
  *
- * Build the stack over a link (a TAP, a SimLink end, or any Nic wrapped by middleware), add TCP, and use
- * connections as `@effect/platform` Sockets:
+ * A host is layers over a link: `Stack.layer({ address: "198.51.100.2/24", gateway: "198.51.100.1" })` (Ethernet,
+ * ARP, IPv4, ICMP, UDP) over a `Nic` (`Tap.layer`, or an end of `SimLink.make` with `Layer.succeed(Nic, link.a)`,
+ * optionally wrapped by `Pcap.layer` or `FaultInjector.layer`), then `Tcp.layer()` on top; TCP connections are
+ * `@effect/platform` Sockets (`Socket.connect`, `Socket.layerSocketServer`). `Iperf.layer`, `Iperf3.layer`,
+ * `Dhcp.layer` and `Stats.layer` are the servers, the DHCP client and the metrics the `miniperf` program runs.
  *
- * ```ts
- * import { Effect, Layer } from "effect"
- * import { Socket as PlatformSocket } from "@effect/platform"
- * import { Nic, Socket, Stack, Tap, Tcp, ipv4, parseMac } from "miniperf"
- *
- * const link = Tap.layer({ name: "tap0", mac: parseMac("02:00:00:00:00:02")!, offload: true })
- * const stack = Tcp.layer().pipe(
- *   Layer.provideMerge(Stack.layer({ address: { address: ipv4(198, 51, 100, 2), prefix: 24, gateway: undefined } })),
- *   Layer.provide(link)
- * )
- *
- * // an echo server on port 7
- * const echo = Effect.gen(function* () {
- *   const server = yield* Socket.makeSocketServer({ port: 7 })
- *   yield* server.run((socket) => Effect.scoped(Effect.flatMap(socket.writer, (write) => socket.run(write))))
- * })
- *
- * // a client: send a line, print what comes back until the server's FIN
- * const client = Effect.gen(function* () {
- *   const socket = yield* Socket.connect("198.51.100.1", 5001)        // TcpError: Refused | TimedOut | NoRoute ...
- *   yield* Effect.scoped(Effect.flatMap(socket.writer, (write) => write("hello\n")))   // scope end = FIN
- *   yield* socket.run((bytes) => Effect.log(new TextDecoder().decode(bytes)))
- * }).pipe(Effect.scoped)
- *
- * Effect.runFork(Effect.provide(Effect.zip(echo, client, { concurrent: true }), stack))
- * ```
- *
- * `Socket.layerSocketServer({ port })` provides `@effect/platform`'s `SocketServer` instead; for tests,
- * `SimLink.make(opts)` gives two linked Nics (`Layer.succeed(Nic, link.a)`) with loss, delay, reordering,
- * duplication, corruption and a rate limit under TestClock.
+ * Worked examples, compiled and run by the tests (test/package/pack.test.ts): examples/echo.ts (the README's
+ * "Use as a library": two hosts on a SimLink, an echo SocketServer and a client) and examples/http-echo.ts (an
+ * `@effect/platform` HttpServer on our TCP).
  */
 export * as Stack from "../layers/Stack.js"
 export * as Tcp from "../layers/Tcp.js"
 export * as Udp from "../layers/Udp.js"
+export * as Iperf from "../layers/Iperf.js"
+export * as Iperf3 from "../layers/Iperf3.js"
+export * as Dhcp from "../layers/Dhcp.js"
+export * as Stats from "../layers/Stats.js"
 export * as Socket from "./Socket.js"
 export * as SimLink from "../nic/SimLink.js"
 export * as Tap from "../nic/Tap.js"
 export * as FaultInjector from "../nic/FaultInjector.js"
 export * as Pcap from "../nic/Pcap.js"
 export { Nic, NicError, type NicShape, type NicCaps } from "../nic/Nic.js"
-export { Interface } from "../layers/Interface.js"
+export { Interface, type AddressConfig } from "../layers/Interface.js"
 export { ipv4, parseIpv4, formatIpv4, parseMac, formatMac, mac, type Ipv4Address, type MacAddress } from "../protocols/address.js"
+export { VERSION } from "../version.js"

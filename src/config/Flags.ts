@@ -3,6 +3,7 @@
  * which `KernelArgs.ts` decodes with one Schema. This module checks only the shape of the command line (known flags,
  * values present, nothing stray, nothing repeated); every value is judged by the Schema.
  */
+import { earlyAnswer } from "../version.js"
 import { ConfigError, showValue } from "./ConfigError.js"
 import { tokenize } from "./Tokenize.js"
 
@@ -111,7 +112,7 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
   spec("--args", "args", "STRING", "expected the flags as one string", "--args '-i 198.51.100.2/24 -g 198.51.100.1'",
     "the flags above as one kernel-style string, split like a shell would (quotes allowed); may be mixed with argv"),
   spec("-h", "help", "", "", "miniperf --help", "print this help and exit", ["-h", "--help"]),
-  spec("--version", "version", "", "", "miniperf --version", "print the version and exit")
+  spec("--version", "version", "", "", "miniperf --version", "print the version and exit", ["-v", "--version"])
 ]
 
 const byName: ReadonlyMap<string, FlagSpec> = new Map(FLAGS.flatMap((s) => s.names.map((n) => [n, s] as const)))
@@ -192,10 +193,10 @@ export type LexResult =
 
 const fail = (error: ConfigError): LexResult => ({ _tag: "Error", error })
 
+/** The same rule main.ts applies before loading anything (version.ts). */
 const askedFor = (words: ReadonlyArray<string>): LexResult | undefined => {
-  if (words.includes("-h") || words.includes("--help")) return { _tag: "Help" }
-  if (words.includes("--version")) return { _tag: "Version" }
-  return undefined
+  const a = earlyAnswer(words)
+  return a === undefined ? undefined : { _tag: a }
 }
 
 const ARGS = byName.get("--args")!
@@ -236,7 +237,7 @@ const expand = (argv: ReadonlyArray<string>): ReadonlyArray<string> | ConfigErro
 
 /**
  * argv (without node and script) -> raw record, or Help/Version, or the first problem found.
- * `-h`/`--help` anywhere wins over everything else, then `--version`; otherwise a broken command line is an error.
+ * `-h`/`--help` anywhere wins over everything else, then `-v`/`--version`; otherwise a broken command line is an error.
  */
 export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult => {
   const early = askedFor(argv)

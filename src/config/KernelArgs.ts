@@ -165,6 +165,13 @@ const checkCidr = (s: string): { readonly address: Ipv4Address; readonly prefix:
   return bad !== undefined ? new Invalid(bad) : { address, prefix }
 }
 
+/** Why `gateway` cannot be the gateway of `address/prefix`, if it cannot; `own` says how the messages name the address. */
+const gatewayProblem = (gateway: number, address: number, prefix: number, own: "-i" | "the address"): string | undefined => {
+  if (net(gateway, prefix) !== net(address, prefix)) return `the gateway must be inside the subnet ${subnetText(address, prefix)} of ${own}`
+  if (gateway === address) return own === "-i" ? "the gateway is our own -i address" : "the gateway is our own address"
+  return edgeOfSubnet(gateway, prefix)
+}
+
 const checkHostIpv4 = (s: string): Ipv4Address | Invalid => {
   const a = parseQuad(s)
   if (a === undefined) return new Invalid(s.includes("/") ? "expected an IPv4 address without a prefix" : "expected an IPv4 address")
@@ -366,12 +373,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       const { address, prefix } = cidr
       const within = `the subnet ${subnetText(address, prefix)} of -i`
       if (gateway !== undefined) {
-        if (net(gateway, prefix) !== net(address, prefix)) {
-          return ParseResult.fail(at(["-g"], gateway, ast, `the gateway must be inside ${within}`))
-        }
-        if (gateway === address) return ParseResult.fail(at(["-g"], gateway, ast, "the gateway is our own -i address"))
-        const edge = edgeOfSubnet(gateway, prefix)
-        if (edge !== undefined) return ParseResult.fail(at(["-g"], gateway, ast, edge))
+        const problem = gatewayProblem(gateway, address, prefix, "-i")
+        if (problem !== undefined) return ParseResult.fail(at(["-g"], gateway, ast, problem))
       }
       const seen = new Map<number, number>()
       for (let k = 0; k < f["-a"].length; k++) {
@@ -488,6 +491,27 @@ export const fromParseError = (raw: RawArgs, e: ParseResult.ParseError): ConfigE
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Entry points
+
+/** What is wrong with a static address or gateway given as a string, and which of the two. */
+export interface StaticAddressProblem {
+  readonly field: "address" | "gateway"
+  readonly value: string
+  readonly message: string
+}
+
+/**
+ * A static address and optional gateway as strings, the way `-i` and `-g` take them ("198.51.100.2/24",
+ * "198.51.100.1"), judged by the same checks, for apps that embed the stack (`Stack.layer`).
+ */
+export const checkStaticAddress = (cidr: string, gateway?: string): StaticIp | StaticAddressProblem => {
+  const c = checkCidr(cidr)
+  if (c instanceof Invalid) return { field: "address", value: cidr, message: c.message }
+  if (gateway === undefined) return { _tag: "Static", address: c.address, prefix: c.prefix }
+  const g = checkHostIpv4(gateway)
+  const problem = g instanceof Invalid ? g.message : gatewayProblem(g, c.address, c.prefix, "the address")
+  if (problem !== undefined) return { field: "gateway", value: gateway, message: problem }
+  return { _tag: "Static", address: c.address, prefix: c.prefix, gateway: g as Ipv4Address }
+}
 
 export interface DecodeOptions {
   /** Input to the default MAC; defaults to `os.hostname()`. */

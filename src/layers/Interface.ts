@@ -12,7 +12,8 @@ export interface AddressConfig {
   /** 0.0.0.0 while unconfigured (DHCP not bound yet). */
   readonly address: Ipv4Address
   readonly prefix: number
-  readonly gateway: Ipv4Address | undefined
+  /** Absent (or undefined) when there is none: off-subnet destinations are unreachable then. */
+  readonly gateway?: Ipv4Address | undefined
 }
 
 export const UNCONFIGURED: AddressConfig = { address: IPV4_ANY, prefix: 0, gateway: undefined }

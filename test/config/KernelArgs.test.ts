@@ -450,9 +450,15 @@ describe("help and version", () => {
     }
   })
 
-  it("--version", () => {
-    expect(decodeArgvEither(["--version"], opts)).toEqual(Either.right({ _tag: "Version" }))
+  it("--version and -v", () => {
+    for (const argv of [["--version"], ["-v"], ["--tap", "tap0", "-v"], ["--args", "-i 198.51.100.2/24 -v"], ["--bogus", "-v"]]) {
+      expect(decodeArgvEither(argv, opts)).toEqual(Either.right({ _tag: "Version" }))
+    }
     expect(decodeArgvEither(["--version", "--help"], opts)).toEqual(Either.right({ _tag: "Help", text: USAGE }))
+    expect(decodeArgvEither(["-v", "-h"], opts)).toEqual(Either.right({ _tag: "Help", text: USAGE }))
+    // whole words only: a short switch takes no attached value, and --version none after '='
+    expect(Either.isLeft(decodeArgvEither(["-vv"], opts))).toBe(true)
+    expect(Either.isLeft(decodeArgvEither(["--version=1"], opts))).toBe(true)
   })
 
   it("the usage names every flag and uses RFC 5737 addresses only", () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import fc from "fast-check"
@@ -12,6 +13,7 @@ import { Reassembler } from "../../src/protocols/ipv4/reassembly.js"
 import { Arp } from "../../src/layers/Arp.js"
 import { Ethernet } from "../../src/layers/Ethernet.js"
 import { Icmp } from "../../src/layers/Icmp.js"
+import { Interface } from "../../src/layers/Interface.js"
 import { Ipv4 } from "../../src/layers/Ipv4.js"
 import * as Stack from "../../src/layers/Stack.js"
 import { Udp } from "../../src/layers/Udp.js"
@@ -216,6 +218,78 @@ describe("IPv4 and ICMP", () => {
         })
       )
     })
+  )
+})
+
+describe("address as the CLI writes it", () => {
+  it.scoped("\"198.51.100.2/24\" and gateway \"198.51.100.1\": the interface is configured and off-subnet traffic uses the gateway", () =>
+    withStack(
+      (ch) =>
+        Effect.gen(function* () {
+          expect((yield* Interface).current()).toEqual({ address: US, prefix: 24, gateway: PEER })
+          yield* learnPeer(ch)
+          ;(yield* Udp).send(1000, OFFNET, 2000, new Uint8Array(4))
+          yield* (yield* Ethernet).flush
+          const out = ch.take()
+          expect(out).toHaveLength(1)
+          expect(Eth.dst(out[0]!.data)).toBe(PEER_MAC)
+          expect(ipOf(out[0]!).dst).toBe(OFFNET)
+        }),
+      { address: "198.51.100.2/24", gateway: "198.51.100.1" }
+    )
+  )
+
+  it.scoped("without a gateway: no route off the subnet; a ping on it is answered", () =>
+    withStack(
+      (ch) =>
+        Effect.gen(function* () {
+          expect((yield* Interface).current()).toEqual({ address: US, prefix: 24 })
+          expect((yield* Udp).send(1000, OFFNET, 2000, new Uint8Array(4))).toBe(false)
+          yield* learnPeer(ch)
+          yield* ch.inject([ipFrame(PEER_MAC, STACK_MAC, PEER, US, Ip.PROTO_ICMP, icmpEcho(0x77, 1, new Uint8Array(8)))])
+          const out = ch.take()
+          expect(out).toHaveLength(1)
+          expect(ipOf(out[0]!)).toMatchObject({ src: US, dst: PEER, protocol: Ip.PROTO_ICMP })
+        }),
+      { address: "198.51.100.2/24" }
+    )
+  )
+
+  const refused: ReadonlyArray<readonly [Stack.StackOptions, Stack.StackConfigError["reason"], string, string]> = [
+    [{ address: "198.51.100.2" }, "InvalidAddress", "198.51.100.2", "prefix length is missing"],
+    [{ address: "198.51.100.300/24" }, "InvalidAddress", "198.51.100.300/24", "expected IPv4/prefix"],
+    [{ address: "198.51.100.2/33" }, "InvalidAddress", "198.51.100.2/33", "1..32"],
+    [{ address: "198.51.100.0/24" }, "InvalidAddress", "198.51.100.0/24", "network address"],
+    [{ address: "127.0.0.2/8" }, "InvalidAddress", "127.0.0.2/8", "loopback"],
+    [{ address: "198.51.100.2/24", gateway: "203.0.113.1" }, "InvalidGateway", "203.0.113.1", "inside the subnet 198.51.100.0/24"],
+    [{ address: "198.51.100.2/24", gateway: "198.51.100.2" }, "InvalidGateway", "198.51.100.2", "our own address"],
+    [{ address: "198.51.100.2/24", gateway: "198.51.100.255" }, "InvalidGateway", "198.51.100.255", "broadcast address"],
+    [{ address: "198.51.100.2/24", gateway: "198.51.100.1/24" }, "InvalidGateway", "198.51.100.1/24", "without a prefix"],
+    [{ gateway: "198.51.100.1" }, "GatewayWithoutAddress", "198.51.100.1", "needs a static address"],
+    [{ address: { address: US, prefix: 24, gateway: PEER }, gateway: "198.51.100.3" }, "InvalidGateway", "198.51.100.3", "already names"]
+  ]
+  for (const [opts, reason, value, text] of refused) {
+    it.scoped(`refused before anything is built: ${JSON.stringify(opts)}`, () =>
+      Effect.gen(function* () {
+        const ch = yield* makeChannel()
+        const exit = yield* Effect.exit(Layer.build(Stack.layer(opts).pipe(Layer.provide(channelLayer(ch)))))
+        expect(exit).toStrictEqual(Exit.fail(expect.any(Stack.StackConfigError)))
+        if (Exit.isFailure(exit) && exit.cause._tag === "Fail") {
+          const e = exit.cause.error
+          expect(e).toMatchObject({ _tag: "StackConfigError", reason, value })
+          expect(e.message).toContain(text)
+          expect(e.message).toContain(JSON.stringify(value))
+        }
+        expect(ch.take()).toEqual([]) // no gratuitous ARP: the stack never started
+      })
+    )
+  }
+
+  it.scoped("a parsed address with a gateway string gets the same checks", () =>
+    withStack(
+      () => Effect.map(Interface, (i) => expect(i.current()).toEqual({ address: US, prefix: 24, gateway: PEER })),
+      { address: { address: US, prefix: 24 }, gateway: "198.51.100.1" }
+    )
   )
 })
 
