@@ -77,8 +77,8 @@ export const iperfLayer = (cfg: Config) =>
     udpSendMaxMs: cfg.udpSendMaxS * 1000
   })
 
-/** The iperf3 server on TCP 5201 (iperf-wire.md §C). */
-export const iperf3Layer = (cfg: Config) => Iperf3.layer({ stallTimeoutMs: cfg.stallTimeoutS * 1000 })
+/** The iperf3 server, on TCP (and UDP) 5201 unless --iperf3-port says otherwise (iperf-wire.md §C). */
+export const iperf3Layer = (cfg: Config) => Iperf3.layer({ port: cfg.iperf3Port, stallTimeoutMs: cfg.stallTimeoutS * 1000 })
 
 /** The DHCP client when no -i was given (prints the lease when bound). */
 export const dhcpLayer = (cfg: Config) => (cfg.ip._tag === "Dhcp" ? Dhcp.layer({}) : Layer.empty)

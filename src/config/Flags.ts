@@ -27,6 +27,7 @@ export interface RawArgs {
   readonly "--drop-chance"?: string
   readonly "--corrupt-chance"?: string
   readonly "--port"?: string
+  readonly "--iperf3-port"?: string
   readonly "--interval"?: string
   readonly "--max-connections"?: string
   readonly "--busy-poll"?: string
@@ -46,6 +47,7 @@ export type ValueFlag =
   | "--drop-chance"
   | "--corrupt-chance"
   | "--port"
+  | "--iperf3-port"
   | "--interval"
   | "--max-connections"
   | "--busy-poll"
@@ -98,7 +100,9 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
     "drop this percentage of frames in each direction, 0..100 (default 0)"),
   spec("--corrupt-chance", "value", "PERCENT", "expected a percentage", "--corrupt-chance 1",
     "corrupt one byte in this percentage of frames, 0..100 (default 0)"),
-  spec("--port", "value", "N", "expected a port number", "--port 5001", "iperf 2 TCP/UDP port, 1..65535 (default 5001; iperf 3 is always on 5201)"),
+  spec("--port", "value", "N", "expected a port number", "--port 5001", "iperf 2 TCP/UDP port, 1..65535 (default 5001)"),
+  spec("--iperf3-port", "value", "N", "expected a port number", "--iperf3-port 5201",
+    "iperf3 TCP/UDP port, 1..65535, not the iperf 2 port (default 5201; the client's -p)"),
   spec("--interval", "value", "SECONDS", "expected a number of seconds", "--interval 0.5",
     "server-side iperf interval reports every SECONDS (0.001..86400, decimals allowed)"),
   spec("--max-connections", "value", "N", "expected a connection count", "--max-connections 4096",

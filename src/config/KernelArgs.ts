@@ -68,6 +68,8 @@ export interface Config {
   /** Percent, 0..100. */
   readonly corruptChance: number
   readonly port: number
+  /** The iperf3 server's port (TCP control and data, UDP). */
+  readonly iperf3Port: number
   /** Server-side iperf interval reports. */
   readonly intervalS?: number
   readonly maxConnections: number
@@ -94,6 +96,7 @@ export const DEFAULTS = {
   tap: "tap0",
   mtu: 1500,
   port: 5001,
+  iperf3Port: 5201,
   maxConnections: 4096,
   busyPollUs: 5000,
   stallTimeoutS: 10,
@@ -314,6 +317,7 @@ export const Flags = Schema.Struct({
   "--drop-chance": withDefault(Percent, DEFAULTS.dropChance),
   "--corrupt-chance": withDefault(Percent, DEFAULTS.corruptChance),
   "--port": withDefault(intIn(1, 65535, "the port"), DEFAULTS.port),
+  "--iperf3-port": withDefault(intIn(1, 65535, "the port"), DEFAULTS.iperf3Port),
   "--interval": opt(decimalIn(INTERVAL_S_MIN, INTERVAL_S_MAX, "the interval in seconds")),
   "--max-connections": withDefault(intIn(1, MAX_CONNECTIONS_MAX, "the connection limit"), DEFAULTS.maxConnections),
   "--busy-poll": withDefault(intIn(0, BUSY_POLL_US_MAX, "the busy-poll time in microseconds"), DEFAULTS.busyPollUs),
@@ -341,6 +345,7 @@ export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
   dropChance: Schema.Number,
   corruptChance: Schema.Number,
   port: Schema.Number,
+  iperf3Port: Schema.Number,
   intervalS: Schema.optionalWith(Schema.Number, { exact: true }),
   maxConnections: Schema.Number,
   busyPollUs: Schema.Number,
@@ -398,6 +403,14 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       : gateway === undefined
       ? { _tag: "Static", address: cidr.address, prefix: cidr.prefix }
       : { _tag: "Static", address: cidr.address, prefix: cidr.prefix, gateway }
+    if (f["--iperf3-port"] === f["--port"]) {
+      // blame the flag that moved: --port onto iperf3's default, or --iperf3-port onto iperf 2's port
+      return f["--port"] === DEFAULTS.iperf3Port
+        ? ParseResult.fail(at(["--port"], f["--port"], ast,
+          `${f["--port"]} is the iperf3 port (--iperf3-port, default ${DEFAULTS.iperf3Port}); choose another, or move iperf3 with --iperf3-port`))
+        : ParseResult.fail(at(["--iperf3-port"], f["--iperf3-port"], ast,
+          `the iperf 2 server already uses port ${f["--port"]} (--port); give iperf3 another one`))
+    }
     const tap = f["--tap"]
     const config: Config = {
       ip,
@@ -411,6 +424,7 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       dropChance: f["--drop-chance"],
       corruptChance: f["--corrupt-chance"],
       port: f["--port"],
+      iperf3Port: f["--iperf3-port"],
       ...(f["--interval"] !== undefined ? { intervalS: f["--interval"] } : {}),
       maxConnections: f["--max-connections"],
       busyPollUs: f["--busy-poll"],
@@ -433,6 +447,7 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       "--drop-chance": c.dropChance,
       "--corrupt-chance": c.corruptChance,
       "--port": c.port,
+      "--iperf3-port": c.iperf3Port,
       ...(c.intervalS !== undefined ? { "--interval": c.intervalS } : {}),
       "--max-connections": c.maxConnections,
       "--busy-poll": c.busyPollUs,

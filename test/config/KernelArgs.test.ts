@@ -69,6 +69,7 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
     dropChance: 0,
     corruptChance: 0,
     port: 5001,
+    iperf3Port: 5201,
     maxConnections: 4096,
     busyPollUs: 5000,
     stallTimeoutS: 10,
@@ -109,6 +110,7 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       dropChance: 0,
       corruptChance: 0,
       port: 5001,
+      iperf3Port: 5201,
       maxConnections: 4096,
       busyPollUs: DEFAULTS.busyPollUs,
       stallTimeoutS: DEFAULTS.stallTimeoutS,
@@ -121,7 +123,7 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
   it("every Node option, as `--flag value` and as `--flag=value`", () => {
     const pairs: ReadonlyArray<readonly [string, string]> = [
       ["--tap", "mpx-tap7"], ["--mac", "02:aa:bb:cc:dd:ee"], ["--mtu", "9000"], ["--pcap", "/tmp/x y.pcap"],
-      ["--drop-chance", "0.5"], ["--corrupt-chance", "12"], ["--port", "5201"], ["--interval", "0.25"],
+      ["--drop-chance", "0.5"], ["--corrupt-chance", "12"], ["--port", "5002"], ["--iperf3-port", "5301"], ["--interval", "0.25"],
       ["--max-connections", "16"], ["--busy-poll", "0"], ["--stall-timeout", "30"], ["--udp-send-max", "120"]
     ]
     const spaced = ok([...pairs.flat(), "--no-offload"])
@@ -137,7 +139,8 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       pcap: "/tmp/x y.pcap",
       dropChance: 0.5,
       corruptChance: 12,
-      port: 5201,
+      port: 5002,
+      iperf3Port: 5301,
       intervalS: 0.25,
       maxConnections: 16,
       busyPollUs: 0,
@@ -244,6 +247,13 @@ describe("boundaries", () => {
     accepts(["--port", "1"])
     accepts(["--port", "65535"])
     refuses(["--port", "65536"], "--port")
+    refuses(["--iperf3-port", "0"], "--iperf3-port")
+    expect(ok(["--iperf3-port", "5301"]).iperf3Port).toBe(5301)
+    refuses(["--iperf3-port", "65536"], "--iperf3-port")
+    // iperf 2 and iperf3 cannot share a port
+    refuses(["--port", "5201"], "--port")
+    refuses(["--port", "6000", "--iperf3-port", "6000"], "--iperf3-port")
+    expect(ok(["--port", "5201", "--iperf3-port", "5001"])).toMatchObject({ port: 5201, iperf3Port: 5001 })
     refuses(["-d", "0"], "-d")
     expect(ok(["-d", "1"]).debugMs).toBe(1)
     refuses(["--interval", "0"], "--interval")
@@ -526,6 +536,7 @@ describe("properties", () => {
     dropChance: fc.double({ min: 0, max: 100, noNaN: true }),
     corruptChance: fc.constantFrom(0, 1, 50, 100, 0.25),
     port: fc.integer({ min: 1, max: 65535 }),
+    iperf3Port: fc.integer({ min: 1, max: 65534 }),
     intervalS: fc.option(fc.double({ min: 0.001, max: 86400, noNaN: true }), { nil: undefined }),
     maxConnections: fc.integer({ min: 1, max: 65535 }),
     busyPollUs: fc.integer({ min: 0, max: 1_000_000 }),
@@ -563,6 +574,7 @@ describe("properties", () => {
       dropChance: g.dropChance + 0, // -0 -> 0
       corruptChance: g.corruptChance,
       port: g.port,
+      iperf3Port: g.iperf3Port >= g.port ? g.iperf3Port + 1 : g.iperf3Port, // never the same port
       ...(g.intervalS !== undefined ? { intervalS: g.intervalS } : {}),
       maxConnections: g.maxConnections,
       busyPollUs: g.busyPollUs,

@@ -122,6 +122,19 @@ describeRoot("e2e: iperf3 3.12 client against our server on TCP 5201 (iperf-wire
     )
   )
 
+  it.live("--iperf3-port 5301: iperf3 -p 5301 is served (TCP and -u), 5201 is closed", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* withServer("ip3-port", { args: ["--iperf3-port", "5301"] })
+        yield* s.waitFor(/Server listening on TCP port 5301/)
+        done(yield* iperf3(s, ["-p", "5301", "-t", "1"]), s)
+        done(yield* iperf3(s, ["-p", "5301", "-u", "-t", "1"]), s)
+        const refused = yield* iperf3(s, ["-t", "1"])
+        expect(refused.stdout + refused.stderr, s.output()).toMatch(/unable to connect to server: Connection refused/)
+      })
+    )
+  )
+
   it.live("row 14: -t 2 -R: reverse mode, receiver bytes > 0, a real Retr count (not 4294967295), status 0", () =>
     Effect.scoped(
       Effect.gen(function* () {
