@@ -154,8 +154,8 @@ export type Chain =
       readonly proto: number
       /** Where its header starts, from the start of the IPv6 packet. */
       readonly offset: number
-      /** Where the Next Header field naming it is (a parameter problem's pointer when nobody takes `proto`, code 1). */
-      readonly protoAt: number
+      /** Where the Next Header field that named it is (a parameter problem's pointer when nobody takes `proto`, code 1). */
+      readonly namedAt: number
       /** An atomic fragment header (offset 0, M clear) was skipped on the way (RFC 6946). */
       readonly atomicFragment: boolean
       /** The hop-by-hop header carried a router alert option (RFC 2711; MLD messages carry one). */
@@ -172,10 +172,14 @@ export type Chain =
       readonly ident: number
       /** Where the fragment header starts; the unfragmentable part is b[40..headerAt). */
       readonly headerAt: number
+      /** Where the Next Header field that named the fragment header is (reassembly puts `nextHeader` there). */
+      readonly namedAt: number
       /** Where the fragment's data starts (headerAt + 8). */
       readonly dataAt: number
     }
   | { readonly _tag: "Drop"; readonly reason: DropReason; readonly problem: ParamProblem | undefined }
+
+export type FragmentChain = Extract<Chain, { readonly _tag: "Fragment" }>
 
 const drop = (reason: DropReason, code?: number, pointer?: number, evenIfMulticast = false): Chain => ({
   _tag: "Drop",
@@ -205,7 +209,7 @@ export const walk = (b: Uint8Array, r: Ipv6Repr, limits: WalkLimits = DEFAULT_LI
     if (nh !== NH_HOP_BY_HOP && nh !== NH_DEST_OPTS && nh !== NH_ROUTING && nh !== NH_FRAGMENT) {
       if (nh === NH_NONE) return drop("NoNextHeader")
       if (firstFragment !== undefined) return at + upperHeaderLen(nh) <= end ? firstFragment : drop("IncompleteChain", 3, 0)
-      return { _tag: "Upper", proto: nh, offset: at, protoAt: nhAt, atomicFragment: atomic, routerAlert }
+      return { _tag: "Upper", proto: nh, offset: at, namedAt: nhAt, atomicFragment: atomic, routerAlert }
     }
     if (nh === NH_HOP_BY_HOP && at !== HEADER_LEN) return drop("UnknownNextHeader", 1, nhAt)
     if (++headers > limits.maxHeaders) return drop("ExtHeaderLimit")
@@ -243,6 +247,7 @@ export const walk = (b: Uint8Array, r: Ipv6Repr, limits: WalkLimits = DEFAULT_LI
           more,
           ident: u32(b, at + 4),
           headerAt: at,
+          namedAt: nhAt,
           dataAt: at + FRAGMENT_HEADER_LEN
         }
         if (offset !== 0) return frag

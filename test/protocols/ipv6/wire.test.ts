@@ -66,7 +66,7 @@ describe("IPv6 wire: captured packets", () => {
 
   it("the walk finds the upper layer of each unfragmented capture where tshark does", () => {
     const want: ReadonlyArray<readonly [string, number, number, number, boolean]> = [
-      // name, proto, offset, protoAt, routerAlert
+      // name, proto, offset, namedAt, routerAlert
       ["ipv6-echo-request", Ip6.NH_ICMPV6, 40, 6, false],
       ["ipv6-na", Ip6.NH_ICMPV6, 40, 6, false],
       ["ipv6-tcp-syn", Ip6.NH_TCP, 40, 6, false],
@@ -74,8 +74,8 @@ describe("IPv6 wire: captured packets", () => {
       ["ipv6-udp-dstopts", Ip6.NH_UDP, 48, 40, false], // destination options with option 0x1e (action: skip)
       ["ipv6-mldv2-report", Ip6.NH_ICMPV6, 48, 40, true] // hop-by-hop router alert
     ]
-    for (const [name, proto, offset, protoAt, routerAlert] of want) {
-      expect(walked(ip6Of(name)), name).toEqual({ _tag: "Upper", proto, offset, protoAt, atomicFragment: false, routerAlert })
+    for (const [name, proto, offset, namedAt, routerAlert] of want) {
+      expect(walked(ip6Of(name)), name).toEqual({ _tag: "Upper", proto, offset, namedAt, atomicFragment: false, routerAlert })
     }
   })
 
@@ -87,6 +87,7 @@ describe("IPv6 wire: captured packets", () => {
       more,
       ident: 0xca467c5b,
       headerAt: 40,
+      namedAt: 6,
       dataAt: 48
     })
     expect(walked(ip6Of("ipv6-frag-1"))).toEqual(frag(0, true))
@@ -128,7 +129,7 @@ describe("IPv6 wire: captured packets", () => {
     const k = kernelVerdict("icmpv6-param-problem-nh")
     expect([k.code, k.pointer]).toEqual([1, 6])
     const c = walked(k.quote)
-    expect(c).toEqual({ _tag: "Upper", proto: 253, offset: 40, protoAt: 6, atomicFragment: false, routerAlert: false })
+    expect(c).toEqual({ _tag: "Upper", proto: 253, offset: 40, namedAt: 6, atomicFragment: false, routerAlert: false })
   })
 })
 
@@ -187,11 +188,11 @@ describe("IPv6 wire: the fixed header", () => {
 
 describe("IPv6 wire: the extension header walk (RFC 8200 §4)", () => {
   const udp = [0x13, 0x89, 0x13, 0x89, 0, 8, 0, 0]
-  const up = (proto: number, offset: number, protoAt: number, extra: Partial<{ atomicFragment: boolean; routerAlert: boolean }> = {}) => ({
+  const up = (proto: number, offset: number, namedAt: number, extra: Partial<{ atomicFragment: boolean; routerAlert: boolean }> = {}) => ({
     _tag: "Upper",
     proto,
     offset,
-    protoAt,
+    namedAt,
     atomicFragment: false,
     routerAlert: false,
     ...extra
@@ -309,6 +310,7 @@ describe("IPv6 wire: the extension header walk (RFC 8200 §4)", () => {
       more: true,
       ident: 7,
       headerAt: 40,
+      namedAt: 6,
       dataAt: 48
     })
   })
