@@ -237,7 +237,7 @@ export const walk = (b: Uint8Array, r: Ipv6Repr, limits: WalkLimits = DEFAULT_LI
           break
         }
         if (firstFragment !== undefined) return drop("Malformed")
-        const dataLen = end - at - FRAGMENT_HEADER_LEN
+        const dataLen = HEADER_LEN + r.payloadLen - at - FRAGMENT_HEADER_LEN // as declared: a quote may be cut short
         if (more && (dataLen & 7) !== 0) return drop("BadLength", 0, F.PAYLOAD_LEN)
         if (at - HEADER_LEN + offset + dataLen > 65535) return drop("BadLength", 0, at + 2)
         const frag: Chain = {

@@ -95,6 +95,12 @@ describe("IPv6 wire: captured packets", () => {
     expect(walked(ip6Of("ipv6-frag-3"))).toEqual(frag(2896, false))
   })
 
+  it("a fragment quoted in an ICMPv6 error (cut short) still walks to its fragment header", () => {
+    const quote = ip6Of("ipv6-frag-2").subarray(0, 100)
+    expect(Ip6.parse(quote)).toBe("Truncated")
+    expect(Ip6.walk(quote, Ip6.parseQuoted(quote) as Ip6.Ipv6Repr)).toMatchObject({ _tag: "Fragment", fragmentOffset: 1448, more: true })
+  })
+
   it("emitFragmentHeader and emitRouterAlertHbh write what the kernel wrote", () => {
     for (const [name, off, more] of [["ipv6-frag-1", 0, true], ["ipv6-frag-2", 1448, true], ["ipv6-frag-3", 2896, false]] as const) {
       const h = new Uint8Array(8).fill(0xee)
