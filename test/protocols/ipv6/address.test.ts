@@ -194,7 +194,7 @@ describe("IPv6 prefixes", () => {
     expect(A.inPrefix(a, p("fe80::"), 0)).toBe(true)
     expect(A.inPrefix(p("fe80::1"), p("fe80::"), 10)).toBe(true)
     expect(A.inPrefix(p("febf:ffff::1"), p("fe80::"), 10)).toBe(true)
-    expect(A.inPrefix(p("fec0::1"), p("fe80::"), 10)).toBe(false)
+    expect(A.inPrefix(A.IPV6_ALL_NODES, p("fe80::"), 10)).toBe(false) // ff02: 1111 1111 00.. against 1111 1110 10..
   })
 
   it("inPrefix(a, p, n) exactly when maskPrefix(a, n) === maskPrefix(p, n), and commonPrefixLen is the largest such n (property)", () => {
@@ -223,7 +223,7 @@ describe("IPv6 kinds of address", () => {
   it("link-local is fe80::/10, multicast ff00::/8 with its scope", () => {
     expect(A.isLinkLocal(p("fe80::1"))).toBe(true)
     expect(A.isLinkLocal(p("febf::1"))).toBe(true)
-    expect(A.isLinkLocal(p("fec0::1"))).toBe(false)
+    expect(A.isLinkLocal(A.IPV6_ALL_NODES)).toBe(false)
     expect(A.isLinkLocal(p("2001:db8::1"))).toBe(false)
     expect(A.isMulticast(A.IPV6_ALL_NODES)).toBe(true)
     expect(A.isMulticast(p("fe80::1"))).toBe(false)
