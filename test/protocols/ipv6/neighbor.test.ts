@@ -138,7 +138,7 @@ describe("NeighborCache: REACHABLE", () => {
         const c = make(CFG, () => r)
         c.setBaseReachableTime(base, 0)
         expect(c.reachableTimeMs).toBeGreaterThanOrEqual(Math.floor(base / 2))
-        expect(c.reachableTimeMs).toBeLessThan(Math.ceil(base * 1.5))
+        expect(c.reachableTimeMs).toBeLessThanOrEqual(base * 1.5) // (0.5 + r can round up to 1.5 itself)
       })
     )
     let calls = 0
