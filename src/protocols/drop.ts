@@ -34,7 +34,7 @@ export type DropReason =
   | "RateLimited"
   /** An ACK that matched no connection and carried no valid SYN cookie. */
   | "BadCookie"
-  /** IPv6: past a bound on the extension header chain (headers, bytes, options, padding; RFC 8504 §5.3). */
+  /** IPv6: past a bound on the extension header chain (headers, bytes, options, padding; limits RFC 8504 lets a node set). */
   | "ExtHeaderLimit"
   /** IPv6: an option we do not know whose type says "discard" (RFC 8200 §4.2, action bits 01, 10, 11). */
   | "UnknownOption"

@@ -16,7 +16,7 @@
  *   a multiple of 8 while M is set, or that would reassemble past 65535 bytes, gets a parameter problem
  *   (§4.5); a first fragment must hold the whole header chain through the upper-layer header (§4.5, RFC 7112),
  *   or it is dropped with code 3;
- * - bounds of our own (RFC 8504 §5.3 lets a node set them): at most `maxHeaders` extension headers,
+ * - bounds of our own (the IPv6 node requirements, RFC 8504, let a node set them): at most `maxHeaders` extension headers,
  *   `maxChainBytes` bytes of them, `maxOptions` non-padding options per options header, and no padding run
  *   longer than 7 bytes (Pad1/PadN only align to 8 bytes, RFC 8200 §4.2, so a longer run carries nothing).
  *   Past a bound the packet is dropped without an ICMPv6 error.
