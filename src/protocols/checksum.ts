@@ -4,6 +4,8 @@
  * `sum` adds big-endian 16-bit words into a plain JS number without folding: a 64 KiB
  * packet adds at most 32768 words of 0xffff, far below 2^53, so one `fold` at the end is enough.
  */
+import type { Ipv6Address } from "./ipv6/address.js"
+
 export const sum = (b: Uint8Array, start: number, end: number, acc = 0): number => {
   const n = end - start
   if (n >= 64 && ((b.byteOffset + start) & 1) === 0) return acc + sumWide(b, start, end)
@@ -68,6 +70,17 @@ export const verifies = (acc: number): boolean => fold(acc) === 0xffff
 /** Unfolded IPv4 pseudo-header sum for TCP/UDP (RFC 793 §3.1, RFC 768). Addresses are u32 numbers. */
 export const pseudoV4 = (src: number, dst: number, protocol: number, length: number): number =>
   (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + protocol + length
+
+/**
+ * Unfolded IPv6 pseudo-header sum (RFC 8200 §8.1) for TCP, UDP and ICMPv6 (RFC 4443 §2.3): both addresses,
+ * the upper-layer length as 32 bits and the next header value (the final upper-layer protocol, not an
+ * extension header's). Like `pseudoV4`, the result feeds `sum`, so one checksum path serves both families.
+ */
+export const pseudoV6 = (src: Ipv6Address, dst: Ipv6Address, nextHeader: number, length: number): number => {
+  let s = nextHeader + (length >>> 16) + (length & 0xffff)
+  for (let i = 0; i < 8; i++) s += src.charCodeAt(i) + dst.charCodeAt(i)
+  return s
+}
 
 /** RFC 1624 eqn. 3: new checksum field after one 16-bit word changed from `oldWord` to `newWord`. */
 export const update16 = (checksum: number, oldWord: number, newWord: number): number =>

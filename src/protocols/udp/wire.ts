@@ -28,6 +28,13 @@ export const parse = (b: Uint8Array, pseudo: number, verify: boolean): UdpRepr |
   return { srcPort: u16(b, F.SRC_PORT), dstPort: u16(b, F.DST_PORT), payloadLen: len - HEADER_LEN }
 }
 
+/**
+ * `parse` for UDP over IPv6 (`pseudo` from checksum.pseudoV6): the checksum is mandatory there, so a received
+ * 0 is dropped instead of meaning "none" (RFC 8200 §8.1). As in `parse`, `verify` false skips every check of it.
+ */
+export const parseV6 = (b: Uint8Array, pseudo: number, verify: boolean): UdpRepr | DropReason =>
+  verify && b.length >= HEADER_LEN && u16(b, F.CHECKSUM) === 0 ? "BadChecksum" : parse(b, pseudo, verify)
+
 export const payload = (b: Uint8Array): Uint8Array => b.subarray(HEADER_LEN, length(b))
 
 /** Header into b[0..8]; the payload already sits at b[8..8+payloadLen]. `pseudo` must use length 8+payloadLen. */
