@@ -2,6 +2,7 @@
  * The program's layer graph, from a decoded Config: TAP -> (fault injector) -> (pcap) -> stack -> apps.
  * Kept apart from main.ts so tests and embedding apps can build the same graph over another Nic.
  */
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { Config } from "./config/KernelArgs.js"
@@ -14,6 +15,7 @@ import { Ethernet } from "./layers/Ethernet.js"
 import * as Dhcp from "./layers/Dhcp.js"
 import * as Iperf from "./layers/Iperf.js"
 import * as Iperf3 from "./layers/Iperf3.js"
+import { printer } from "./layers/Output.js"
 import * as Stats from "./layers/Stats.js"
 import * as Tcp from "./layers/Tcp.js"
 import { formatIpv4, formatMac, prefixMask } from "./protocols/address.js"
@@ -45,7 +47,7 @@ export const bannerLines = (cfg: Config): ReadonlyArray<string> => [
  * built on it: a TAP that cannot be opened prints only its error, not an interface that never existed.
  */
 export const announcedNicLayer = (cfg: Config): Layer.Layer<Nic, NicError> =>
-  nicLayer(cfg).pipe(Layer.tap(() => Effect.sync(() => process.stdout.write(bannerLines(cfg).join("\n") + "\n"))))
+  nicLayer(cfg).pipe(Layer.tap(() => Effect.flatMap(printer(), (print) => Effect.sync(() => bannerLines(cfg).forEach((l) => print(l))))))
 
 export const stackLayer = (cfg: Config): Layer.Layer<Stack.StackServices, never, Nic> =>
   Stack.layer({
@@ -59,11 +61,11 @@ const ready = Layer.effectDiscard(
   Effect.gen(function* () {
     const eth = yield* Ethernet
     const c = eth.caps
-    yield* Effect.sync(() =>
-      process.stdout.write(
-        `Link up: ${eth.nic.name}, offloads ${c.rxOffload ? "on (checksum, TSO)" : "off"}\n` + `Entering main event loop\n`
-      )
-    )
+    const print = yield* printer()
+    yield* Effect.sync(() => {
+      print(`Link up: ${eth.nic.name}, offloads ${c.rxOffload ? "on (checksum, TSO)" : "off"}`)
+      print("Entering main event loop")
+    })
   })
 )
 
@@ -90,5 +92,22 @@ export const layer = (cfg: Config) => {
   const stack = tcpLayer(cfg).pipe(Layer.provideMerge(stackLayer(cfg)))
   const withDhcp = dhcpLayer(cfg).pipe(Layer.provideMerge(stack))
   const apps = Layer.merge(iperfLayer(cfg), iperf3Layer(cfg)).pipe(Layer.provideMerge(withDhcp))
-  return Layer.merge(ready, statsLayer(cfg)).pipe(Layer.provide(apps), Layer.provide(announcedNicLayer(cfg)))
+  return Layer.merge(ready, statsLayer(cfg)).pipe(Layer.provideMerge(apps), Layer.provide(announcedNicLayer(cfg)))
 }
+
+/**
+ * The program: the layer graph, run until interrupted (SIGINT/SIGTERM), or with `--one-off` until the first test
+ * to end, iperf 2 or iperf3 (each server's `firstTestOver`, done after that test's last console line). Either way
+ * the scope closes every layer in order: connections, fibers, the TAP.
+ */
+export const run = (cfg: Config) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const services = yield* Layer.build(layer(cfg))
+      if (!cfg.oneOff) return yield* Effect.never
+      yield* Effect.raceFirst(
+        Context.get(services, Iperf.Iperf).firstTestOver,
+        Context.get(services, Iperf3.Iperf3).firstTestOver
+      )
+    })
+  )

@@ -1,14 +1,16 @@
 /**
- * miniperf (loaded by main.ts): argv -> Config (one Schema decoder) -> NIC layer (TAP + optional fault injector and pcap)
- * -> the stack -> run until SIGINT/SIGTERM, which closes every scope (connections, fibers, the TAP). The start-up banner
- * is App's: it prints once the link is open.
+ * miniperf (loaded by main.ts): argv -> Config (one Schema decoder) -> where console lines go (stdout, or
+ * `--logfile`) -> NIC layer (TAP + optional fault injector and pcap) -> the stack -> run until SIGINT/SIGTERM, or with
+ * `--one-off` until the first test ends (exit 0); either way every scope closes (connections, fibers, the TAP, the
+ * log file last, after the final line). The start-up banner is App's: it prints once the link is open.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
 import * as Config from "./config/KernelArgs.js"
+import { exampleFor } from "./config/Flags.js"
 import * as App from "./App.js"
+import * as Output from "./layers/Output.js"
 import { VERSION } from "./version.js"
 
 const main = (): void => {
@@ -24,10 +26,24 @@ const main = (): void => {
     process.exit(0)
   }
   const cfg = d
-  const program = Layer.launch(App.layer(cfg)).pipe(
-    Effect.onInterrupt(() => Effect.sync(() => process.stdout.write("System is going down to halt now\n"))),
+  const output = cfg.logfile === undefined ? Output.layerStdout : Output.layerLogfile(cfg.logfile)
+  const program = Effect.gen(function* () {
+    const out = yield* Output.Output
+    yield* App.run(cfg).pipe(Effect.onInterrupt(() => Effect.sync(() => out.print("System is going down to halt now"))))
+  }).pipe(
+    Effect.provide(output),
     Effect.catchAll((e) =>
       Effect.sync(() => {
+        if (e._tag === "LogfileError") {
+          // a log file that cannot be opened is a bad command line: one line naming the flag, before the TAP opens
+          const err = new Config.ConfigError({
+            reason: "InvalidValue", flag: "--logfile", value: e.path, message: `cannot open it for appending (${e.message})`,
+            example: exampleFor("--logfile")
+          })
+          process.stderr.write(Config.formatConfigError(err) + "\n")
+          process.exitCode = 2
+          return
+        }
         process.stderr.write(`miniperf: ${e.message}\n`)
         process.exitCode = 1
       })

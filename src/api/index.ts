@@ -5,7 +5,8 @@
  * ARP, IPv4, ICMP, UDP) over a `Nic` (`Tap.layer`, or an end of `SimLink.make` with `Layer.succeed(Nic, link.a)`,
  * optionally wrapped by `Pcap.layer` or `FaultInjector.layer`), then `Tcp.layer()` on top; TCP connections are
  * `@effect/platform` Sockets (`Socket.connect`, `Socket.layerSocketServer`). `Iperf.layer`, `Iperf3.layer`,
- * `Dhcp.layer` and `Stats.layer` are the servers, the DHCP client and the metrics the `miniperf` program runs.
+ * `Dhcp.layer` and `Stats.layer` are the servers, the DHCP client and the metrics the `miniperf` program runs; their
+ * console lines go to the `Output` service when one is provided (else stdout).
  *
  * Worked examples, compiled and run by the tests (test/package/pack.test.ts): examples/echo.ts (the README's
  * "Use as a library": two hosts on a SimLink, an echo SocketServer and a client) and examples/http-echo.ts (an
@@ -18,6 +19,7 @@ export * as Iperf from "../layers/Iperf.js"
 export * as Iperf3 from "../layers/Iperf3.js"
 export * as Dhcp from "../layers/Dhcp.js"
 export * as Stats from "../layers/Stats.js"
+export * as Output from "../layers/Output.js"
 export * as Socket from "./Socket.js"
 export * as SimLink from "../nic/SimLink.js"
 export * as Tap from "../nic/Tap.js"

@@ -33,6 +33,8 @@ export interface RawArgs {
   readonly "--busy-poll"?: string
   readonly "--stall-timeout"?: string
   readonly "--udp-send-max"?: string
+  readonly "--one-off": boolean
+  readonly "--logfile"?: string
   readonly hostname: string
 }
 
@@ -53,6 +55,10 @@ export type ValueFlag =
   | "--busy-poll"
   | "--stall-timeout"
   | "--udp-send-max"
+  | "--logfile"
+
+/** The plain switches (no value): true when given. */
+export type SwitchFlag = "--no-offload" | "--one-off"
 
 type Kind = "value" | "repeat" | "switch" | "help" | "version" | "args"
 
@@ -113,6 +119,11 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
     "end an iperf 2 or iperf3 test (any mode) when nothing moves for SECONDS: no byte in, none taken by the peer; 1..3600 (default 10)"),
   spec("--udp-send-max", "value", "SECONDS", "expected a number of seconds", "--udp-send-max 120",
     "iperf 2 UDP streams the server sends (-u -r/-d/-R) stop after the client's -t or SECONDS, whichever is less; 1..3600 (default 60)"),
+  spec("--one-off", "switch", "", "", "--one-off",
+    "serve one test, then exit 0 (like iperf3 -s -1): the first iperf 2 test (all -P streams of that client, connect-backs and server report included) or iperf3 test to end",
+    ["-1", "--one-off"]),
+  spec("--logfile", "value", "FILE", "expected a file name", "--logfile /var/log/miniperf.log",
+    "append every console line to FILE instead of stdout, one write per line; SIGHUP reopens FILE (logrotate)"),
   spec("--args", "args", "STRING", "expected the flags as one string", "--args '-i 198.51.100.2/24 -g 198.51.100.1'",
     "the flags above as one kernel-style string, split like a shell would (quotes allowed); may be mixed with argv"),
   spec("-h", "help", "", "", "miniperf --help", "print this help and exit", ["-h", "--help"]),
@@ -253,7 +264,7 @@ export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult =>
 
   const values = new Map<string, string>()
   const arp: Array<string> = []
-  let noOffload = false
+  const switches = new Set<SwitchFlag>()
 
   for (let j = 0; j < words.length; j++) {
     const w = words[j]!
@@ -276,12 +287,13 @@ export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult =>
       }
       if (s.kind === "help") return { _tag: "Help" } // not reached: askedFor saw it first
       if (s.kind === "version") return { _tag: "Version" }
-      noOffload = true // --no-offload, the only plain switch
+      switches.add(s.flag as SwitchFlag) // given twice is the same as once, as before
       continue
     }
     if (inline === undefined) {
       const next = words[j + 1]
-      if (next === undefined || flagOf(next) !== undefined) {
+      // a negative number is a (bad) value for the Schema to judge, not the switch -1 (`--port -1`)
+      if (next === undefined || (flagOf(next) !== undefined && !/^-\d/.test(next))) {
         const message = next === undefined ? `${s.expect}` : `${s.expect}, but the next word ${next} is an option`
         return fail(new ConfigError({ reason: "MissingValue", flag: s.flag, value: undefined, message, example: s.example }))
       }
@@ -307,7 +319,7 @@ export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult =>
     values.set(s.flag, inline)
   }
 
-  const raw: Record<string, unknown> = { "-a": arp, "--no-offload": noOffload, hostname }
+  const raw: Record<string, unknown> = { "-a": arp, "--no-offload": switches.has("--no-offload"), "--one-off": switches.has("--one-off"), hostname }
   for (const [k, v] of values) raw[k] = v
   return { _tag: "Raw", raw: raw as unknown as RawArgs }
 }

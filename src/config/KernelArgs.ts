@@ -29,7 +29,7 @@ import {
   prefixMask
 } from "../protocols/address.js"
 import { ConfigError } from "./ConfigError.js"
-import { FLAGS, type FlagSpec, MAX_STATIC_ARP, type RawArgs, exampleFor, lex } from "./Flags.js"
+import { FLAGS, type FlagSpec, MAX_STATIC_ARP, type RawArgs, type SwitchFlag, exampleFor, lex } from "./Flags.js"
 
 export { ConfigError, type ConfigErrorReason, formatConfigError } from "./ConfigError.js"
 export { FLAGS, MAX_STATIC_ARP, type RawArgs } from "./Flags.js"
@@ -79,6 +79,10 @@ export interface Config {
   readonly stallTimeoutS: number
   /** iperf 2: server-sent UDP streams last at most this long (seconds). */
   readonly udpSendMaxS: number
+  /** `-1`/`--one-off`: serve one test (the first to end, iperf 2 or iperf3), then exit 0. */
+  readonly oneOff: boolean
+  /** `--logfile`: console lines appended to this file instead of stdout (reopened on SIGHUP). */
+  readonly logfile?: string
 }
 
 export interface Help {
@@ -234,6 +238,15 @@ const checkPcap = (s: string): string | Invalid => {
   return s
 }
 
+/** A log file name; whether it can be opened is found out when it is opened (cli.ts, exit 2 as well). */
+const checkLogfile = (s: string): string | Invalid => {
+  const r = checkPcap(s)
+  if (r instanceof Invalid) return r
+  // `--logfile -1` is far more likely a slip than a file named "-1"; ./-1 still names one
+  if (s.startsWith("-")) return new Invalid("the file name starts with '-' (looks like an option); write ./" + s + " for such a file")
+  return s
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Default MAC: FNV-1a (two offset bases) over "hostname\0tap" -> 48 bits, then locally administered (bit 1 of the first
 // octet set) and unicast (bit 0 clear). Deterministic: the same host and TAP name always get the same address.
@@ -299,6 +312,7 @@ const decimalIn = (min: number, max: number, what: string) =>
 const Percent = decimalIn(0, 100, "a percentage")
 const TapName = fromString(Schema.String, checkTap, (s) => s)
 const PcapPath = fromString(Schema.String, checkPcap, (s) => s)
+const LogfilePath = fromString(Schema.String, checkLogfile, (s) => s)
 
 const opt = <A, I>(s: Schema.Schema<A, I>) => Schema.optionalWith(s, { exact: true })
 const withDefault = <A, I>(s: Schema.Schema<A, I>, d: A) => Schema.optionalWith(s, { exact: true, default: () => d })
@@ -323,6 +337,8 @@ export const Flags = Schema.Struct({
   "--busy-poll": withDefault(intIn(0, BUSY_POLL_US_MAX, "the busy-poll time in microseconds"), DEFAULTS.busyPollUs),
   "--stall-timeout": withDefault(intIn(1, STALL_TIMEOUT_S_MAX, "the stall timeout in seconds"), DEFAULTS.stallTimeoutS),
   "--udp-send-max": withDefault(intIn(1, UDP_SEND_MAX_S_MAX, "the UDP send limit in seconds"), DEFAULTS.udpSendMaxS),
+  "--one-off": Schema.Boolean,
+  "--logfile": opt(LogfilePath),
   hostname: Schema.String
 })
 
@@ -350,7 +366,9 @@ export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
   maxConnections: Schema.Number,
   busyPollUs: Schema.Number,
   stallTimeoutS: Schema.Number,
-  udpSendMaxS: Schema.Number
+  udpSendMaxS: Schema.Number,
+  oneOff: Schema.Boolean,
+  logfile: Schema.optionalWith(Schema.String, { exact: true })
 })
 
 const at = (path: readonly [PropertyKey, ...Array<PropertyKey>], actual: unknown, ast: Schema.Schema.Any["ast"], message: string) =>
@@ -429,7 +447,9 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       maxConnections: f["--max-connections"],
       busyPollUs: f["--busy-poll"],
       stallTimeoutS: f["--stall-timeout"],
-      udpSendMaxS: f["--udp-send-max"]
+      udpSendMaxS: f["--udp-send-max"],
+      oneOff: f["--one-off"],
+      ...(f["--logfile"] !== undefined ? { logfile: f["--logfile"] } : {})
     }
     return ParseResult.succeed(config)
   },
@@ -453,6 +473,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       "--busy-poll": c.busyPollUs,
       "--stall-timeout": c.stallTimeoutS,
       "--udp-send-max": c.udpSendMaxS,
+      "--one-off": c.oneOff,
+      ...(c.logfile !== undefined ? { "--logfile": c.logfile } : {}),
       hostname: ""
     }
     return ParseResult.succeed(f)
@@ -470,8 +492,8 @@ export const toArgv = (raw: RawArgs): ReadonlyArray<string> => {
       else out.push(s.flag, v)
     } else if (s.kind === "repeat") {
       for (const v of raw["-a"]) out.push("-a", v)
-    } else if (s.kind === "switch" && raw["--no-offload"]) {
-      out.push("--no-offload")
+    } else if (s.kind === "switch" && raw[s.flag as SwitchFlag]) {
+      out.push(s.flag)
     }
   }
   return out
@@ -589,5 +611,6 @@ export const USAGE: string = [
   "  miniperf --tap tap0 -i 198.51.100.2/24 -g 198.51.100.1",
   "  miniperf --tap tap0 --args '-i 198.51.100.2/24 -g 198.51.100.1 -a 02:00:00:00:00:01/198.51.100.1'",
   "  miniperf --tap tap0                       (address by DHCP)",
+  "  miniperf --tap tap0 -i 198.51.100.2/24 -1 --logfile /var/log/miniperf.log",
   `Static ARP entries: up to ${MAX_STATIC_ARP}. Exit status 2 on a bad command line.`
 ].join("\n")

@@ -19,6 +19,7 @@ import { countDrop, type DropCounts } from "./Counters.js"
 import { Ethernet } from "./Ethernet.js"
 import { Interface, UNCONFIGURED } from "./Interface.js"
 import { Signal } from "./Signal.js"
+import { printer } from "./Output.js"
 import { sleepMillis } from "./Sleep.js"
 import { Udp } from "./Udp.js"
 
@@ -49,9 +50,6 @@ export interface DhcpOptions {
   readonly releaseOnClose?: boolean
 }
 
-const defaultPrint = (line: string): void => {
-  process.stdout.write(line + "\n")
-}
 
 /** The lines printed when a lease is bound. */
 export const describeLease = (l: M.Lease): ReadonlyArray<string> => [
@@ -65,7 +63,7 @@ export const make = (opts: DhcpOptions = {}) =>
     const udp = yield* Udp
     const iface = yield* Interface
     const eth = yield* Ethernet
-    const print = opts.print === null ? () => {} : (opts.print ?? defaultPrint)
+    const print = opts.print === null ? () => {} : yield* printer(opts.print)
     const client = M.make(eth.mac, yield* Clock.currentTimeMillis, opts.random ?? Math.random, opts.config ?? {})
     const stats: DhcpStats = { counters: client.counters, drops: {} }
     const wake = new Signal()

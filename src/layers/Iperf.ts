@@ -5,6 +5,7 @@
  * console, the statistics, the session FiberSet interrupted with this layer's scope).
  */
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { makeShell } from "./iperf/shell.js"
@@ -66,6 +67,12 @@ export interface IperfStats {
 export interface IperfShape {
   readonly port: number
   readonly stats: IperfStats
+  /**
+   * Succeeds once the first test is over: a TCP session or UDP stream, with every -P stream of that client, its
+   * connect-backs and the server report, each after its last console line (protocols/iperf/oneTest.ts). `--one-off`
+   * waits for it.
+   */
+  readonly firstTestOver: Effect.Effect<void>
 }
 
 export class Iperf extends Context.Tag("@miniperf/Iperf")<Iperf, IperfShape>() {}
@@ -111,7 +118,7 @@ export const make = (opts: IperfOptions = {}) =>
       yield* serveUdp(sh)
       sh.print(`Server listening on UDP port ${sh.port}`)
     }
-    return Iperf.of({ port: sh.port, stats: sh.stats })
+    return Iperf.of({ port: sh.port, stats: sh.stats, firstTestOver: Deferred.await(sh.firstTestOver) })
   })
 
 export const layer = (opts: IperfOptions = {}): Layer.Layer<Iperf, TcpError | UdpError, Tcp | Udp> => Layer.scoped(Iperf, make(opts))

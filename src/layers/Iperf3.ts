@@ -24,6 +24,7 @@ import * as Session from "../protocols/iperf3/session.js"
 import * as U from "../protocols/iperf3/udp.js"
 import * as W from "../protocols/iperf3/wire.js"
 import * as LogLimiter from "./LogLimiter.js"
+import { printer } from "./Output.js"
 import { Signal } from "./Signal.js"
 import { Tcp, type TcpConnection, type TcpError } from "./Tcp.js"
 import { Udp, type UdpError } from "./Udp.js"
@@ -60,6 +61,8 @@ export interface Iperf3Shape {
   readonly stats: Iperf3Stats
   /** The machine's counters (tests, denials, bad cookies). */
   readonly server: Session.Server
+  /** Succeeds once the first test is over (the machine's TestOver, completed or not, after its last lines): `--one-off`. */
+  readonly firstTestOver: Effect.Effect<void>
 }
 
 export class Iperf3 extends Context.Tag("@miniperf/Iperf3")<Iperf3, Iperf3Shape>() {}
@@ -78,9 +81,6 @@ export interface Iperf3Options {
   readonly stallTimeoutMs?: number
 }
 
-const defaultPrint = (line: string): void => {
-  process.stdout.write(line + "\n")
-}
 
 const SEND_BUF = 1 << 20
 const RECV_WINDOW = 1 << 20
@@ -100,7 +100,7 @@ export const make = (opts: Iperf3Options = {}) =>
     const wallUs = opts.wallClockUs ?? (() => Math.round((performance.timeOrigin + performance.now()) * 1000))
     const clock = yield* Effect.clock
     const port = opts.port ?? W.PORT
-    const print = opts.print ?? defaultPrint
+    const print = yield* printer(opts.print)
     const ioTimeout = Duration.millis(opts.ioTimeoutMs ?? 10_000)
     const server = Session.makeServer({ udp: udpOn, ...(opts.stallTimeoutMs !== undefined ? { stallMs: opts.stallTimeoutMs } : {}) })
     const stats: Iperf3Stats = {
@@ -118,6 +118,9 @@ export const make = (opts: Iperf3Options = {}) =>
     const conns = new Map<number, TcpConnection>()
     const outboxes = new Map<number, Outbox>()
     const timerSignal = new Signal()
+    const firstTestOver = Deferred.unsafeMake<void>(FiberId.none)
+    /** The first finished test's control connection, while it is still closing. */
+    let firstTestControl: number | undefined
     /** Per running test: the stop signal its senders wait on, and the CPU baseline. */
     const running = new Map<Session.Test, { readonly stop: Deferred.Deferred<void>; readonly cpu0: NodeJS.CpuUsage; readonly t0: number }>()
 
@@ -174,6 +177,9 @@ export const make = (opts: Iperf3Options = {}) =>
           case "TestOver":
             if (a.completed) stats.testsCompleted++
             else stats.testsAborted++
+            // over once its control connection is closed too (the client gets our FIN, not a reset at exit)
+            if (conns.has(a.test.control)) firstTestControl ??= a.test.control
+            else Deferred.unsafeDone(firstTestOver, Exit.void)
             break
         }
       }
@@ -305,6 +311,7 @@ export const make = (opts: Iperf3Options = {}) =>
             Session.onGone(server, c.id)
             conns.delete(c.id)
             outboxes.delete(c.id)
+            if (c.id === firstTestControl) Deferred.unsafeDone(firstTestOver, Exit.void)
           })
         )
       )
@@ -345,7 +352,7 @@ export const make = (opts: Iperf3Options = {}) =>
 
     print(`Server listening on TCP port ${port}`)
     if (udpOn) print(`Server listening on UDP port ${port}`)
-    return Iperf3.of({ port, stats, server })
+    return Iperf3.of({ port, stats, server, firstTestOver: Deferred.await(firstTestOver) })
   })
 
 export const layer = (opts: Iperf3Options = {}): Layer.Layer<Iperf3, TcpError | UdpError, Tcp | Udp> => Layer.scoped(Iperf3, make(opts))

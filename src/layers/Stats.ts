@@ -30,6 +30,7 @@ import { Iperf3 } from "./Iperf3.js"
 import { Ipv4 } from "./Ipv4.js"
 import { Tcp } from "./Tcp.js"
 import { Udp } from "./Udp.js"
+import { printer } from "./Output.js"
 import { sleepMillis } from "./Sleep.js"
 
 export type StatKind = "counter" | "gauge"
@@ -81,9 +82,6 @@ const uniqueTag = (name: string): string => {
   return n === 0 ? name : `${name}#${n}`
 }
 
-const defaultPrint = (line: string): void => {
-  process.stdout.write(line + "\n")
-}
 
 const valueOf = (m: AnyMetric): number => {
   const s = m.unsafeValue([]) as { readonly count?: number; readonly value?: number }
@@ -317,7 +315,7 @@ export const make = (opts: StatsOptions = {}) =>
 
     if (opts.dumpEveryMs !== undefined && opts.dumpEveryMs > 0) {
       const every = opts.dumpEveryMs
-      const print = opts.print ?? defaultPrint
+      const print = yield* printer(opts.print)
       yield* Effect.gen(function* () {
         while (true) {
           yield* sleepMillis(every)

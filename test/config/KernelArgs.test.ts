@@ -73,7 +73,8 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
     maxConnections: 4096,
     busyPollUs: 5000,
     stallTimeoutS: 10,
-    udpSendMaxS: 60
+    udpSendMaxS: 60,
+    oneOff: false
   }
 
   it("argv words", () => {
@@ -114,9 +115,10 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       maxConnections: 4096,
       busyPollUs: DEFAULTS.busyPollUs,
       stallTimeoutS: DEFAULTS.stallTimeoutS,
-      udpSendMaxS: DEFAULTS.udpSendMaxS
+      udpSendMaxS: DEFAULTS.udpSendMaxS,
+      oneOff: false
     })
-    for (const k of ["debugMs", "pcap", "intervalS"]) expect(k in c).toBe(false)
+    for (const k of ["debugMs", "pcap", "intervalS", "logfile"]) expect(k in c).toBe(false)
     expect("gateway" in c.ip).toBe(false)
   })
 
@@ -124,10 +126,11 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
     const pairs: ReadonlyArray<readonly [string, string]> = [
       ["--tap", "mpx-tap7"], ["--mac", "02:aa:bb:cc:dd:ee"], ["--mtu", "9000"], ["--pcap", "/tmp/x y.pcap"],
       ["--drop-chance", "0.5"], ["--corrupt-chance", "12"], ["--port", "5002"], ["--iperf3-port", "5301"], ["--interval", "0.25"],
-      ["--max-connections", "16"], ["--busy-poll", "0"], ["--stall-timeout", "30"], ["--udp-send-max", "120"]
+      ["--max-connections", "16"], ["--busy-poll", "0"], ["--stall-timeout", "30"], ["--udp-send-max", "120"],
+      ["--logfile", "/tmp/mini perf.log"]
     ]
-    const spaced = ok([...pairs.flat(), "--no-offload"])
-    const eq = ok([...pairs.map(([f, v]) => `${f}=${v}`), "--no-offload"])
+    const spaced = ok([...pairs.flat(), "--no-offload", "--one-off"])
+    const eq = ok([...pairs.map(([f, v]) => `${f}=${v}`), "--no-offload", "-1"])
     expect(spaced).toEqual(eq)
     expect(spaced).toEqual({
       ip: { _tag: "Dhcp" },
@@ -145,7 +148,9 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       maxConnections: 16,
       busyPollUs: 0,
       stallTimeoutS: 30,
-      udpSendMaxS: 120
+      udpSendMaxS: 120,
+      oneOff: true,
+      logfile: "/tmp/mini perf.log"
     })
   })
 
@@ -206,6 +211,35 @@ describe("boundaries", () => {
     const e = bad(argv)
     expect(e.flag).toBe(flag)
   }
+
+  it("-1/--one-off: a switch, off by default; -1 after a value flag is still that flag's (bad) value", () => {
+    expect(ok([]).oneOff).toBe(false)
+    expect(ok(["-1"]).oneOff).toBe(true)
+    expect(ok(["--one-off"]).oneOff).toBe(true)
+    expect(ok(["--args", "-i 198.51.100.2/24 -1"])).toMatchObject({ oneOff: true, ip: { _tag: "Static", address: A(2) } })
+    expect(ok(["-1", "--one-off"]).oneOff).toBe(true) // as --no-offload: twice is once
+    expect(toArgv(encodeConfig(ok(["-1"])))).toContain("--one-off")
+    expect(toArgv(encodeConfig(ok([])))).not.toContain("--one-off")
+    // `--port -1` is a negative port, not --port followed by the switch
+    const e = bad(["--port", "-1"])
+    expect([e.reason, e.flag, e.value]).toEqual(["InvalidValue", "--port", "-1"])
+    refuses(["-1", "--port", "-1"], "--port")
+  })
+
+  it("--logfile FILE: any name but empty, NUL or a leading '-' (./-1 names such a file)", () => {
+    expect("logfile" in ok([])).toBe(false)
+    expect(ok(["--logfile", "/var/log/miniperf.log"]).logfile).toBe("/var/log/miniperf.log")
+    expect(ok(["--logfile=./-1"]).logfile).toBe("./-1")
+    expect(ok(["--logfile", "relative name.log"]).logfile).toBe("relative name.log")
+    refuses(["--logfile", "-x.log"], "--logfile")
+    refuses(["--logfile="], "--logfile")
+    expect(bad(["--logfile", "a\0b"]).message).toContain("NUL")
+    const line = formatConfigError(bad(["--logfile", "-1"]))
+    expect(line).toBe(
+      "miniperf: invalid value '-1' for --logfile: the file name starts with '-' (looks like an option); write ./-1 for such a file, " +
+        "e.g. --logfile /var/log/miniperf.log"
+    )
+  })
 
   it("--mtu 576..9000", () => {
     refuses(["--mtu", "575"], "--mtu")
@@ -381,6 +415,13 @@ const ROWS: ReadonlyArray<Row> = [
   row(["--busy-poll", "2.5"], "InvalidValue", "--busy-poll", "2.5", "whole number"),
   row(["--stall-timeout", "0"], "InvalidValue", "--stall-timeout", "0", "1..3600"),
   row(["--udp-send-max", "1h"], "InvalidValue", "--udp-send-max", "1h", "1..3600"),
+  row(["--logfile", ""], "InvalidValue", "--logfile", "", "empty"),
+  row(["--logfile", "-1"], "InvalidValue", "--logfile", "-1", "starts with '-'"),
+  row(["--logfile"], "MissingValue", "--logfile", undefined, "file name"),
+  row(["--logfile", "--one-off"], "MissingValue", "--logfile", undefined, "next word --one-off is an option"),
+  row(["--one-off=yes"], "UnexpectedValue", "--one-off", "yes", ""),
+  row(["-1x"], "UnknownFlag", "-1x", "-1x", "--help"),
+  row(["--logfile", "/tmp/a.log", "--logfile=/tmp/b.log"], "Repeated", "--logfile", "/tmp/b.log", "'/tmp/a.log'"),
   // shape of the command line
   row(["-i"], "MissingValue", "-i", undefined, "expected IPv4/prefix"),
   row(["-i", "-g", "198.51.100.1"], "MissingValue", "-i", undefined, "next word -g is an option"),
@@ -541,7 +582,11 @@ describe("properties", () => {
     maxConnections: fc.integer({ min: 1, max: 65535 }),
     busyPollUs: fc.integer({ min: 0, max: 1_000_000 }),
     stallTimeoutS: fc.integer({ min: 1, max: 3600 }),
-    udpSendMaxS: fc.integer({ min: 1, max: 3600 })
+    udpSendMaxS: fc.integer({ min: 1, max: 3600 }),
+    oneOff: fc.boolean(),
+    logfile: fc.option(fc.string({ unit: "binary", minLength: 1, maxLength: 30 }).filter((s) => !s.includes("\0") && !s.startsWith("-")), {
+      nil: undefined
+    })
   }).map((g): Config => {
     const hosts = g.octets.filter((x) => hostInSubnet(g.prefix, x))
     const own = hosts[0]
@@ -579,7 +624,9 @@ describe("properties", () => {
       maxConnections: g.maxConnections,
       busyPollUs: g.busyPollUs,
       stallTimeoutS: g.stallTimeoutS,
-      udpSendMaxS: g.udpSendMaxS
+      udpSendMaxS: g.udpSendMaxS,
+      oneOff: g.oneOff,
+      ...(g.logfile !== undefined ? { logfile: g.logfile } : {})
     }
   })
 

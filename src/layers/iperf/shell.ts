@@ -3,10 +3,17 @@
  * the FiberSet every session and stream runs in (interrupted with the layer's scope), and the one counter that numbers
  * every stream in the console (`[  3]`, `[ *4]`), TCP and UDP alike.
  */
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
+import type { Ipv4Address } from "../../protocols/address.js"
+import * as OneTest from "../../protocols/iperf/oneTest.js"
 import * as Session from "../../protocols/iperf/session.js"
+import { sleepMillis } from "../Sleep.js"
 import * as LogLimiter from "../LogLimiter.js"
+import { printer } from "../Output.js"
 import type { IperfOptions, IperfStats } from "../Iperf.js"
 
 /** A TCP session or connect-back stream where nothing moves for this long is reset (`--stall-timeout`). */
@@ -18,6 +25,16 @@ export const DEFAULT_UDP_SEND_MAX_MS = 60_000
 
 /** The kinds of session-start lines, each under the SESSION_LINES_PER_S cap. */
 export type SessionLineKind = "connections" | "UDP streams started" | "UDP stream results"
+
+/**
+ * A part of the first test (protocols/iperf/oneTest.ts): a joined stream, or a stream it made us open. `end` is
+ * called once the part's final console lines are printed; calling it again does nothing.
+ */
+export interface TestPart {
+  /** A stream this part makes us open (connect-back, a UDP stream we send) becomes a part of the test too. */
+  readonly sub: () => TestPart
+  readonly end: () => void
+}
 
 export interface IperfShell {
   readonly opts: IperfOptions
@@ -39,11 +56,12 @@ export interface IperfShell {
   readonly logLimited: (kind: string, line: string) => void
   /** A session-start line, under the session cap. */
   readonly logSession: (kind: SessionLineKind, line: string) => void
+  /** A stream with a valid header starts: its part of the first test, or undefined when it is not in it. */
+  readonly joinTest: (client: Ipv4Address, threads: number) => TestPart | undefined
+  /** Done once the first test is over (every part ended, its last lines printed): what `--one-off` waits for. */
+  readonly firstTestOver: Deferred.Deferred<void>
 }
 
-const defaultPrint = (line: string): void => {
-  process.stdout.write(line + "\n")
-}
 
 export const makeStats = (): IperfStats => ({
   tcpSessions: 0,
@@ -83,11 +101,39 @@ export const makeStats = (): IperfStats => ({
 
 export const makeShell = (opts: IperfOptions) =>
   Effect.gen(function* () {
-    const print = opts.print ?? defaultPrint
+    const print = yield* printer(opts.print)
     const stats = makeStats()
     const limiter = yield* LogLimiter.make(print)
     const sessionLimiter = yield* LogLimiter.make(print, SESSION_LINES_PER_S)
     let nextId = 1
+    const oneTest = OneTest.make()
+    const firstTestOver = Deferred.unsafeMake<void>(FiberId.none)
+    const over = (): void => {
+      Deferred.unsafeDone(firstTestOver, Exit.void)
+    }
+    const sessions = yield* FiberSet.make<void, never>()
+    const fork = yield* FiberSet.runtime(sessions)<never>()
+    const part = (): TestPart => {
+      let ended = false
+      return {
+        sub: () => {
+          OneTest.partStarts(oneTest)
+          return part()
+        },
+        end: () => {
+          if (ended) return
+          ended = true
+          const r = OneTest.partEnds(oneTest)
+          if (r === "Over") over()
+          else if (r === "Short") {
+            // the client announced more streams than came: wait a little for them, then the test is over anyway
+            fork(Effect.zipRight(sleepMillis(OneTest.SHORT_GRACE_MS), Effect.sync(() => {
+              if (OneTest.expire(oneTest)) over()
+            })))
+          }
+        }
+      }
+    }
     const shell: IperfShell = {
       opts,
       port: opts.port ?? 5001,
@@ -99,7 +145,7 @@ export const makeShell = (opts: IperfOptions) =>
       udpSendMaxMs: opts.udpSendMaxMs ?? DEFAULT_UDP_SEND_MAX_MS,
       wallUs: opts.wallClockUs ?? (() => Math.round((performance.timeOrigin + performance.now()) * 1000)),
       pattern: Session.makePattern(Session.MAX_WRITE_LEN),
-      sessions: yield* FiberSet.make<void, never>(),
+      sessions,
       nextId: () => nextId++,
       logLimited: (kind, line) => {
         limiter.line(kind, line)
@@ -108,7 +154,9 @@ export const makeShell = (opts: IperfOptions) =>
       logSession: (kind, line) => {
         sessionLimiter.line(kind, line)
         stats.logSuppressed = limiter.suppressed() + sessionLimiter.suppressed()
-      }
+      },
+      joinTest: (client, threads) => (OneTest.join(oneTest, client, threads) ? part() : undefined),
+      firstTestOver
     }
     return shell
   })

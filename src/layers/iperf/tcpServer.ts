@@ -22,7 +22,7 @@ import * as Session from "../../protocols/iperf/session.js"
 import * as Wire from "../../protocols/iperf/wire.js"
 import { sleepMillis } from "../Sleep.js"
 import { Tcp, type TcpConnection, type TcpError } from "../Tcp.js"
-import type { IperfShell } from "./shell.js"
+import type { IperfShell, TestPart } from "./shell.js"
 
 /**
  * Buffers of iperf connections. The send buffer bounds data in flight for -R/-d/-r; the receive window of a
@@ -154,12 +154,29 @@ export const serveTcp = (sh: IperfShell) =>
      */
     const session = (c: TcpConnection) =>
       Effect.gen(function* () {
-        const flag = { stalled: false, stall: Guard.makeStall(stallMs, yield* Clock.currentTimeMillis) }
+        const flag: SessionFlags = { stalled: false, stall: Guard.makeStall(stallMs, yield* Clock.currentTimeMillis), part: undefined }
         const watcher = yield* Effect.fork(watchStall(c, () => (flag.stalled = true), flag.stall))
-        yield* sessionBody(c, flag).pipe(Effect.ensuring(Fiber.interrupt(watcher)))
+        yield* sessionBody(c, flag).pipe(
+          Effect.ensuring(Fiber.interrupt(watcher)),
+          // after the session's last line: its part of the first test (--one-off) has ended
+          Effect.ensuring(Effect.sync(() => flag.part?.end()))
+        )
       })
 
-    const sessionBody = (c: TcpConnection, flag: { stalled: boolean; readonly stall: Guard.Stall }) =>
+    interface SessionFlags {
+      stalled: boolean
+      readonly stall: Guard.Stall
+      /** This session's part of the first test, if it is in it. */
+      part: TestPart | undefined
+    }
+
+    /** A connect-back of a session, as a part of the first test when the session is in it. */
+    const runConnectBack = (flag: SessionFlags, connect: Effect.Effect<void>) => {
+      const sub = flag.part?.sub()
+      return FiberSet.run(sessions, sub === undefined ? connect : Effect.ensuring(connect, Effect.sync(() => sub.end())))
+    }
+
+    const sessionBody = (c: TcpConnection, flag: SessionFlags) =>
       Effect.gen(function* () {
         const id = sh.nextId()
         stats.tcpSessions++
@@ -255,13 +272,14 @@ export const serveTcp = (sh: IperfShell) =>
           yield* c.abort
           return
         }
+        flag.part = sh.joinTest(c.remoteAddress, settings.numThreads)
         if (plan.label !== "") print(`${Fmt.idCol(id)} ${peer(c)} ${plan.label}`)
         if (plan.sendAck) yield* c.write(Wire.makeAck())
 
         const clientIp = c.remoteAddress
         const backWindow = Session.connectBackWindowMs(settings)
         if (plan.connectBack?.when === "now") {
-          yield* FiberSet.run(sessions, connectBack(sh.nextId(), clientIp, plan.connectBack, plan.writeLen, backWindow))
+          yield* runConnectBack(flag, connectBack(sh.nextId(), clientIp, plan.connectBack, plan.writeLen, backWindow))
         }
         const sender =
           plan.sendHere === undefined
@@ -318,7 +336,7 @@ export const serveTcp = (sh: IperfShell) =>
         print(`${Fmt.idCol(id)} closed`)
         if (plan.connectBack?.when === "afterClose" && fin.kind === "fin") {
           yield* Effect.sleep(Duration.millis(Session.CONNECT_BACK_DELAY_MS))
-          yield* FiberSet.run(sessions, connectBack(sh.nextId(), clientIp, plan.connectBack, plan.writeLen, backWindow))
+          yield* runConnectBack(flag, connectBack(sh.nextId(), clientIp, plan.connectBack, plan.writeLen, backWindow))
         }
       }).pipe(
         Effect.catchAll((e) =>

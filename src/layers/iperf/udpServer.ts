@@ -18,7 +18,7 @@ import * as UdpSend from "../../protocols/iperf/udpSend.js"
 import * as Wire from "../../protocols/iperf/wire.js"
 import { sleepMillis } from "../Sleep.js"
 import { Udp } from "../Udp.js"
-import type { IperfShell } from "./shell.js"
+import type { IperfShell, TestPart } from "./shell.js"
 import { makeUdpSender } from "./udpSender.js"
 
 /** Bind the iperf port and serve UDP streams for the scope's lifetime. */
@@ -53,10 +53,14 @@ export const serveUdp = (sh: IperfShell) =>
       }
       const live = settings.mode === "dual"
       if (live) client.feeding = true
+      const sub = client.part?.sub()
       forkSession(
         runUdpSender({
           id, local, dst: client.src, dstPort: settings.mPort, srcPort: undefined, awaitReport: true, plan: p, delayMs, evidence, live
-        }).pipe(Effect.ensuring(Effect.sync(() => (client.feeding = false))))
+        }).pipe(Effect.ensuring(Effect.sync(() => {
+          client.feeding = false
+          sub?.end()
+        })))
       )
     }
 
@@ -75,6 +79,8 @@ export const serveUdp = (sh: IperfShell) =>
       feeding: boolean
       /** `-r` only: ends the receive side at T + 2 s if the client's final datagrams never come. */
       watchdog: Fiber.RuntimeFiber<void> | undefined
+      /** This stream's part of the first test (--one-off), if it is in it; ends with its result line. */
+      part: TestPart | undefined
     }
     /**
      * `-R`: the entry absorbs the client's header datagrams (repeated until our data arrives) so that they start
@@ -112,6 +118,7 @@ export const serveUdp = (sh: IperfShell) =>
         Fmt.formatUdpInterval(s.id, 0, IperfUdp.pairSeconds(r.stop), s.st.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams) + note
       )
       if (s.settings.mode === "tradeoff") startConnectBack(sh.nextId(), s.local, s, IperfUdp.REPORT_SILENCE_MS)
+      s.part?.end()
     }
     /**
      * `-r` in time mode when the client's final datagrams are all lost: like the real server (T + 2 s, `SLOPSECS`),
@@ -171,6 +178,7 @@ export const serveUdp = (sh: IperfShell) =>
       if (o.kind === "recv") {
         o.watchdog?.unsafeInterruptAsFork(FiberId.none)
         o.watchdog = undefined
+        o.part?.end() // a stream forgotten before its result line (evicted, silent) still ends its part
       }
     }
 
@@ -219,10 +227,12 @@ export const serveUdp = (sh: IperfShell) =>
             return
           }
           noteAdjusted(id, p, from)
+          const part = sh.joinTest(d.src, settings.numThreads)
           const ended = Effect.flatMap(nowMs, (t) =>
             Effect.sync(() => {
               rs.active = false
               rs.endMs = t
+              part?.end()
             })
           )
           forkSession(
@@ -237,7 +247,7 @@ export const serveUdp = (sh: IperfShell) =>
         }
         const rs: RecvSession = {
           kind: "recv", id, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, local: d.dst, settings, lastMs: now,
-          printed: false, feeding: false, watchdog: undefined
+          printed: false, feeding: false, watchdog: undefined, part: sh.joinTest(d.src, settings.numThreads)
         }
         s = rs
         admit(key, rs)
