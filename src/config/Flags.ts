@@ -9,6 +9,8 @@ import { tokenize } from "./Tokenize.js"
 
 /** Upper bound on `-a` entries (the ARP table downstream is bounded too). At least 16 are required by the design. */
 export const MAX_STATIC_ARP = 256
+/** Upper bound on `--ip6` addresses (each one joins a group and runs DAD). */
+export const MAX_IP6 = 16
 
 /**
  * What the lexer hands to the Schema: each value exactly as typed, keyed by its canonical flag.
@@ -23,6 +25,8 @@ export interface RawArgs {
   readonly "--mac"?: string
   readonly "--mtu"?: string
   readonly "--no-offload": boolean
+  readonly "--ip6": ReadonlyArray<string>
+  readonly "--no-ipv6": boolean
   readonly "--pcap"?: string
   readonly "--drop-chance"?: string
   readonly "--corrupt-chance"?: string
@@ -95,6 +99,9 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
     "our Ethernet address (default: a stable locally administered address derived from the TAP name and host name)"),
   spec("--mtu", "value", "N", "expected an MTU", "--mtu 1500", "IP MTU in bytes, 576..9000 (default 1500)"),
   spec("--no-offload", "switch", "", "", "--no-offload", "turn off the virtio-net header, TSO and checksum offload"),
+  spec("--ip6", "repeat", "IPv6/PREFIX", "expected IPv6/prefix", "--ip6 2001:db8::2/64",
+    `static IPv6 address and prefix length (1..128), repeatable (up to ${MAX_IP6}); the link-local address from the MAC is always there`),
+  spec("--no-ipv6", "switch", "", "", "--no-ipv6", "no IPv6 at all: IPv4 only, nothing sent or answered for type 0x86dd"),
   spec("--pcap", "value", "FILE", "expected a file name", "--pcap /tmp/miniperf.pcap", "write every frame to FILE (pcap)"),
   spec("--drop-chance", "value", "PERCENT", "expected a percentage", "--drop-chance 5",
     "drop this percentage of frames in each direction, 0..100 (default 0)"),
@@ -252,8 +259,8 @@ export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult =>
   if (early2 !== undefined) return early2
 
   const values = new Map<string, string>()
-  const arp: Array<string> = []
-  let noOffload = false
+  const repeats: Record<"-a" | "--ip6", Array<string>> = { "-a": [], "--ip6": [] }
+  const switches: Record<"--no-offload" | "--no-ipv6", boolean> = { "--no-offload": false, "--no-ipv6": false }
 
   for (let j = 0; j < words.length; j++) {
     const w = words[j]!
@@ -276,7 +283,7 @@ export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult =>
       }
       if (s.kind === "help") return { _tag: "Help" } // not reached: askedFor saw it first
       if (s.kind === "version") return { _tag: "Version" }
-      noOffload = true // --no-offload, the only plain switch
+      switches[s.flag as keyof typeof switches] = true
       continue
     }
     if (inline === undefined) {
@@ -289,13 +296,16 @@ export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult =>
       j++
     }
     if (s.kind === "repeat") {
-      if (arp.length >= MAX_STATIC_ARP) {
+      const list = repeats[s.flag as keyof typeof repeats]
+      const max = s.flag === "-a" ? MAX_STATIC_ARP : MAX_IP6
+      if (list.length >= max) {
+        const what = s.flag === "-a" ? "static ARP entries" : "--ip6 addresses"
         return fail(new ConfigError({
           reason: "InvalidValue", flag: s.flag, value: inline,
-          message: `at most ${MAX_STATIC_ARP} static ARP entries`, example: s.example
+          message: `at most ${max} ${what}`, example: s.example
         }))
       }
-      arp.push(inline)
+      list.push(inline)
       continue
     }
     const before = values.get(s.flag)
@@ -307,7 +317,7 @@ export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult =>
     values.set(s.flag, inline)
   }
 
-  const raw: Record<string, unknown> = { "-a": arp, "--no-offload": noOffload, hostname }
+  const raw: Record<string, unknown> = { ...repeats, ...switches, hostname }
   for (const [k, v] of values) raw[k] = v
   return { _tag: "Raw", raw: raw as unknown as RawArgs }
 }
