@@ -31,6 +31,7 @@ import { Ethernet } from "../../src/layers/Ethernet.js"
 import { Icmpv6 } from "../../src/layers/Icmpv6.js"
 import { Ipv6, type Ipv6Options } from "../../src/layers/Ipv6.js"
 import * as Stack from "../../src/layers/Stack.js"
+import * as Stats from "../../src/layers/Stats.js"
 import type { Frame } from "../../src/nic/Frame.js"
 import { PEER_MAC, STACK_MAC, channelLayer, makeChannel, type Channel } from "../support/channelNic.js"
 
@@ -394,6 +395,43 @@ describe("IPv6 off", () => {
       expect(ch.take()).toHaveLength(0)
       const ip = yield* Effect.provide(Ipv6, ctx)
       expect(ip.enabled).toBe(false)
+    })
+  )
+})
+
+describe("IPv6 statistics", () => {
+  it.scoped("the -d dump and the metrics carry IPv6, ICMPv6 and ND counters (and none when IPv6 is off)", () =>
+    withV6((ch) =>
+      Effect.gen(function* () {
+        const lines: Array<string> = []
+        const st = yield* Stats.make({ print: (l) => lines.push(l), sampleEveryMs: 0 })
+        yield* assigned(ch)
+        yield* ch.inject([nsFrame(PEER_MAC, PEER_LL, US_LL, PEER_MAC)])
+        yield* ch.inject([ip6Frame(PEER_MAC, STACK_MAC, PEER_LL, US_LL, Ip6.NH_ICMPV6, echoRequest(PEER_LL, US_LL, 1, 1, new Uint8Array(8)))])
+        yield* ch.inject([ip6Frame(PEER_MAC, STACK_MAC, IPV6_ALL_NODES, US_LL, Ip6.NH_ICMPV6, echoRequest(IPV6_ALL_NODES, US_LL, 1, 1, new Uint8Array(8)))])
+        const v = yield* st.read
+        expect(v.get("icmpv6.echo_requests_in")).toBe(1)
+        expect(v.get("icmpv6.echo_replies_out")).toBe(1)
+        expect(v.get("nd.solicitations_in")).toBe(1)
+        expect(v.get("nd.advertisements_out")).toBe(3) // two announcements and the answer
+        expect(v.get("nd.dad_probes_out")).toBe(2)
+        expect(v.get("nd.addresses_assigned")).toBe(2)
+        expect(v.get("ipv6.drops.MartianSource")).toBe(1)
+        const dump = yield* st.dumpLines
+        expect(dump.find((l) => l.startsWith("ipv6:"))).toMatch(/drops 1 \(MartianSource 1\)/)
+        expect(dump.find((l) => l.startsWith("icmpv6:"))).toContain("echo requests 1, echo replies 1")
+        expect(dump.find((l) => l.startsWith("nd:"))).toContain("addresses assigned 2, neighbours 1, solicitations in 1")
+      })
+    )
+  )
+
+  it.scoped("IPv6 off: no ipv6, icmpv6 or nd lines", () =>
+    Effect.gen(function* () {
+      const ch = yield* makeChannel()
+      const ctx = yield* Layer.build(Stack.layer({}).pipe(Layer.provide(channelLayer(ch))))
+      const st = yield* Effect.provide(Stats.make({ sampleEveryMs: 0 }), ctx)
+      const dump = yield* st.dumpLines
+      expect(dump.filter((l) => /^(ipv6|icmpv6|nd):/.test(l))).toEqual([])
     })
   )
 })
