@@ -19,6 +19,7 @@ import { printer } from "./layers/Output.js"
 import * as Stats from "./layers/Stats.js"
 import * as Tcp from "./layers/Tcp.js"
 import { formatIpv4, formatMac, prefixMask } from "./protocols/address.js"
+import { formatIpv6, linkLocalFromMac } from "./protocols/ipv6/address.js"
 
 /**
  * TAP, then the fault injector (when --drop-chance/--corrupt-chance ask for one), then the pcap writer on
@@ -39,7 +40,10 @@ export const bannerLines = (cfg: Config): ReadonlyArray<string> => [
     `busy poll ${cfg.busyPollUs > 0 ? `${cfg.busyPollUs} us` : "off"}`,
   cfg.ip._tag === "Dhcp"
     ? "Initialize network interface 0: DHCP"
-    : `Initialize network interface 0: ${formatIpv4(cfg.ip.address)} netmask ${formatIpv4(prefixMask(cfg.ip.prefix))} gw ${formatIpv4(cfg.ip.gateway ?? 0)}`
+    : `Initialize network interface 0: ${formatIpv4(cfg.ip.address)} netmask ${formatIpv4(prefixMask(cfg.ip.prefix))} gw ${formatIpv4(cfg.ip.gateway ?? 0)}`,
+  cfg.ipv6
+    ? `IPv6: ${[`${formatIpv6(linkLocalFromMac(cfg.mac))}/64`, ...cfg.ip6.map((a) => `${formatIpv6(a.address)}/${a.prefixLen}`)].join(", ")} (tentative until DAD)`
+    : "IPv6: off (--no-ipv6)"
 ]
 
 /**
@@ -54,7 +58,10 @@ export const stackLayer = (cfg: Config): Layer.Layer<Stack.StackServices, never,
     ...(cfg.ip._tag === "Static"
       ? { address: { address: cfg.ip.address, prefix: cfg.ip.prefix, gateway: cfg.ip.gateway } }
       : {}),
-    staticArp: cfg.staticArp
+    staticArp: cfg.staticArp,
+    ipv6: cfg.ipv6
+      ? { addresses: cfg.ip6, print: (line) => void process.stdout.write(line + "\n") }
+      : { enabled: false }
   })
 
 const ready = Layer.effectDiscard(

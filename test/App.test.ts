@@ -41,12 +41,18 @@ it("the banner names the interface and the static address", () => {
   const lines = App.bannerLines(configOf(["--tap", "tap7", "-i", "198.51.100.2/24", "-g", "198.51.100.1", "--mac", "02:00:00:00:00:02"]))
   expect(lines).toEqual([
     "Interface tap7: MAC 02:00:00:00:00:02, MTU 1500, offloads requested, busy poll 5000 us",
-    "Initialize network interface 0: 198.51.100.2 netmask 255.255.255.0 gw 198.51.100.1"
+    "Initialize network interface 0: 198.51.100.2 netmask 255.255.255.0 gw 198.51.100.1",
+    "IPv6: fe80::ff:fe00:2/64 (tentative until DAD)"
   ])
-  expect(App.bannerLines(configOf(["--tap", "tap7", "--no-offload", "--busy-poll", "0"]))).toEqual([
+  expect(App.bannerLines(configOf(["--tap", "tap7", "--no-offload", "--busy-poll", "0", "--no-ipv6"]))).toEqual([
     expect.stringMatching(/^Interface tap7: MAC [0-9a-f:]{17}, MTU 1500, offloads off, busy poll off$/),
-    "Initialize network interface 0: DHCP"
+    "Initialize network interface 0: DHCP",
+    "IPv6: off (--no-ipv6)"
   ])
+  // RFC 5952 form whatever form was given
+  expect(App.bannerLines(configOf(["--tap", "tap7", "--mac", "02:00:00:00:00:02", "--ip6", "2001:DB8:0:0:0:0:0:0002/64"]))[2]).toBe(
+    "IPv6: fe80::ff:fe00:2/64, 2001:db8::2/64 (tentative until DAD)"
+  )
 })
 
 it.effect("a TAP that cannot be opened: the layer fails with the open error and prints no banner", () =>

@@ -9,6 +9,8 @@ import { tokenize } from "./Tokenize.js"
 
 /** Upper bound on `-a` entries (the ARP table downstream is bounded too). At least 16 are required by the design. */
 export const MAX_STATIC_ARP = 256
+/** Upper bound on `--ip6` addresses (each one joins a group and runs DAD). */
+export const MAX_IP6 = 16
 
 /**
  * What the lexer hands to the Schema: each value exactly as typed, keyed by its canonical flag.
@@ -23,6 +25,8 @@ export interface RawArgs {
   readonly "--mac"?: string
   readonly "--mtu"?: string
   readonly "--no-offload": boolean
+  readonly "--ip6": ReadonlyArray<string>
+  readonly "--no-ipv6": boolean
   readonly "--pcap"?: string
   readonly "--drop-chance"?: string
   readonly "--corrupt-chance"?: string
@@ -58,7 +62,7 @@ export type ValueFlag =
   | "--logfile"
 
 /** The plain switches (no value): true when given. */
-export type SwitchFlag = "--no-offload" | "--one-off"
+export type SwitchFlag = "--no-offload" | "--one-off" | "--no-ipv6"
 
 type Kind = "value" | "repeat" | "switch" | "help" | "version" | "args"
 
@@ -101,6 +105,9 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
     "our Ethernet address (default: a stable locally administered address derived from the TAP name and host name)"),
   spec("--mtu", "value", "N", "expected an MTU", "--mtu 1500", "IP MTU in bytes, 576..9000 (default 1500)"),
   spec("--no-offload", "switch", "", "", "--no-offload", "turn off the virtio-net header, TSO and checksum offload"),
+  spec("--ip6", "repeat", "IPv6/PREFIX", "expected IPv6/prefix", "--ip6 2001:db8::2/64",
+    `static IPv6 address and prefix length (1..128), repeatable (up to ${MAX_IP6}); the link-local address from the MAC is always there`),
+  spec("--no-ipv6", "switch", "", "", "--no-ipv6", "no IPv6 at all: IPv4 only, nothing sent or answered for type 0x86dd"),
   spec("--pcap", "value", "FILE", "expected a file name", "--pcap /tmp/miniperf.pcap", "write every frame to FILE (pcap)"),
   spec("--drop-chance", "value", "PERCENT", "expected a percentage", "--drop-chance 5",
     "drop this percentage of frames in each direction, 0..100 (default 0)"),
@@ -263,7 +270,7 @@ export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult =>
   if (early2 !== undefined) return early2
 
   const values = new Map<string, string>()
-  const arp: Array<string> = []
+  const repeats: Record<"-a" | "--ip6", Array<string>> = { "-a": [], "--ip6": [] }
   const switches = new Set<SwitchFlag>()
 
   for (let j = 0; j < words.length; j++) {
@@ -301,13 +308,16 @@ export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult =>
       j++
     }
     if (s.kind === "repeat") {
-      if (arp.length >= MAX_STATIC_ARP) {
+      const list = repeats[s.flag as keyof typeof repeats]
+      const max = s.flag === "-a" ? MAX_STATIC_ARP : MAX_IP6
+      if (list.length >= max) {
+        const what = s.flag === "-a" ? "static ARP entries" : "--ip6 addresses"
         return fail(new ConfigError({
           reason: "InvalidValue", flag: s.flag, value: inline,
-          message: `at most ${MAX_STATIC_ARP} static ARP entries`, example: s.example
+          message: `at most ${max} ${what}`, example: s.example
         }))
       }
-      arp.push(inline)
+      list.push(inline)
       continue
     }
     const before = values.get(s.flag)
@@ -319,7 +329,13 @@ export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult =>
     values.set(s.flag, inline)
   }
 
-  const raw: Record<string, unknown> = { "-a": arp, "--no-offload": switches.has("--no-offload"), "--one-off": switches.has("--one-off"), hostname }
+  const raw: Record<string, unknown> = {
+    ...repeats,
+    "--no-offload": switches.has("--no-offload"),
+    "--one-off": switches.has("--one-off"),
+    "--no-ipv6": switches.has("--no-ipv6"),
+    hostname
+  }
   for (const [k, v] of values) raw[k] = v
   return { _tag: "Raw", raw: raw as unknown as RawArgs }
 }

@@ -14,6 +14,10 @@
  * - A single-valued flag given twice is an error, not "last one wins" (argv and `--args` mixed would make that surprising).
  * - `--drop-chance` / `--corrupt-chance` are percentages 0..100 and may have decimals (0.5 = one frame in 200).
  * - The default MAC is `defaultMac(tap, hostname)`: stable for the same inputs, locally administered, unicast.
+ * - `--ip6 ADDR/PREFIX` (repeatable): any RFC 4291 text form, prefix 1..128; a unicast address (not ::, ::1 or
+ *   multicast), not the subnet-router anycast address of its prefix (interface identifier all zeros, RFC 4291 §2.6.1),
+ *   each address once. The link-local address from the MAC is always configured besides. `--no-ipv6` turns IPv6 off and
+ *   is refused together with `--ip6`. Addresses are printed back in RFC 5952 form.
  */
 import { Effect, Either, ParseResult, Schema } from "effect"
 import * as os from "node:os"
@@ -28,11 +32,12 @@ import {
   parseMac,
   prefixMask
 } from "../protocols/address.js"
+import { formatIpv6, isLoopback, isMulticast, isUnspecified, maskPrefix, parseIpv6Prefix, type Ipv6Address } from "../protocols/ipv6/address.js"
 import { ConfigError } from "./ConfigError.js"
 import { FLAGS, type FlagSpec, MAX_STATIC_ARP, type RawArgs, type SwitchFlag, exampleFor, lex } from "./Flags.js"
 
 export { ConfigError, type ConfigErrorReason, formatConfigError } from "./ConfigError.js"
-export { FLAGS, MAX_STATIC_ARP, type RawArgs } from "./Flags.js"
+export { FLAGS, MAX_IP6, MAX_STATIC_ARP, type RawArgs } from "./Flags.js"
 export { tokenize } from "./Tokenize.js"
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -52,8 +57,17 @@ export interface StaticArpEntry {
   readonly ip: Ipv4Address
 }
 
+export interface StaticIp6 {
+  readonly address: Ipv6Address
+  readonly prefixLen: number
+}
+
 export interface Config {
   readonly ip: StaticIp | DhcpIp
+  /** `--ip6`: static IPv6 addresses besides the link-local one. */
+  readonly ip6: ReadonlyArray<StaticIp6>
+  /** false with `--no-ipv6`. */
+  readonly ipv6: boolean
   readonly staticArp: ReadonlyArray<StaticArpEntry>
   /** `-d`: statistics dump interval. */
   readonly debugMs?: number
@@ -194,6 +208,22 @@ const checkUnicastMac = (s: string, what: string): MacAddress | Invalid => {
   return m
 }
 
+const checkIp6Prefix = (s: string): StaticIp6 | Invalid => {
+  const slash = s.indexOf("/")
+  if (slash < 0) return new Invalid(`expected IPv6/prefix${parseIpv6Prefix(`${s}/64`) !== undefined ? ", the prefix length is missing" : ""}`)
+  const p = parseIpv6Prefix(s)
+  if (p === undefined) return new Invalid("expected IPv6/prefix (an RFC 4291 address, then /0..128)")
+  if (p.prefixLen < 1) return new Invalid("the prefix length must be 1..128")
+  const a = p.address
+  if (isUnspecified(a)) return new Invalid(":: is not a host address")
+  if (isLoopback(a)) return new Invalid("::1 is loopback")
+  if (isMulticast(a)) return new Invalid("that is a multicast address (ff00::/8)")
+  if (p.prefixLen < 128 && maskPrefix(a, p.prefixLen) === a) {
+    return new Invalid(`that is the subnet-router anycast address of ${formatIpv6(a)}/${p.prefixLen} (RFC 4291 §2.6.1), not a host address`)
+  }
+  return { address: a, prefixLen: p.prefixLen }
+}
+
 const checkMacIp = (s: string): StaticArpEntry | Invalid => {
   const slash = s.lastIndexOf("/")
   if (slash < 0) return new Invalid("expected MAC/IPv4")
@@ -305,6 +335,15 @@ const MacIp = fromString(
   checkMacIp,
   (e) => `${formatMac(e.mac)}/${formatIpv4(e.ip)}`
 )
+const Ip6Type = Schema.declare(
+  (u: unknown): u is Ipv6Address => typeof u === "string" && u.length === 8,
+  { identifier: "Ipv6Address" }
+)
+const Ip6Cidr = fromString(
+  Schema.Struct({ address: Ip6Type, prefixLen: Schema.Number }),
+  checkIp6Prefix,
+  (c) => `${formatIpv6(c.address)}/${c.prefixLen}`
+)
 const UnicastMac = fromString(MacType, (s) => checkUnicastMac(s, "a MAC"), formatMac)
 const intIn = (min: number, max: number, what: string) => fromString(Schema.Number, (s) => checkInt(s, min, max, what), String)
 const decimalIn = (min: number, max: number, what: string) =>
@@ -327,6 +366,8 @@ export const Flags = Schema.Struct({
   "--mac": opt(UnicastMac),
   "--mtu": withDefault(intIn(MTU_MIN, MTU_MAX, "the MTU"), DEFAULTS.mtu),
   "--no-offload": Schema.Boolean,
+  "--ip6": Schema.Array(Ip6Cidr),
+  "--no-ipv6": Schema.Boolean,
   "--pcap": opt(PcapPath),
   "--drop-chance": withDefault(Percent, DEFAULTS.dropChance),
   "--corrupt-chance": withDefault(Percent, DEFAULTS.corruptChance),
@@ -351,6 +392,8 @@ const DhcpIpSchema = Schema.TaggedStruct("Dhcp", {})
 
 export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
   ip: Schema.Union(StaticIpSchema, DhcpIpSchema),
+  ip6: Schema.Array(Schema.Struct({ address: Ip6Type, prefixLen: Schema.Number })),
+  ipv6: Schema.Boolean,
   staticArp: Schema.Array(Schema.Struct({ mac: MacType, ip: Ipv4Type })),
   debugMs: Schema.optionalWith(Schema.Number, { exact: true }),
   tap: Schema.String,
@@ -429,9 +472,22 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
         : ParseResult.fail(at(["--iperf3-port"], f["--iperf3-port"], ast,
           `the iperf 2 server already uses port ${f["--port"]} (--port); give iperf3 another one`))
     }
+    const ip6 = f["--ip6"]
+    if (ip6.length > 0 && f["--no-ipv6"]) {
+      return ParseResult.fail(at(["--ip6", 0], ip6[0], ast, "--no-ipv6 turns IPv6 off; give one or the other"))
+    }
+    for (let k = 1; k < ip6.length; k++) {
+      const first = ip6.findIndex((e) => e.address === ip6[k]!.address)
+      if (first < k) {
+        return ParseResult.fail(at(["--ip6", k], ip6[k], ast,
+          `${formatIpv6(ip6[k]!.address)} was already given (--ip6 number ${first + 1}); each address once`))
+      }
+    }
     const tap = f["--tap"]
     const config: Config = {
       ip,
+      ip6: ip6.map((e) => ({ address: e.address, prefixLen: e.prefixLen })),
+      ipv6: !f["--no-ipv6"],
       staticArp: f["-a"].map((e) => ({ mac: e.mac, ip: e.ip })),
       ...(f["-d"] !== undefined ? { debugMs: f["-d"] } : {}),
       tap,
@@ -463,6 +519,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       "--mac": c.mac,
       "--mtu": c.mtu,
       "--no-offload": !c.offload,
+      "--ip6": c.ip6,
+      "--no-ipv6": !c.ipv6,
       ...(c.pcap !== undefined ? { "--pcap": c.pcap } : {}),
       "--drop-chance": c.dropChance,
       "--corrupt-chance": c.corruptChance,
@@ -491,7 +549,7 @@ export const toArgv = (raw: RawArgs): ReadonlyArray<string> => {
       if (s.flag.startsWith("--")) out.push(`${s.flag}=${v}`)
       else out.push(s.flag, v)
     } else if (s.kind === "repeat") {
-      for (const v of raw["-a"]) out.push("-a", v)
+      for (const v of raw[s.flag as "-a" | "--ip6"]) out.push(s.flag, v)
     } else if (s.kind === "switch" && raw[s.flag as SwitchFlag]) {
       out.push(s.flag)
     }
@@ -612,5 +670,6 @@ export const USAGE: string = [
   "  miniperf --tap tap0 --args '-i 198.51.100.2/24 -g 198.51.100.1 -a 02:00:00:00:00:01/198.51.100.1'",
   "  miniperf --tap tap0                       (address by DHCP)",
   "  miniperf --tap tap0 -i 198.51.100.2/24 -1 --logfile /var/log/miniperf.log",
+  "  miniperf --tap tap0 -i 198.51.100.2/24 --ip6 2001:db8::2/64",
   `Static ARP entries: up to ${MAX_STATIC_ARP}. Exit status 2 on a bad command line.`
 ].join("\n")

@@ -15,6 +15,8 @@ import * as Ethernet from "./Ethernet.js"
 import * as Icmp from "./Icmp.js"
 import * as Interface from "./Interface.js"
 import * as Ipv4 from "./Ipv4.js"
+import * as Ipv6 from "./Ipv6.js"
+import * as Icmpv6 from "./Icmpv6.js"
 import type { Nic } from "../nic/Nic.js"
 import * as Udp from "./Udp.js"
 
@@ -29,6 +31,11 @@ export interface StackOptions {
   readonly staticArp?: ReadonlyArray<{ readonly ip: Ipv4Address; readonly mac: MacAddress }>
   readonly ethernet?: Ethernet.EthernetOptions
   readonly ipv4?: Ipv4.Ipv4Options
+  /**
+   * IPv6 beside IPv4: absent or `{ enabled: false }` leaves it off (the layer is there, type 0x86dd stays
+   * unknown and nothing is sent); the program turns it on unless `--no-ipv6`.
+   */
+  readonly ipv6?: Ipv6.Ipv6Options
 }
 
 /** Options with nothing left to check (no strings): a layer made from them cannot fail. */
@@ -49,7 +56,15 @@ export class StackConfigError extends Data.TaggedError("StackConfigError")<{
   }
 }
 
-export type StackServices = Ethernet.Ethernet | Interface.Interface | Arp.Arp | Ipv4.Ipv4 | Icmp.Icmp | Udp.Udp
+export type StackServices =
+  | Ethernet.Ethernet
+  | Interface.Interface
+  | Arp.Arp
+  | Ipv4.Ipv4
+  | Icmp.Icmp
+  | Udp.Udp
+  | Ipv6.Ipv6
+  | Icmpv6.Icmpv6
 
 /** `opts.address` and `opts.gateway` -> the interface's configuration (undefined: unconfigured), or what is wrong. */
 export const resolveAddress = (opts: StackOptions): Interface.AddressConfig | undefined | StackConfigError => {
@@ -86,5 +101,6 @@ export function layer(opts: StackOptions = {}): Layer.Layer<StackServices, Stack
   const arp = Arp.layer({ staticEntries: opts.staticArp ?? [] }).pipe(Layer.provideMerge(link))
   const ip = Ipv4.layer(opts.ipv4).pipe(Layer.provideMerge(arp))
   const transports = Layer.merge(Icmp.layer, Udp.layer).pipe(Layer.provideMerge(ip))
-  return transports
+  const ip6 = Icmpv6.layer.pipe(Layer.provideMerge(Ipv6.layer(opts.ipv6 ?? { enabled: false })))
+  return ip6.pipe(Layer.provideMerge(transports))
 }

@@ -28,6 +28,8 @@ import { Icmp } from "./Icmp.js"
 import { Iperf } from "./Iperf.js"
 import { Iperf3 } from "./Iperf3.js"
 import { Ipv4 } from "./Ipv4.js"
+import { Ipv6 } from "./Ipv6.js"
+import { Icmpv6 } from "./Icmpv6.js"
 import { Tcp } from "./Tcp.js"
 import { Udp } from "./Udp.js"
 import { printer } from "./Output.js"
@@ -99,6 +101,8 @@ export const make = (opts: StatsOptions = {}) =>
     const iperf = Option.getOrUndefined(yield* Effect.serviceOption(Iperf))
     const iperf3 = Option.getOrUndefined(yield* Effect.serviceOption(Iperf3))
     const dhcp = Option.getOrUndefined(yield* Effect.serviceOption(Dhcp))
+    const ip6 = Option.getOrUndefined(yield* Effect.serviceOption(Ipv6))
+    const icmp6 = Option.getOrUndefined(yield* Effect.serviceOption(Icmpv6))
     const nic = eth.nic
     const stackTag = uniqueTag(nic.name)
     const startMs = yield* Clock.currentTimeMillis
@@ -146,6 +150,51 @@ export const make = (opts: StatsOptions = {}) =>
     c("ipv4", "reassembly_evictions", () => is.reassemblyEvictions)
     c("ipv4", "fragment_duplicates", () => is.fragmentDuplicates)
     dropSources.push(["ipv4", is.drops])
+
+    if (ip6 !== undefined && ip6.enabled) {
+      const s6 = ip6.stats
+      c("ipv6", "packets_in", () => s6.packetsIn)
+      c("ipv6", "packets_out", () => s6.packetsOut)
+      c("ipv6", "delivered", () => s6.delivered)
+      c("ipv6", "not_our_group", () => s6.notOurGroup)
+      c("ipv6", "fragments_in", () => s6.fragmentsIn)
+      c("ipv6", "reassembled", () => s6.reassembled)
+      c("ipv6", "reassembly_timeouts", () => s6.reassemblyTimeouts)
+      c("ipv6", "reassembly_evictions", () => s6.reassemblyEvictions)
+      c("ipv6", "fragment_duplicates", () => s6.fragmentDuplicates)
+      c("ipv6", "fragments_out", () => s6.fragmentsOut)
+      c("ipv6", "fragmented_out", () => s6.fragmentedOut)
+      c("ipv6", "no_route", () => s6.noRoute)
+      c("ipv6", "icmp_errors_out", () => s6.icmpErrorsOut)
+      c("ipv6", "icmp_errors_rate_limited", () => s6.icmpErrorsRateLimited)
+      c("ipv6", "icmp_errors_suppressed", () => s6.icmpErrorsSuppressed)
+      dropSources.push(["ipv6", s6.drops])
+      const nd = ip6.ndStats
+      c("nd", "solicitations_in", () => nd.solicitationsIn)
+      c("nd", "solicitations_out", () => nd.solicitationsOut)
+      c("nd", "advertisements_in", () => nd.advertisementsIn)
+      c("nd", "advertisements_out", () => nd.advertisementsOut)
+      c("nd", "router_advertisements_in", () => nd.routerAdvertisementsIn)
+      c("nd", "router_solicitations_in", () => nd.routerSolicitationsIn)
+      c("nd", "dad_probes_out", () => nd.dadProbesOut)
+      c("nd", "dad_duplicates", () => nd.dadDuplicates)
+      c("nd", "address_conflicts", () => nd.addressConflicts)
+      c("nd", "mld_reports_out", () => nd.mldReportsOut)
+      c("nd", "mld_queries_in", () => nd.mldQueriesIn)
+      c("nd", "pending_drops", () => nd.pendingDrops)
+      g("nd", "neighbors", () => ip6.neighborCount())
+      g("nd", "addresses_assigned", () => ip6.addresses().filter((a) => a.state === "Assigned").length)
+      dropSources.push(["nd", nd.drops])
+      if (icmp6 !== undefined) {
+        const i6 = icmp6.stats
+        c("icmpv6", "echo_requests_in", () => i6.echoRequestsIn)
+        c("icmpv6", "echo_replies_out", () => i6.echoRepliesOut)
+        c("icmpv6", "echo_replies_in", () => i6.echoRepliesIn)
+        c("icmpv6", "errors_in", () => i6.errorsIn)
+        c("icmpv6", "other_in", () => i6.otherIn)
+        dropSources.push(["icmpv6", i6.drops])
+      }
+    }
 
     const ics = icmp.stats
     c("icmp", "echo_requests_in", () => ics.echoRequestsIn)
@@ -380,6 +429,24 @@ export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcp
     `icmp: echo requests ${n("icmp.echo_requests_in")}, echo replies ${n("icmp.echo_replies_out")}, ` +
       `replies in ${n("icmp.echo_replies_in")}, unreachable in ${n("icmp.unreachable_in")}, other ${n("icmp.other_in")}, ${drops("icmp")}`
   )
+  if (has("ipv6")) {
+    lines.push(
+      `ipv6: in ${n("ipv6.packets_in")}, out ${n("ipv6.packets_out")}, delivered ${n("ipv6.delivered")}, not our group ${n("ipv6.not_our_group")}, ` +
+        `${drops("ipv6")}, fragments in ${n("ipv6.fragments_in")} out ${n("ipv6.fragments_out")}, reassembled ${n("ipv6.reassembled")}, ` +
+        `reassembly timeouts ${n("ipv6.reassembly_timeouts")} evictions ${n("ipv6.reassembly_evictions")}, duplicate fragments ${n("ipv6.fragment_duplicates")}, ` +
+        `no route ${n("ipv6.no_route")}, icmpv6 errors out ${n("ipv6.icmp_errors_out")} rate-limited ${n("ipv6.icmp_errors_rate_limited")} suppressed ${n("ipv6.icmp_errors_suppressed")}`
+    )
+    lines.push(
+      `icmpv6: echo requests ${n("icmpv6.echo_requests_in")}, echo replies ${n("icmpv6.echo_replies_out")}, replies in ${n("icmpv6.echo_replies_in")}, ` +
+        `errors in ${n("icmpv6.errors_in")}, other ${n("icmpv6.other_in")}, ${drops("icmpv6")}`
+    )
+    lines.push(
+      `nd: addresses assigned ${n("nd.addresses_assigned")}, neighbours ${n("nd.neighbors")}, solicitations in ${n("nd.solicitations_in")} out ${n("nd.solicitations_out")}, ` +
+        `advertisements in ${n("nd.advertisements_in")} out ${n("nd.advertisements_out")}, router advertisements in ${n("nd.router_advertisements_in")}, ` +
+        `dad probes ${n("nd.dad_probes_out")} duplicates ${n("nd.dad_duplicates")} conflicts ${n("nd.address_conflicts")}, ` +
+        `mld reports ${n("nd.mld_reports_out")} queries ${n("nd.mld_queries_in")}, pending drops ${n("nd.pending_drops")}, ${drops("nd")}`
+    )
+  }
   lines.push(`udp: in ${n("udp.datagrams_in")}, out ${n("udp.datagrams_out")}, no port ${n("udp.no_port")}, ${drops("udp")}`)
   if (has("tcp")) {
     lines.push(

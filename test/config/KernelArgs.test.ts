@@ -10,6 +10,7 @@ import {
   DEFAULTS,
   FLAGS,
   KernelArgs,
+  MAX_IP6,
   MAX_STATIC_ARP,
   USAGE,
   decodeArgv,
@@ -23,6 +24,7 @@ import {
   tokenize
 } from "../../src/config/KernelArgs.js"
 import { type Ipv4Address, type MacAddress, formatMac, ipv4, mac, parseMac } from "../../src/protocols/address.js"
+import { ipv6, parseIpv6 } from "../../src/protocols/ipv6/address.js"
 
 const HOST = "testhost"
 const opts = { hostname: HOST }
@@ -60,6 +62,8 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
   ]
   const expected: Config = {
     ip: { _tag: "Static", address: A(2), prefix: 24, gateway: A(1) },
+    ip6: [],
+    ipv6: true,
     staticArp: [{ mac: M("02:00:00:00:00:01"), ip: A(1) }, { mac: M("02:00:00:00:00:07"), ip: A(7) }],
     debugMs: 1000,
     tap: "tap0",
@@ -103,6 +107,8 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
     const c = ok([])
     expect(c).toEqual({
       ip: { _tag: "Dhcp" },
+      ip6: [],
+      ipv6: true,
       staticArp: [],
       tap: DEFAULTS.tap,
       mac: defaultMac(DEFAULTS.tap, HOST),
@@ -134,6 +140,8 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
     expect(spaced).toEqual(eq)
     expect(spaced).toEqual({
       ip: { _tag: "Dhcp" },
+      ip6: [],
+      ipv6: true,
       staticArp: [],
       tap: "mpx-tap7",
       mac: mac(0x02aa, 0xbbccddee),
@@ -586,7 +594,9 @@ describe("properties", () => {
     oneOff: fc.boolean(),
     logfile: fc.option(fc.string({ unit: "binary", minLength: 1, maxLength: 30 }).filter((s) => !s.includes("\0") && !s.startsWith("-")), {
       nil: undefined
-    })
+    }),
+    ipv6: fc.boolean(),
+    ip6: fc.uniqueArray(fc.tuple(fc.integer({ min: 1, max: 0xffff }), fc.oneof(fc.integer({ min: 1, max: 112 }), fc.constant(128))), { maxLength: 3, selector: (t) => t[0] })
   }).map((g): Config => {
     const hosts = g.octets.filter((x) => hostInSubnet(g.prefix, x))
     const own = hosts[0]
@@ -609,6 +619,8 @@ describe("properties", () => {
     if (macHi === 0 && g.macLo === 0) macHi = 0x0200
     return {
       ip,
+      ip6: g.ipv6 ? g.ip6.map(([lo, len]) => ({ address: ipv6(0x2001, 0xdb8, 0, 0, 0, 0, 0, lo), prefixLen: len })) : [],
+      ipv6: g.ipv6,
       staticArp: arp,
       ...(g.debugMs !== undefined ? { debugMs: g.debugMs } : {}),
       tap: g.tap === "." || g.tap === ".." ? "tap0" : g.tap,
@@ -647,5 +659,53 @@ describe("properties", () => {
     const decoded: Decoded = ok(["-i", "192.0.2.10/24", "-g", "192.0.2.1"])
     expect(Schema.is(Schema.typeSchema(KernelArgs))(decoded)).toBe(true)
     expect(Schema.is(Schema.typeSchema(KernelArgs))({ ...(decoded as Config), mac: -1 })).toBe(false)
+  })
+})
+
+describe("--ip6 and --no-ipv6", () => {
+  const A6 = (s: string) => parseIpv6(s)!
+
+  it("repeatable, any RFC 4291 form, in argv and in the kernel string; IPv6 on by default", () => {
+    const c = ok(["--ip6", "2001:DB8:0:0::2/64", "--args", "--ip6 2001:db8:1::0:5/128"])
+    expect(c.ip6).toEqual([{ address: A6("2001:db8::2"), prefixLen: 64 }, { address: A6("2001:db8:1::5"), prefixLen: 128 }])
+    expect(c.ipv6).toBe(true)
+    expect(ok([]).ipv6).toBe(true)
+    expect(ok(["--no-ipv6"])).toMatchObject({ ip6: [], ipv6: false })
+  })
+
+  it("encodes back in RFC 5952 form", () => {
+    const raw = encodeConfig(ok(["--ip6", "2001:0db8:0000:0000:0000:0000:0000:0002/64"]))
+    expect(toArgv(raw)).toContain("2001:db8::2/64")
+  })
+
+  const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string, string]> = [
+    [["--ip6", "2001:db8::2"], "2001:db8::2", "the prefix length is missing"],
+    [["--ip6", "2001:db8::g/64"], "2001:db8::g/64", "expected IPv6/prefix"],
+    [["--ip6", "2001:db8::2/129"], "2001:db8::2/129", "expected IPv6/prefix"],
+    [["--ip6", "2001:db8::2/0"], "2001:db8::2/0", "1..128"],
+    [["--ip6", "::/64"], "::/64", ":: is not a host address"],
+    [["--ip6", "::1/128"], "::1/128", "loopback"],
+    [["--ip6", "ff02::1/64"], "ff02::1/64", "multicast"],
+    [["--ip6", "2001:db8::/64"], "2001:db8::/64", "subnet-router anycast"],
+    [["--ip6", "2001:db8::2/64", "--ip6", "2001:db8:0::2/48"], "2001:db8:0::2/48", "already given (--ip6 number 1)"],
+    [["--ip6", "2001:db8::2/64", "--no-ipv6"], "2001:db8::2/64", "--no-ipv6 turns IPv6 off"]
+  ]
+  for (const [argv, value, says] of cases) {
+    it(`${argv.join(" ")}: exit 2 naming --ip6, the value and an example`, () => {
+      const e = bad(argv)
+      expect(e.flag).toBe("--ip6")
+      expect(e.value).toBe(value)
+      expect(e.message).toContain(says)
+      const line = formatConfigError(e)
+      expect(line).toContain("--ip6")
+      expect(line).toContain(value)
+      expect(line).toContain("--ip6 2001:db8::2/64")
+    })
+  }
+
+  it(`at most ${MAX_IP6} addresses`, () => {
+    const argv = Array.from({ length: MAX_IP6 + 1 }, (_, k) => ["--ip6", `2001:db8::${k + 1}/64`]).flat()
+    expect(bad(argv).message).toContain(`at most ${MAX_IP6}`)
+    expect(ok(argv.slice(0, 2 * MAX_IP6)).ip6).toHaveLength(MAX_IP6)
   })
 })
