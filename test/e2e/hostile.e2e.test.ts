@@ -22,6 +22,7 @@ import {
   attack,
   capture,
   counter,
+  DUMP_LINE,
   drops,
   dumpNow,
   FIXTURES,
@@ -72,7 +73,7 @@ const context = (s: Server, ...runs: ReadonlyArray<RunResult | { readonly run: R
 const serverLines = (out: string): string =>
   out
     .split("\n")
-    .filter((l) => !/^(--- statistics at |(link|arp|ipv4|icmp|udp|tcp|iperf|dhcp): )/.test(l))
+    .filter((l) => !l.startsWith("--- statistics at ") && !DUMP_LINE.test(l))
     .join("\n")
 
 /** A real `iperf -c -e -t T` was served: a result line with data, and (when `firstSyn`) the first SYN answered. */

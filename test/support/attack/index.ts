@@ -70,6 +70,9 @@ export interface Dump {
   readonly lines: ReadonlyMap<string, string>
 }
 
+/** A line of the dump: `layer: ...`, for every layer the server has (link, arp, ipv4, ipv6, icmpv6, nd, tcp, iperf3, ...). */
+export const DUMP_LINE = /^([a-z][a-z0-9]*): (.*)$/
+
 /** Every complete dump in the server's output, oldest first (a dump is complete when its `tcp:` line is there). */
 export const dumps = (output: string): Array<Dump> => {
   const res: Array<Dump> = []
@@ -79,7 +82,7 @@ export const dumps = (output: string): Array<Dump> => {
     if (m === null) continue
     const lines = new Map<string, string>()
     for (const l of b.slice(m[0].length).split("\n")) {
-      const lm = /^(link|arp|ipv4|icmp|udp|tcp|iperf|dhcp): (.*)$/.exec(l)
+      const lm = DUMP_LINE.exec(l)
       if (lm === null) break
       lines.set(lm[1]!, lm[2]!)
     }
