@@ -54,15 +54,18 @@ export const announcedNicLayer = (cfg: Config): Layer.Layer<Nic, NicError> =>
   nicLayer(cfg).pipe(Layer.tap(() => Effect.flatMap(printer(), (print) => Effect.sync(() => bannerLines(cfg).forEach((l) => print(l))))))
 
 export const stackLayer = (cfg: Config): Layer.Layer<Stack.StackServices, never, Nic> =>
-  Stack.layer({
-    ...(cfg.ip._tag === "Static"
-      ? { address: { address: cfg.ip.address, prefix: cfg.ip.prefix, gateway: cfg.ip.gateway } }
-      : {}),
-    staticArp: cfg.staticArp,
-    ipv6: cfg.ipv6
-      ? { addresses: cfg.ip6, print: (line) => void process.stdout.write(line + "\n") }
-      : { enabled: false }
-  })
+  Layer.unwrapEffect(
+    // the IPv6 address lines go where every console line goes (Output: stdout or --logfile)
+    Effect.map(printer(), (print) =>
+      Stack.layer({
+        ...(cfg.ip._tag === "Static"
+          ? { address: { address: cfg.ip.address, prefix: cfg.ip.prefix, gateway: cfg.ip.gateway } }
+          : {}),
+        staticArp: cfg.staticArp,
+        ipv6: cfg.ipv6 ? { addresses: cfg.ip6, print } : { enabled: false }
+      })
+    )
+  )
 
 const ready = Layer.effectDiscard(
   Effect.gen(function* () {
