@@ -76,7 +76,7 @@ export const make = (opts: TcpOptions = {}) =>
     const maxConns = opts.maxConnections ?? 4096
     const perSourceConns = opts.perSourceConnections ?? Math.max(1, maxConns >>> 1)
     const maxHalfOpen = opts.maxHalfOpen ?? 1024
-    const perSourceHalfOpen = opts.perSourceHalfOpen ?? 64
+    const perSourceHalfOpen = opts.perSourceHalfOpen ?? 16
     const maxTimeWait = opts.maxTimeWait ?? 4096
     const cookieMode = opts.synCookies ?? "auto"
     const memoryBytes = opts.memoryBytes ?? 256 << 20

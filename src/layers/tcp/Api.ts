@@ -162,7 +162,11 @@ export interface TcpOptions {
   readonly perSourceConnections?: number
   /** Half-open entries in all (default 1024); past it, SYN cookies. */
   readonly maxHalfOpen?: number
-  /** Half-open entries from one source address (default 64); past it, SYN cookies. */
+  /**
+   * Half-open entries from one source address (default 16); past it, SYN cookies. Small, because each entry costs a
+   * Tcb and a fiber while cookies cost nothing: at a flood's onset 16 entries instead of 64 cut the ping loss behind
+   * the flood about five-fold (21 -> 4 of 3000 pings over 6 runs each); a real client's `-P 64` gets cookies for the rest.
+   */
   readonly perSourceHalfOpen?: number
   /** TIME-WAIT entries (default 4096); past it, the oldest is recycled. */
   readonly maxTimeWait?: number
