@@ -16,6 +16,7 @@ import * as Ip from "../protocols/ipv4/wire.js"
 import { Reassembler, fragmentPlan, DEFAULT_CONFIG as REASSEMBLY_DEFAULTS, type ReassemblyConfig } from "../protocols/ipv4/reassembly.js"
 import { PLAIN, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, type Frame, type VnetMeta } from "../nic/Frame.js"
 import { Arp } from "./Arp.js"
+import { TokenBucket } from "../protocols/tokenBucket.js"
 import { Ethernet } from "./Ethernet.js"
 import { Interface } from "./Interface.js"
 
@@ -140,8 +141,7 @@ export const make = (opts: Ipv4Options = {}) =>
     let ident = (Math.random() * 0x10000) | 0
     const burst = opts.icmpErrorBurst ?? 50
     const rate = opts.icmpErrorRate ?? 1000
-    let tokens = burst
-    let tokensAt = eth.nowMs()
+    const icmpErrors = new TokenBucket(rate, burst, eth.nowMs())
 
     const alloc = (l4Len: number): Uint8Array => eth.allocTx(L4_OFFSET + l4Len)
 
@@ -221,14 +221,11 @@ export const make = (opts: Ipv4Options = {}) =>
         stats.icmpErrorsSuppressed++
         return
       }
-      const now = eth.nowMs()
-      tokens = Math.min(burst, tokens + ((now - tokensAt) * rate) / 1000)
-      tokensAt = now
-      if (tokens < 1) {
+      if (icmpErrors.refill(eth.nowMs()) < 1) {
         stats.icmpErrorsRateLimited++
         return
       }
-      tokens -= 1
+      icmpErrors.spend()
       const quote = Math.min(offending.length, Icmp.ERROR_QUOTE_MAX)
       const l4Len = Icmp.HEADER_LEN + quote
       const f = alloc(l4Len)

@@ -52,6 +52,7 @@ import { Reassembler, fragmentPlan, writeFragment, DEFAULT_CONFIG as REASSEMBLY_
 import * as Ip6 from "../protocols/ipv6/wire.js"
 import { PLAIN, type Frame } from "../nic/Frame.js"
 import { countDrop, type DropCounts } from "./Counters.js"
+import { TokenBucket } from "../protocols/tokenBucket.js"
 import { Ethernet } from "./Ethernet.js"
 
 /** Offset of the IPv6 header in an outgoing frame, and of the upper-layer data. */
@@ -427,8 +428,7 @@ export const make = (opts: Ipv6Options = {}) =>
     // ICMPv6 errors: RFC 4443 §2.4 e, then a token bucket (§2.4 f).
     const burst = opts.icmpErrorBurst ?? 50
     const rate = opts.icmpErrorRate ?? 1000
-    let tokens = burst
-    let tokensAt = eth.nowMs()
+    const icmpErrors = new TokenBucket(rate, burst, eth.nowMs())
     const sendIcmpError = (type: number, code: number, rest: number, invoking: Uint8Array, linkMulticast: boolean): void => {
       const ip = Ip6.parseQuoted(invoking)
       if (typeof ip === "string") return
@@ -439,16 +439,13 @@ export const make = (opts: Ipv6Options = {}) =>
         stats.icmpErrorsSuppressed++
         return
       }
-      const now = eth.nowMs()
-      tokens = Math.min(burst, tokens + ((now - tokensAt) * rate) / 1000)
-      tokensAt = now
-      if (tokens < 1) {
+      if (icmpErrors.refill(eth.nowMs()) < 1) {
         stats.icmpErrorsRateLimited++
         return
       }
       const src = isOurs(ip.dst) ? ip.dst : selectSource(ip.src)
       if (src === undefined) return
-      tokens -= 1
+      icmpErrors.spend()
       const len = Icmp6.errorLength(invoking.length)
       if (sendIcmp(src, ip.src, len, hopDefault, (b, pseudo) => Icmp6.emitError(b, type, code, rest, invoking, pseudo))) stats.icmpErrorsOut++
     }

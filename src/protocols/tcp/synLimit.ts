@@ -15,10 +15,7 @@
  * Sources are kept in a bounded map (the one seen first is forgotten first). Time comes in as nowMs.
  */
 
-interface Bucket {
-  tokens: number
-  at: number
-}
+import { TokenBucket } from "../tokenBucket.js"
 
 export interface SynLimitConfig {
   readonly perSource: number
@@ -31,48 +28,38 @@ export interface SynLimitConfig {
 export const DEFAULT_SYN_LIMIT: SynLimitConfig = { perSource: 1000, total: 20_000, maxSources: 4096, burstMs: 100 }
 
 export class SynLimiter {
-  private readonly sources = new Map<number, Bucket>()
-  private totalTokens: number
-  private totalAt = 0
+  /** Refilled in place: deleting and re-inserting on every SYN made V8 shrink and grow the map's table. */
+  private readonly sources = new Map<number, TokenBucket>()
+  private readonly total: TokenBucket
   private readonly sourceBurst: number
-  private readonly totalBurst: number
   constructor(readonly cfg: SynLimitConfig = DEFAULT_SYN_LIMIT) {
     this.sourceBurst = Math.max(1, (cfg.perSource * cfg.burstMs) / 1000)
-    this.totalBurst = Math.max(1, (cfg.total * cfg.burstMs) / 1000)
-    this.totalTokens = this.totalBurst
+    this.total = new TokenBucket(cfg.total, Math.max(1, (cfg.total * cfg.burstMs) / 1000), 0)
   }
 
   /** Whether a cookie SYN-ACK may go to `src` now (takes a token from both buckets when it may). */
   admit(src: number, nowMs: number): boolean {
-    const c = this.cfg
-    this.totalTokens = Math.min(this.totalBurst, this.totalTokens + ((nowMs - this.totalAt) * c.total) / 1000)
-    this.totalAt = nowMs
-    if (this.totalTokens < 1) return false
+    if (this.total.refill(nowMs) < 1) return false
     let b = this.sources.get(src)
     if (b === undefined) {
-      if (this.sources.size >= c.maxSources) {
+      if (this.sources.size >= this.cfg.maxSources) {
         const oldest = this.sources.keys().next().value as number
         this.sources.delete(oldest)
       }
-      b = { tokens: this.sourceBurst, at: nowMs }
+      b = new TokenBucket(this.cfg.perSource, this.sourceBurst, nowMs)
       this.sources.set(src, b)
-    } else {
-      // refilled in place: deleting and re-inserting on every SYN made V8 shrink and grow the map's table
-      b.tokens = Math.min(this.sourceBurst, b.tokens + ((nowMs - b.at) * c.perSource) / 1000)
-      b.at = nowMs
     }
-    if (b.tokens < 1) return false
-    b.tokens -= 1
-    this.totalTokens -= 1
+    if (b.refill(nowMs) < 1) return false
+    b.spend()
+    this.total.spend()
     return true
   }
 
   /** Whether `admit` would refuse `src` now (nothing is taken or recorded). */
   refuses(src: number, nowMs: number): boolean {
-    const c = this.cfg
-    if (Math.min(this.totalBurst, this.totalTokens + ((nowMs - this.totalAt) * c.total) / 1000) < 1) return true
+    if (this.total.level(nowMs) < 1) return true
     const b = this.sources.get(src)
-    return b !== undefined && Math.min(this.sourceBurst, b.tokens + ((nowMs - b.at) * c.perSource) / 1000) < 1
+    return b !== undefined && b.level(nowMs) < 1
   }
 
   get trackedSources(): number {
