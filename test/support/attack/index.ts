@@ -58,6 +58,7 @@ export const DROPS = {
   probeToListener: { layer: "tcp", reason: "ProbeToListener" },
   perSourceLimit: { layer: "tcp", reason: "PerSourceLimit" },
   tableFull: { layer: "tcp", reason: "TableFull" },
+  rateLimited: { layer: "tcp", reason: "RateLimited" },
   badCookie: { layer: "tcp", reason: "BadCookie" }
 } as const
 
