@@ -50,8 +50,10 @@ export interface TapOptions {
   readonly devicePath?: string
   /**
    * The kernel's queue of frames toward us (the device's txqueuelen), raised to at least this when we may
-   * (default 4096; the kernel's default is 1000; 0 leaves it alone). It absorbs the moments the reader is
-   * busy elsewhere (a collection, a timer run), which under a SYN flood otherwise tail-drop other flows.
+   * (default 16384; the kernel's default is 1000; 0 leaves it alone). It absorbs the moments the reader is
+   * busy elsewhere or waits for a core (a collection, a timer run, a flooder on the other core of a small
+   * machine), which at a SYN flood's onset, before the SYN filter is attached, otherwise tail-drop other
+   * flows. Only a flood's onset fills it: once the filter is on, the kernel drops the flood before queueing.
    */
   readonly txQueueLen?: number
 }
@@ -88,7 +90,7 @@ export const make = (opts: TapOptions): Effect.Effect<NicShape, NicError, Scope.
           addon.open(opts.name, {
             vnetHdr: wantVnet || wantOffload,
             offload: wantOffload,
-            txQueueLen: opts.txQueueLen ?? 4096,
+            txQueueLen: opts.txQueueLen ?? 16384,
             ...(opts.devicePath !== undefined ? { path: opts.devicePath } : {})
           }),
         catch: (e) => openError(opts.name, e)

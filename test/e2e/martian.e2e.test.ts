@@ -83,12 +83,12 @@ describeRoot("e2e: spoofed martian sources over the TAP", () => {
     )
   )
 
-  it.live("the TAP the server creates has a 4096-frame kernel queue toward us (txqueuelen raised from the kernel's 1000)", () =>
+  it.live("the TAP the server creates has a 16384-frame kernel queue toward us (txqueuelen raised from the kernel's 1000)", () =>
     Effect.scoped(
       Effect.gen(function* () {
         const s = yield* withServer("qlen", { keepTxQueueLen: true })
         const r = yield* s.ns.ip(["link", "show", "dev", s.tap])
-        expect(r.stdout).toMatch(/qlen 4096/)
+        expect(r.stdout).toMatch(/qlen 16384/)
       })
     )
   )
