@@ -37,7 +37,7 @@
  *
  * Supported: all RFC 9293 states incl. simultaneous open/close and TIME-WAIT (2 * cfg.mslMs); MSS option
  * (peer's honoured, 536 default); window scaling, timestamps + PAWS (RFC 7323); SACK-permitted, SACK
- * blocks (RFC 2018) and SACK loss recovery (RFC 6675 pipe/NextSeg rule 1); NewReno (RFC 5681/6582)
+ * blocks (RFC 2018) and SACK loss recovery (RFC 6675 pipe/NextSeg rule 1; recovery.ts); NewReno (RFC 5681/6582)
  * and CUBIC (RFC 9438, default) behind one interface; RTO per RFC 6298 (min/max configurable, Karn,
  * backoff kept until a valid sample); delayed ACK (every 2nd segment or ackDelayMs; at once for
  * out-of-order or gap-filling data); Nagle + sender SWS avoidance with an override via the persist
@@ -45,7 +45,7 @@
  * RFC 5961 challenge ACKs (rate-limited per connection); bounded everything (send/receive rings,
  * cfg.maxRanges out-of-order ranges and SACK scoreboard ranges).
  * Not supported: urgent data (URG is ignored, the bytes are normal data), ECN, TCP Fast Open (data on
- * a SYN is dropped and must be resent), RACK/TLP, D-SACK, receiver-side SWS avoidance beyond the
+ * a SYN is dropped and must be resent), RACK (a tail-loss probe, RFC 8985 §7, is in), D-SACK, receiver-side SWS avoidance beyond the
  * read-time window-update threshold, RFC 7323's 24-day PAWS idle rule, PMTU discovery.
  * ISS generation (RFC 6528) is the shell's job (it has a clock and randomness).
  */
@@ -53,10 +53,11 @@ import * as Cc from "./congestion.js"
 import * as Cookie from "./cookie.js"
 import { RecvBuf } from "./recvbuf.js"
 import { RangeSet } from "./reassembly.js"
+import * as Recovery from "./recovery.js"
 import { RttEstimator } from "./rtt.js"
 import * as Sack from "./sack.js"
 import { SendBuf } from "./sendbuf.js"
-import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, tsLt, type SeqNum, inWindow } from "./seq.js"
+import { seqAdd, seqDiff, seqGt, seqLe, seqLt, tsLt, type SeqNum, inWindow } from "./seq.js"
 import * as Timer from "./timer.js"
 import { NEVER, TimerKind } from "./timer.js"
 import * as W from "./wire.js"
@@ -290,7 +291,6 @@ export class Tcb {
   ackNow = false
   sendPending = false
   synAckPending = false
-  rexmitUnaPending = false
   /** Persist fired with a non-zero but SWS-blocked window: send what fits (RFC 9293 override timeout). */
   forceSend = false
   bytesSinceAck = 0
@@ -304,29 +304,16 @@ export class Tcb {
   segsSinceAck = 0
   lastNowMs: number
 
-  // congestion & recovery
+  // congestion & loss recovery (recovery.ts)
   cc: Cc.CongestionControl
-  dupAcks = 0
-  inRecovery = false
-  recoverSeq: SeqNum
-  highRxt: SeqNum
-  readonly scoreboard: RangeSet
+  readonly rec: Recovery.Recovery
   /** The Retransmit deadline is a tail-loss probe; a probe was already sent for this flight. */
   tlpPending = false
   tlpUsed = false
-  /** Extra bytes beyond cwnd allowed by limited transmit (RFC 3042). */
-  limitedTransmit = 0
-  /** SND.UNA when it was last retransmitted, and SND.MAX at that moment (lost-retransmission check). */
-  rxtUna = 0 as SeqNum
-  rxtMark = 0 as SeqNum
-  /** SND.MAX when the latest retransmission went out (a bound on any earlier one's mark). */
-  rxtLastMark = 0 as SeqNum
 
   // RFC 5961 challenge ACK limit
   chWindowStart = 0
   chCount = 0
-
-  readonly holeEnd: number[] = [0]
 
   constructor(
     /** Replaced only by `resizeRings` (with the new ring sizes), before either ring is allocated. */
@@ -341,12 +328,10 @@ export class Tcb {
     this.sndNxt = this.iss
     this.sndMax = this.iss
     this.bufSeq = seqAdd(this.iss, 1)
-    this.recoverSeq = this.iss
-    this.highRxt = this.iss
     this.sendbuf = new SendBuf(cfg.sendBufBytes)
     this.recvbuf = new RecvBuf(cfg.recvBufBytes)
     this.ooo = new RangeSet(cfg.maxRanges)
-    this.scoreboard = new RangeSet(cfg.maxRanges)
+    this.rec = new Recovery.Recovery(this.iss, cfg.maxRanges)
     this.rtt = new RttEstimator(cfg.initialRtoMs, cfg.minRtoMs, cfg.maxRtoMs)
     this.nagle = cfg.nagle
     this.ourWscale = ourWscaleFor(cfg)
@@ -408,16 +393,6 @@ export const segmentPayloadMax = (t: Tcb): number => {
   if (!t.sackOk || t.ooo.isEmpty) return t.sndMss
   const blocks = Math.min(t.ooo.count, t.tsOk ? 3 : 4)
   return Math.max(8, t.sndMss - (4 + 8 * blocks))
-}
-
-/** Bytes the sender counts as in the network (RFC 6675 pipe in SACK recovery). */
-const inFlight = (t: Tcb): number => {
-  if (t.inRecovery && t.sackOk) {
-    return Sack.pipe(t.scoreboard, seqDiff(t.sndMax, t.sndUna), seqDiff(t.highRxt, t.sndUna), t.sndMss)
-  }
-  if (t.inRecovery) return flightSize(t)
-  const o = seqDiff(t.sndNxt, t.sndUna)
-  return o - (t.scoreboard.isEmpty ? 0 : t.scoreboard.bytesBelow(o))
 }
 
 const hasUnsent = (t: Tcb): boolean => {
@@ -869,10 +844,7 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
   }
   // a peer that answers with a closed window is alive: RTOs then act as window probes, never time out
   if (t.sndWnd === 0) t.retries = 0
-  let sackedNew = false
-  if (t.sackOk && seg.sack.length > 0) {
-    sackedNew = Sack.updateScoreboard(t.scoreboard, seg.sack, t.sndUna, t.sndMax)
-  }
+  const sackedNew = Recovery.onSack(t, seg)
 
   if (acked > 0) {
     const ccAcked = seqLe(t.sndUna, t.iss) ? acked - 1 : acked // the SYN is not data
@@ -890,40 +862,15 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
     }
     t.sndUna = ack
     if (seqLt(t.sndNxt, ack)) t.sndNxt = ack
-    if (seqLt(t.highRxt, ack)) t.highRxt = ack
-    t.scoreboard.shift(acked)
     t.retries = 0
     t.tlpUsed = false
-    if (t.inRecovery) {
-      if (seqGe(ack, t.recoverSeq)) {
-        t.inRecovery = false
-        t.dupAcks = 0
-        t.cc.onExitRecovery(now, t.sndMss)
-      } else if (!t.sackOk) {
-        // RFC 6582 §3.2 step 5: partial ACK: retransmit the next hole, deflate
-        t.rexmitUnaPending = true
-        t.cc.cwnd = Math.max(t.cc.cwnd - acked + t.sndMss, t.sndMss)
-      }
-    } else {
-      t.dupAcks = 0
-      t.limitedTransmit = 0
-      if (ccAcked > 0 && cwndLimited) t.cc.onAck(ccAcked, now, t.rtt.srttMs, t.sndMss)
-      // RFC 6675 §5: loss is found by the scoreboard, not only by duplicate ACKs: an ACK that moves
-      // SND.UNA may still SACK enough above the next hole (the usual case when ACKs ride on data)
-      if (sackedNew && !t.scoreboard.isEmpty && Sack.isLost(t.scoreboard, 0, t.sndMss)) enterRecovery(t, now)
-    }
+    Recovery.onAckAdvance(t, acked, ccAcked, cwndLimited, sackedNew, now)
     // RFC 6298 §5.2/§5.3: stop when all is acked, else restart
     if (t.sndUna === t.sndMax) {
       if (t.timerKind === TimerKind.Retransmit) {
         Timer.disarm(t)
       }
     } else armRto(t, now)
-    // a partial ACK ends in a hole that was already retransmitted: it was sent no later than the
-    // latest retransmission, so that one's SND.MAX is a safe mark for the lost-retransmission check
-    if (t.inRecovery && seqLt(t.sndUna, t.highRxt) && t.rxtUna !== t.sndUna) {
-      t.rxtUna = t.sndUna
-      t.rxtMark = t.rxtLastMark
-    }
     if (finAcked(t)) {
       if (t.state === "FinWait1") t.state = "FinWait2"
       else if (t.state === "Closing") enterTimeWait(t, now)
@@ -933,62 +880,8 @@ const processAck = (t: Tcb, seg: W.TcpRepr, now: number): void => {
       }
     }
   }
-  // the retransmission of SND.UNA was lost if data sent after it has been SACKed (Linux-style check,
-  // RFC 8985 in spirit): send it again now instead of waiting for the RTO
-  if (
-    sackedNew && t.inRecovery && t.rxtUna === t.sndUna && t.sndUna !== t.sndMax &&
-    t.scoreboard.highest() > seqDiff(t.rxtMark, t.sndUna) && !t.rexmitUnaPending
-  ) {
-    t.rexmitUnaPending = true
-    t.counters.lostRetransmits++
-  }
-  if (acked === 0) {
-    // duplicate ACK. With SACK (RFC 6675 §2): an ACK that SACKs bytes not SACKed before, data or not
-    // (in a two-way transfer most ACKs ride on data), and only such an ACK (an ACK repeated for a
-    // dropped old or out-of-window segment carries nothing new). Without SACK: RFC 5681 §2.
-    if (
-      t.sndMax !== t.sndUna &&
-      (seg.flags & W.SYN) === 0 &&
-      (t.sackOk ? sackedNew : seg.payloadLen === 0 && (seg.flags & W.FIN) === 0 && t.sndWnd === oldWnd)
-    ) {
-      t.dupAcks++
-      t.counters.dupAcksIn++
-      onDupAck(t, now)
-    }
-  }
-}
-
-const onDupAck = (t: Tcb, now: number): void => {
-  if (t.inRecovery) {
-    if (!t.sackOk) t.cc.cwnd += t.sndMss // RFC 6582 §3.2 step 4: inflate
-    return
-  }
-  // RFC 5827 early retransmit: with fewer than 4 segments out and nothing new to send, lower DupThresh
-  const segsOut = Math.ceil(flightSize(t) / t.sndMss)
-  const dupThresh = segsOut < 4 && !hasUnsent(t) ? Math.max(1, segsOut - 1) : 3
-  const lost = t.dupAcks >= dupThresh || (t.sackOk && Sack.isLost(t.scoreboard, 0, t.sndMss) && !t.scoreboard.isEmpty)
-  if (!lost) {
-    // RFC 3042 limited transmit: the first two duplicate ACKs each let one new segment out
-    if (t.dupAcks <= 2) t.limitedTransmit = t.dupAcks * t.sndMss
-    return
-  }
-  enterRecovery(t, now)
-}
-
-/** Fast retransmit and loss recovery (RFC 6582 §3.2 step 2, RFC 6675 §5), unless an episode is still open. */
-const enterRecovery = (t: Tcb, now: number): void => {
-  // RFC 6582 §3.2 step 2: only when the ACK covers everything sent before the last recovery / RTO
-  if (!seqGe(t.sndUna, t.recoverSeq)) return
-  t.limitedTransmit = 0
-  // RFC 6582 §3.2 step 2 / RFC 6675 §5: enter loss recovery, fast retransmit
-  t.inRecovery = true
-  t.recoverSeq = t.sndMax
-  t.cc.onEnterRecovery(now, flightSize(t), t.sndMss)
-  if (!t.sackOk) t.cc.cwnd = t.cc.ssthresh + 3 * t.sndMss
-  t.highRxt = t.sndUna
-  t.rexmitUnaPending = true
-  t.rttTiming = false
-  t.counters.fastRetransmits++
+  Recovery.checkLostRetransmit(t, sackedNew)
+  if (acked === 0) Recovery.onAckSameUna(t, seg, sackedNew, t.sndWnd === oldWnd, hasUnsent(t), now)
 }
 
 const processData = (t: Tcb, seg: W.TcpRepr, buf: Uint8Array, off: number, now: number, out: Output): boolean => {
@@ -1116,11 +1009,7 @@ const sendData = (t: Tcb, now: number, out: Output, s: SeqNum, len: number, fin:
   const r = repr(t, now, s, flags, len)
   const end = seqAdd(s, len + (fin ? 1 : 0))
   if (rexmit) {
-    if (s === t.sndUna) {
-      t.rxtUna = s
-      t.rxtMark = t.sndMax
-    }
-    t.rxtLastMark = t.sndMax
+    Recovery.onRetransmit(t, s)
     t.counters.retransSegs++
     t.counters.retransBytes += len
     if (t.rttTiming && seqLe(s, t.rttSeq)) t.rttTiming = false // Karn
@@ -1156,12 +1045,9 @@ const transmit = (t: Tcb, now: number, out: Output): void => {
     if (t.state === "SynReceived") sendSyn(t, now, out, true)
   }
   if (canSendData(t.state)) {
-    if (t.rexmitUnaPending) {
-      t.rexmitUnaPending = false
-      const n = retransmitAt(t, now, out, t.sndUna, t.sndMss)
-      if (seqLt(t.highRxt, seqAdd(t.sndUna, n))) t.highRxt = seqAdd(t.sndUna, n)
-      t.rxtUna = t.sndUna
-      t.rxtMark = t.sndMax
+    if (t.rec.rexmitUnaPending) {
+      t.rec.rexmitUnaPending = false
+      Recovery.retransmittedUna(t, retransmitAt(t, now, out, t.sndUna, t.sndMss))
     }
     sendLoop(t, now, out)
   }
@@ -1180,22 +1066,22 @@ const sendLoopInner = (t: Tcb, now: number, out: Output): void => {
   for (let guard = 0; guard < 4096; guard++) {
     const cwnd = Math.floor(t.cc.cwnd)
     // RFC 6675 NextSeg rule 1: lost holes first
-    if (t.inRecovery && t.sackOk) {
-      const p = inFlight(t)
-      if (cwnd - p < mss) return
-      const h = Sack.nextLostHole(t.scoreboard, seqDiff(t.highRxt, t.sndUna), mss, t.holeEnd)
+    if (t.rec.active && t.sackOk) {
+      if (cwnd - Recovery.inFlight(t) < mss) return
+      const h = Recovery.nextHole(t, mss)
       if (h >= 0) {
         const s = seqAdd(t.sndUna, h)
-        const n = retransmitAt(t, now, out, s, t.holeEnd[0]! - h)
+        const n = retransmitAt(t, now, out, s, t.rec.holeEnd[0]! - h)
         if (n === 0) return
-        t.highRxt = seqAdd(s, n)
+        Recovery.holeRetransmitted(t, s, n)
         continue
       }
     }
     // skip data the peer already SACKed (go-back-N after an RTO)
-    if (seqLt(t.sndNxt, t.sndMax) && !t.scoreboard.isEmpty) {
+    const sb = t.rec.scoreboard
+    if (seqLt(t.sndNxt, t.sndMax) && !sb.isEmpty) {
       const o = seqDiff(t.sndNxt, t.sndUna)
-      const k = t.scoreboard.skip(o)
+      const k = sb.skip(o)
       if (k !== o) {
         t.sndNxt = seqMin(seqAdd(t.sndUna, k), t.sndMax)
         continue
@@ -1204,13 +1090,13 @@ const sendLoopInner = (t: Tcb, now: number, out: Output): void => {
     const off = seqDiff(t.sndNxt, t.bufSeq)
     const avail = t.sendbuf.len - off
     if (avail < 0) return // FIN already sent
-    const flight = inFlight(t)
-    const cwndRoom = cwnd + (t.inRecovery ? 0 : t.limitedTransmit) - flight
+    const flight = Recovery.inFlight(t)
+    const cwndRoom = cwnd + Recovery.extraRoom(t) - flight
     const wndRoom = seqDiff(seqAdd(t.sndUna, t.sndWnd), t.sndNxt)
     const rexmit = seqLt(t.sndNxt, t.sndMax)
     let len = Math.min(avail, rexmit ? mss : tsoMax, wndRoom, cwndRoom)
-    if (rexmit && !t.scoreboard.isEmpty) {
-      const next = t.scoreboard.nextStartAfter(seqDiff(t.sndNxt, t.sndUna))
+    if (rexmit && !sb.isEmpty) {
+      const next = sb.nextStartAfter(seqDiff(t.sndNxt, t.sndUna))
       len = Math.min(len, next - seqDiff(t.sndNxt, t.sndUna))
     }
     if (len < 0) len = 0
@@ -1247,7 +1133,7 @@ const seqMin = (a: SeqNum, b: SeqNum): SeqNum => (seqLe(a, b) ? a : b)
 const armRto = (t: Tcb, now: number): void => {
   Timer.arm(t, TimerKind.Retransmit, now + t.rtt.rtoMs)
   t.tlpPending = false
-  if (t.cfg.tailLossProbe && !t.tlpUsed && !t.inRecovery && t.rtt.hasSample && canSendData(t.state)) {
+  if (t.cfg.tailLossProbe && !t.tlpUsed && !t.rec.active && t.rtt.hasSample && canSendData(t.state)) {
     const pto = Math.max(10, Math.ceil(2 * t.rtt.srttMs + (flightSize(t) <= t.sndMss ? t.cfg.ackDelayMs : 0)))
     if (pto < t.rtt.rtoMs) {
       Timer.rearm(t, now + pto)
@@ -1340,18 +1226,9 @@ const onTimer = (t: Tcb, now: number, out: Output): void => {
         t.counters.retransSegs++
         sendSyn(t, now, out, true)
       } else {
-        // RFC 5681 §3.1 eq. 4, RFC 6582 §3.2 step 1 (recover = highest sent), go back to SND.UNA
-        t.cc.onRto(now, inFlight(t), t.sndMss)
-        t.inRecovery = false
-        t.dupAcks = 0
-        t.limitedTransmit = 0
-        t.recoverSeq = t.sndMax
+        // cwnd collapses, the episode ends, the scoreboard is expunged; go back to SND.UNA
+        Recovery.onRto(t, now)
         t.sndNxt = t.sndUna
-        t.highRxt = t.sndUna
-        // RFC 6675 §5.1 (after RFC 2018): the timeout may mean the receiver reneged on what it SACKed, so
-        // the scoreboard is expunged and retransmission goes back over everything from SND.UNA; SACK
-        // blocks that arrive during the recovery that follows fill it again.
-        t.scoreboard.clear()
         // retransmit the first segment even if the peer window is zero (it elicits an ACK)
         const n = retransmitAt(t, now, out, t.sndUna, t.sndMss)
         t.sndNxt = seqAdd(t.sndUna, n)
@@ -1419,7 +1296,7 @@ export const poll = (t: Tcb, now: number, out: Output): void => {
 /** Next time poll must run (ms), or undefined when only input can make progress. */
 export const pollAt = (t: Tcb): number | undefined => {
   if (t.state === "Closed") return undefined
-  if (t.ackNow || t.sendPending || t.synAckPending || t.rexmitUnaPending) return t.lastNowMs
+  if (t.ackNow || t.sendPending || t.synAckPending || t.rec.rexmitUnaPending) return t.lastNowMs
   const d = Math.min(Timer.deadline(t), t.ackDelayAt)
   return d === NEVER ? undefined : d
 }

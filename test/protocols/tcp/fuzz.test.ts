@@ -42,7 +42,7 @@ const checkInvariants = (t: Tcp.Tcb) => {
   expect(t.recvbuf.len).toBeGreaterThanOrEqual(0)
   expect(t.recvbuf.len).toBeLessThanOrEqual(t.recvbuf.capacity)
   expect(t.ooo.count).toBeLessThanOrEqual(t.cfg.maxRanges)
-  expect(t.scoreboard.count).toBeLessThanOrEqual(t.cfg.maxRanges)
+  expect(t.rec.scoreboard.count).toBeLessThanOrEqual(t.cfg.maxRanges)
   if (t.ooo.count > 0) expect(t.ooo.start(0)).toBeGreaterThan(0)
   expect(seqGe(t.bufSeq, t.sndUna) || t.state === "Closed" || t.closeRequested).toBe(true)
   expect(Number.isFinite(t.cc.cwnd) && t.cc.cwnd > 0).toBe(true)

@@ -160,7 +160,7 @@ describe("the SACK scoreboard after an RTO (RFC 6675 §5.1)", () => {
     const mss = t.sndMss
     // the peer SACKs segments 2..4 (not the first)
     input(t, rec, 30, peer({ seq: s(RISS + 1), ack: s(ISS + 1), window: 4096, sack: [s(ISS + 1 + mss), s(ISS + 1 + 4 * mss)] }))
-    expect(t.scoreboard.isEmpty).toBe(false)
+    expect(t.rec.scoreboard.isEmpty).toBe(false)
     // RTO
     let now = 30
     let sent: W.TcpRepr[] = []
@@ -169,7 +169,7 @@ describe("the SACK scoreboard after an RTO (RFC 6675 §5.1)", () => {
       sent = poll(t, rec, now)
     }
     expect(t.counters.rtoExpiries).toBe(1)
-    expect(t.scoreboard.isEmpty).toBe(true)
+    expect(t.rec.scoreboard.isEmpty).toBe(true)
     // the first segment is resent; then the peer ACKs it but reneged on the rest: it is all resent
     const resent = input(t, rec, now + 5, peer({ seq: s(RISS + 1), ack: s(ISS + 1 + mss), window: 4096 })).concat(poll(t, rec, now + 6))
     const covered = resent.filter((r) => r.payloadLen > 0).reduce((n, r) => n + r.payloadLen, 0)

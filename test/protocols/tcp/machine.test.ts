@@ -441,13 +441,13 @@ describe("ESTABLISHED: loss recovery", () => {
     input(t, rec, 122, ackOf(ISS + 1 + 1460))
     const out = input(t, rec, 123, ackOf(ISS + 1 + 1460))
     expect(out).toEqual([expect.objectContaining({ seq: ISS + 1 + 1460, payloadLen: 1460 })])
-    expect(t.inRecovery).toBe(true)
+    expect(t.rec.active).toBe(true)
     expect(t.counters.fastRetransmits).toBe(1)
     expect(t.counters.dupAcksIn).toBe(3)
     // partial ACK: retransmit the next hole at once (RFC 6582)
     expect(input(t, rec, 140, ackOf(ISS + 1 + 3 * 1460))).toEqual([expect.objectContaining({ seq: ISS + 1 + 3 * 1460, payloadLen: 1460 })])
     input(t, rec, 160, ackOf(ISS + 1 + 10 * 1460))
-    expect(t.inRecovery).toBe(false)
+    expect(t.rec.active).toBe(false)
     expect(t.cc.cwnd).toBe(t.cc.ssthresh)
   })
   it("SACK recovery (RFC 6675) retransmits only the holes", () => {
@@ -461,10 +461,10 @@ describe("ESTABLISHED: loss recovery", () => {
     for (const hi of [2, 3, 4, 6, 7, 8, 9, 10]) outs.push(...input(t, rec, 120 + hi, sackAck(hi)))
     expect(outs.map((r) => (r.seq - base0) / 1460)).toEqual([0, 4])
     expect(outs.every((r) => r.payloadLen === 1460)).toBe(true)
-    expect(t.inRecovery).toBe(true)
+    expect(t.rec.active).toBe(true)
     // the hole repair is acked: recovery ends, nothing else retransmitted
     expect(input(t, rec, 200, ackOf(seq(10)))).toHaveLength(0)
-    expect(t.inRecovery).toBe(false)
+    expect(t.rec.active).toBe(false)
     expect(t.counters.retransSegs).toBe(2)
   })
   it("RTO: cwnd to one segment, go back to SND.UNA, skip SACKed data", () => {

@@ -147,7 +147,7 @@ describe("SACK loss detection in a two-way transfer (RFC 6675 §2, §5)", () => 
     const out = ackFrom(t, rec, 32, una, sackOf(1, 4), 100)
     expect(t.counters.dupAcksIn).toBe(3)
     expect(t.counters.fastRetransmits).toBe(1)
-    expect(t.inRecovery).toBe(true)
+    expect(t.rec.active).toBe(true)
     const rexmit = out.filter((r) => r.payloadLen > 0 && r.seq === una)
     expect(rexmit.length).toBe(1)
     expect(rexmit[0]!.payloadLen).toBeLessThanOrEqual(MSS)
@@ -162,7 +162,7 @@ describe("SACK loss detection in a two-way transfer (RFC 6675 §2, §5)", () => 
     ackFrom(t, rec, 33, una, sackOf(1, 2))
     expect(t.counters.dupAcksIn).toBe(1)
     expect(t.counters.fastRetransmits).toBe(0)
-    expect(t.inRecovery).toBe(false)
+    expect(t.rec.active).toBe(false)
   })
 
   it("an ACK that moves SND.UNA but SACKs more than 2 MSS above the next hole starts recovery at once", () => {
@@ -171,7 +171,7 @@ describe("SACK loss detection in a two-way transfer (RFC 6675 §2, §5)", () => 
     // segment 0 arrived, segment 1 lost, segments 2..5 arrived: the cumulative ACK moves by one segment
     const out = ackFrom(t, rec, 30, una + MSS, sackOf(2, 6), 100)
     expect(t.sndUna).toBe(s(una + MSS))
-    expect(t.inRecovery).toBe(true)
+    expect(t.rec.active).toBe(true)
     expect(t.counters.fastRetransmits).toBe(1)
     expect(out.some((r) => r.payloadLen > 0 && r.seq === s(una + MSS))).toBe(true)
   })
@@ -193,14 +193,14 @@ describe("a lost retransmission is sent again without waiting for the RTO", () =
       feed(t, rec, now, peer({ seq: s(RISS + 1), ack: a, hasTs: true, tsVal: tsVal++, tsEcr: 0, sack }))
     // segments 0 and 2 lost: recovery, both retransmitted
     const r1 = ack(30, at(0), [at(1), at(2), at(3), at(7)])
-    expect(t.inRecovery).toBe(true)
+    expect(t.rec.active).toBe(true)
     expect(r1.filter((r) => r.payloadLen > 0 && r.seq === at(0)).length).toBe(1)
     expect(r1.filter((r) => r.payloadLen > 0 && r.seq === at(2)).length).toBe(1)
     const markAfterRxt = t.sndMax
     // the retransmission of 0 arrives (partial ACK up to the hole at 2); the one of 2 was lost
     ack(40, at(2), [at(3), at(7)])
     expect(t.sndUna).toBe(at(2))
-    expect(t.inRecovery).toBe(true)
+    expect(t.rec.active).toBe(true)
     // data sent after the retransmission of 2 is SACKed: that retransmission is lost, send it again now
     expect(t.sndMax).not.toBe(markAfterRxt) // new data went out during recovery
     const high = t.sndMax
