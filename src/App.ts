@@ -96,7 +96,8 @@ export const iperf3Layer = (cfg: Config) => Iperf3.layer({ port: cfg.iperf3Port,
 export const dhcpLayer = (cfg: Config) => (cfg.ip._tag === "Dhcp" ? Dhcp.layer({}) : Layer.empty)
 
 /** Metrics for every layer, and the -d dump when asked for. */
-export const statsLayer = (cfg: Config) => Stats.layer(cfg.debugMs !== undefined ? { dumpEveryMs: cfg.debugMs } : {})
+export const statsLayer = (cfg: Config) =>
+  Stats.layer(cfg.debugMs !== undefined ? { dumpEveryMs: cfg.debugMs, dumpTotals: cfg.debugTotals === true } : {})
 
 export const layer = (cfg: Config) => {
   const stack = tcpLayer(cfg).pipe(Layer.provideMerge(stackLayer(cfg)))

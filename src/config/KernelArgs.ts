@@ -71,6 +71,8 @@ export interface Config {
   readonly staticArp: ReadonlyArray<StaticArpEntry>
   /** `-d`: statistics dump interval. */
   readonly debugMs?: number
+  /** `-d MS,totals`: each dump also prints the cumulative totals (present only when asked for). */
+  readonly debugTotals?: true
   readonly tap: string
   readonly mac: MacAddress
   /** IP MTU, 576..9000. */
@@ -252,6 +254,17 @@ const checkDecimal = (s: string, min: number, max: number, what: string): number
   return n
 }
 
+/** `-d`: `MS` (rates and gauges per interval) or `MS,totals` (and the cumulative totals after them). */
+const checkDump = (s: string): { readonly ms: number; readonly totals: boolean } | Invalid => {
+  const comma = s.indexOf(",")
+  const ms = checkInt(comma < 0 ? s : s.slice(0, comma), 1, DEBUG_MS_MAX, "the dump interval in ms")
+  if (ms instanceof Invalid) return ms
+  if (comma < 0) return { ms, totals: false }
+  const extra = s.slice(comma + 1)
+  if (extra !== "totals") return new Invalid("expected MS or MS,totals (the cumulative totals after each interval's rates)")
+  return { ms, totals: true }
+}
+
 const checkTap = (s: string): string | Invalid => {
   const bytes = Buffer.byteLength(s, "utf8")
   if (bytes === 0) return new Invalid("the name is empty")
@@ -345,6 +358,11 @@ const Ip6Cidr = fromString(
   (c) => `${formatIpv6(c.address)}/${c.prefixLen}`
 )
 const UnicastMac = fromString(MacType, (s) => checkUnicastMac(s, "a MAC"), formatMac)
+const DumpSpec = fromString(
+  Schema.Struct({ ms: Schema.Number, totals: Schema.Boolean }),
+  checkDump,
+  (d) => (d.totals ? `${d.ms},totals` : String(d.ms))
+)
 const intIn = (min: number, max: number, what: string) => fromString(Schema.Number, (s) => checkInt(s, min, max, what), String)
 const decimalIn = (min: number, max: number, what: string) =>
   fromString(Schema.Number, (s) => checkDecimal(s, min, max, what), String)
@@ -360,7 +378,7 @@ const withDefault = <A, I>(s: Schema.Schema<A, I>, d: A) => Schema.optionalWith(
 export const Flags = Schema.Struct({
   "-i": opt(Cidr),
   "-g": opt(HostIpv4),
-  "-d": opt(intIn(1, DEBUG_MS_MAX, "the dump interval in ms")),
+  "-d": opt(DumpSpec),
   "-a": Schema.Array(MacIp),
   "--tap": withDefault(TapName, DEFAULTS.tap),
   "--mac": opt(UnicastMac),
@@ -396,6 +414,7 @@ export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
   ipv6: Schema.Boolean,
   staticArp: Schema.Array(Schema.Struct({ mac: MacType, ip: Ipv4Type })),
   debugMs: Schema.optionalWith(Schema.Number, { exact: true }),
+  debugTotals: Schema.optionalWith(Schema.Literal(true), { exact: true }),
   tap: Schema.String,
   mac: MacType,
   mtu: Schema.Number,
@@ -489,7 +508,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       ip6: ip6.map((e) => ({ address: e.address, prefixLen: e.prefixLen })),
       ipv6: !f["--no-ipv6"],
       staticArp: f["-a"].map((e) => ({ mac: e.mac, ip: e.ip })),
-      ...(f["-d"] !== undefined ? { debugMs: f["-d"] } : {}),
+      ...(f["-d"] !== undefined ? { debugMs: f["-d"].ms } : {}),
+      ...(f["-d"]?.totals === true ? { debugTotals: true as const } : {}),
       tap,
       mac: f["--mac"] ?? defaultMac(tap, f.hostname),
       mtu: f["--mtu"],
@@ -513,7 +533,7 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
     const f: Schema.Schema.Type<typeof Flags> = {
       ...(c.ip._tag === "Static" ? { "-i": { address: c.ip.address, prefix: c.ip.prefix } } : {}),
       ...(c.ip._tag === "Static" && c.ip.gateway !== undefined ? { "-g": c.ip.gateway } : {}),
-      ...(c.debugMs !== undefined ? { "-d": c.debugMs } : {}),
+      ...(c.debugMs !== undefined ? { "-d": { ms: c.debugMs, totals: c.debugTotals === true } } : {}),
       "-a": c.staticArp,
       "--tap": c.tap,
       "--mac": c.mac,

@@ -124,7 +124,7 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       udpSendMaxS: DEFAULTS.udpSendMaxS,
       oneOff: false
     })
-    for (const k of ["debugMs", "pcap", "intervalS", "logfile"]) expect(k in c).toBe(false)
+    for (const k of ["debugMs", "debugTotals", "pcap", "intervalS", "logfile"]) expect(k in c).toBe(false)
     expect("gateway" in c.ip).toBe(false)
   })
 
@@ -298,6 +298,10 @@ describe("boundaries", () => {
     expect(ok(["--port", "5201", "--iperf3-port", "5001"])).toMatchObject({ port: 5201, iperf3Port: 5001 })
     refuses(["-d", "0"], "-d")
     expect(ok(["-d", "1"]).debugMs).toBe(1)
+    expect("debugTotals" in ok(["-d", "1"])).toBe(false)
+    expect(ok(["-d", "500,totals"])).toMatchObject({ debugMs: 500, debugTotals: true })
+    expect(ok(["-d500,totals"])).toMatchObject({ debugMs: 500, debugTotals: true })
+    expect(ok(["--args", "-i 198.51.100.2/24 -d 86400000,totals"])).toMatchObject({ debugMs: 86_400_000, debugTotals: true })
     refuses(["--interval", "0"], "--interval")
     expect(ok(["--interval", "0.001"]).intervalS).toBe(0.001)
     expect(ok(["--interval", "2"]).intervalS).toBe(2)
@@ -392,6 +396,11 @@ const ROWS: ReadonlyArray<Row> = [
   row(["-d", "0"], "InvalidValue", "-d", "0", "1..86400000"),
   row(["-d", "1.5"], "InvalidValue", "-d", "1.5", "whole number"),
   row(["-d", "ten"], "InvalidValue", "-d", "ten", "whole number"),
+  row(["-d", "500,total"], "InvalidValue", "-d", "500,total", "MS or MS,totals"),
+  row(["-d", "500,"], "InvalidValue", "-d", "500,", "MS or MS,totals"),
+  row(["-d", "500,totals,totals"], "InvalidValue", "-d", "500,totals,totals", "MS or MS,totals"),
+  row(["-d", ",totals"], "InvalidValue", "-d", ",totals", "whole number"),
+  row(["-d", "0,totals"], "InvalidValue", "-d", "0,totals", "1..86400000"),
   // -a
   row(["-a", "02:00:00:00:00:01/198.51.100.1"], "InvalidValue", "-a", "02:00:00:00:00:01/198.51.100.1", "DHCP"),
   row([...I, "-a", "02:00:00:00:00:01"], "InvalidValue", "-a", "02:00:00:00:00:01", "expected MAC/IPv4"),
@@ -576,6 +585,7 @@ describe("properties", () => {
     useGateway: fc.boolean(),
     arpMacs: fc.array(fc.integer({ min: 0, max: 2 ** 32 - 1 }), { minLength: 24, maxLength: 24 }),
     debugMs: fc.option(fc.integer({ min: 1, max: 86_400_000 }), { nil: undefined }),
+    debugTotals: fc.boolean(),
     tap: fc.stringMatching(/^[a-z][a-z0-9_.-]{0,14}$/),
     macHi: fc.integer({ min: 0, max: 0xffff }),
     macLo: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
@@ -623,6 +633,7 @@ describe("properties", () => {
       ipv6: g.ipv6,
       staticArp: arp,
       ...(g.debugMs !== undefined ? { debugMs: g.debugMs } : {}),
+      ...(g.debugMs !== undefined && g.debugTotals ? { debugTotals: true as const } : {}),
       tap: g.tap === "." || g.tap === ".." ? "tap0" : g.tap,
       mac: mac(macHi, g.macLo),
       mtu: g.mtu,
