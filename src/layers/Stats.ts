@@ -292,6 +292,19 @@ export const make = (opts: StatsOptions = {}) =>
       c("iperf3", "pending_evicted", () => p3.pendingEvicted)
       c("iperf3", "udp_wrong_peer", () => p3.udpWrongPeer)
       c("iperf3", "log_suppressed", () => p3.logSuppressed)
+      c("iperf3", "streams", () => p3.streams)
+      c("iperf3", "bytes_in", () => p3.bytesIn)
+      c("iperf3", "bytes_out", () => p3.bytesOut)
+      c("iperf3", "udp_datagrams_in", () => p3.udpDatagramsIn)
+      c("iperf3", "udp_bytes_in", () => p3.udpBytesIn)
+      c("iperf3", "udp_datagrams_out", () => p3.udpDatagramsOut)
+      c("iperf3", "udp_ignored", () => p3.udpIgnored)
+      c("iperf3", "udp_send_errors", () => p3.udpSendErrors)
+      c("iperf3", "write_timeouts", () => p3.writeTimeouts)
+      const srv = iperf3.server
+      g("iperf3", "tests_active", () => (srv.test !== undefined ? 1 : 0))
+      g("iperf3", "streams_active", () => srv.test?.streams.length ?? 0)
+      g("iperf3", "connections_active", () => srv.conns.size)
     }
 
     if (dhcp !== undefined) {
@@ -596,6 +609,8 @@ export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcp
   if (has("iperf3")) {
     lines.push(
       `iperf3: connections ${n("iperf3.connections")}, tests ${n("iperf3.tests")} (completed ${n("iperf3.tests_completed")}, aborted ${n("iperf3.tests_aborted")}), ` +
+        `streams ${n("iperf3.streams")}, bytes in ${n("iperf3.bytes_in")} out ${n("iperf3.bytes_out")}, ` +
+        `udp datagrams in ${n("iperf3.udp_datagrams_in")} (bytes ${n("iperf3.udp_bytes_in")}) out ${n("iperf3.udp_datagrams_out")}, ` +
         `denied ${n("iperf3.denied")}, bad cookies ${n("iperf3.bad_cookies")}, stalled ${n("iperf3.stalled")}, ` +
         `cookie-less evicted ${n("iperf3.pending_evicted")}, udp wrong peer ${n("iperf3.udp_wrong_peer")}, log lines held ${n("iperf3.log_suppressed")}`
     )
