@@ -15,6 +15,7 @@ import { Ethernet } from "./layers/Ethernet.js"
 import * as Dhcp from "./layers/Dhcp.js"
 import * as Iperf from "./layers/Iperf.js"
 import * as Iperf3 from "./layers/Iperf3.js"
+import * as MetricsServer from "./layers/MetricsServer.js"
 import { printer } from "./layers/Output.js"
 import * as Stats from "./layers/Stats.js"
 import * as Tcp from "./layers/Tcp.js"
@@ -99,11 +100,16 @@ export const dhcpLayer = (cfg: Config) => (cfg.ip._tag === "Dhcp" ? Dhcp.layer({
 export const statsLayer = (cfg: Config) =>
   Stats.layer(cfg.debugMs !== undefined ? { dumpEveryMs: cfg.debugMs, dumpTotals: cfg.debugTotals === true } : {})
 
+/** `--metrics`: GET /metrics (Prometheus text) on the host's loopback, from the Stats metrics; nothing without the flag. */
+export const metricsLayer = (cfg: Config): Layer.Layer<never, MetricsServer.MetricsServerError, Stats.Stats> =>
+  cfg.metrics === undefined ? Layer.empty : Layer.discard(MetricsServer.layer({ host: cfg.metrics.host, port: cfg.metrics.port }))
+
 export const layer = (cfg: Config) => {
   const stack = tcpLayer(cfg).pipe(Layer.provideMerge(stackLayer(cfg)))
   const withDhcp = dhcpLayer(cfg).pipe(Layer.provideMerge(stack))
   const apps = Layer.merge(iperfLayer(cfg), iperf3Layer(cfg)).pipe(Layer.provideMerge(withDhcp))
-  return Layer.merge(ready, statsLayer(cfg)).pipe(Layer.provideMerge(apps), Layer.provide(announcedNicLayer(cfg)))
+  const stats = metricsLayer(cfg).pipe(Layer.provideMerge(statsLayer(cfg)))
+  return Layer.merge(ready, stats).pipe(Layer.provideMerge(apps), Layer.provide(announcedNicLayer(cfg)))
 }
 
 /**

@@ -32,7 +32,7 @@ import {
   parseMac,
   prefixMask
 } from "../protocols/address.js"
-import { formatIpv6, isLoopback, isMulticast, isUnspecified, maskPrefix, parseIpv6Prefix, type Ipv6Address } from "../protocols/ipv6/address.js"
+import { formatIpv6, isLoopback, isMulticast, isUnspecified, maskPrefix, parseIpv6, parseIpv6Prefix, type Ipv6Address } from "../protocols/ipv6/address.js"
 import { ConfigError } from "./ConfigError.js"
 import { FLAGS, type FlagSpec, MAX_STATIC_ARP, type RawArgs, type SwitchFlag, exampleFor, lex } from "./Flags.js"
 
@@ -99,6 +99,14 @@ export interface Config {
   readonly oneOff: boolean
   /** `--logfile`: console lines appended to this file instead of stdout (reopened on SIGHUP). */
   readonly logfile?: string
+  /** `--metrics`: the Prometheus endpoint's address, a loopback address of the host (`127.0.0.1`, `::1`) and a port. */
+  readonly metrics?: MetricsAddress
+}
+
+export interface MetricsAddress {
+  /** A loopback address in its plain text form: dotted quad in 127.0.0.0/8, or `::1`. */
+  readonly host: string
+  readonly port: number
 }
 
 export interface Help {
@@ -265,6 +273,44 @@ const checkDump = (s: string): { readonly ms: number; readonly totals: boolean }
   return { ms, totals: true }
 }
 
+const LOOPBACK_ONLY = "the metrics server listens on a loopback address of this host only (127.0.0.0/8 or [::1]), never on the TAP or another interface"
+
+/**
+ * `--metrics HOST:PORT`: HOST a loopback address of the host, written as a dotted quad in 127.0.0.0/8 or as [::1] (brackets, as
+ * in a URL); PORT 1..65535. Names (localhost) are refused: what they resolve to is up to the host's resolver.
+ */
+const checkMetrics = (s: string): MetricsAddress | Invalid => {
+  let hostText: string
+  let portText: string
+  if (s.startsWith("[")) {
+    const close = s.indexOf("]")
+    if (close < 0 || s[close + 1] !== ":") return new Invalid("expected [IPv6]:PORT, like [::1]:9100")
+    hostText = s.slice(1, close)
+    portText = s.slice(close + 2)
+    const a = parseIpv6(hostText)
+    if (a === undefined) return new Invalid("expected [IPv6]:PORT, like [::1]:9100")
+    if (!isLoopback(a)) return new Invalid(LOOPBACK_ONLY)
+    hostText = "::1"
+  } else {
+    const colon = s.lastIndexOf(":")
+    if (colon < 0) return new Invalid("expected HOST:PORT, the port is missing")
+    hostText = s.slice(0, colon)
+    portText = s.slice(colon + 1)
+    if (hostText.includes(":")) return new Invalid("write an IPv6 address in brackets, like [::1]:9100")
+    const a = parseQuad(hostText)
+    if (a === undefined) {
+      return new Invalid(/^[\d.]*$/.test(hostText) ? "expected HOST:PORT with HOST an IPv4 address" : "give a loopback address, not a name")
+    }
+    if (a >>> 24 !== 127) return new Invalid(LOOPBACK_ONLY)
+  }
+  const port = checkInt(portText, 1, 65535, "the port")
+  if (port instanceof Invalid) return port
+  return { host: hostText, port }
+}
+
+/** `--metrics` back to text: `127.0.0.1:9100`, `[::1]:9100`. */
+export const formatMetricsAddress = (m: MetricsAddress): string => (m.host.includes(":") ? `[${m.host}]:${m.port}` : `${m.host}:${m.port}`)
+
 const checkTap = (s: string): string | Invalid => {
   const bytes = Buffer.byteLength(s, "utf8")
   if (bytes === 0) return new Invalid("the name is empty")
@@ -363,6 +409,7 @@ const DumpSpec = fromString(
   checkDump,
   (d) => (d.totals ? `${d.ms},totals` : String(d.ms))
 )
+const MetricsAddr = fromString(Schema.Struct({ host: Schema.String, port: Schema.Number }), checkMetrics, formatMetricsAddress)
 const intIn = (min: number, max: number, what: string) => fromString(Schema.Number, (s) => checkInt(s, min, max, what), String)
 const decimalIn = (min: number, max: number, what: string) =>
   fromString(Schema.Number, (s) => checkDecimal(s, min, max, what), String)
@@ -398,6 +445,7 @@ export const Flags = Schema.Struct({
   "--udp-send-max": withDefault(intIn(1, UDP_SEND_MAX_S_MAX, "the UDP send limit in seconds"), DEFAULTS.udpSendMaxS),
   "--one-off": Schema.Boolean,
   "--logfile": opt(LogfilePath),
+  "--metrics": opt(MetricsAddr),
   hostname: Schema.String
 })
 
@@ -430,7 +478,8 @@ export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
   stallTimeoutS: Schema.Number,
   udpSendMaxS: Schema.Number,
   oneOff: Schema.Boolean,
-  logfile: Schema.optionalWith(Schema.String, { exact: true })
+  logfile: Schema.optionalWith(Schema.String, { exact: true }),
+  metrics: Schema.optionalWith(Schema.Struct({ host: Schema.String, port: Schema.Number }), { exact: true })
 })
 
 const at = (path: readonly [PropertyKey, ...Array<PropertyKey>], actual: unknown, ast: Schema.Schema.Any["ast"], message: string) =>
@@ -525,7 +574,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       stallTimeoutS: f["--stall-timeout"],
       udpSendMaxS: f["--udp-send-max"],
       oneOff: f["--one-off"],
-      ...(f["--logfile"] !== undefined ? { logfile: f["--logfile"] } : {})
+      ...(f["--logfile"] !== undefined ? { logfile: f["--logfile"] } : {}),
+      ...(f["--metrics"] !== undefined ? { metrics: { host: f["--metrics"].host, port: f["--metrics"].port } } : {})
     }
     return ParseResult.succeed(config)
   },
@@ -553,6 +603,7 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       "--udp-send-max": c.udpSendMaxS,
       "--one-off": c.oneOff,
       ...(c.logfile !== undefined ? { "--logfile": c.logfile } : {}),
+      ...(c.metrics !== undefined ? { "--metrics": c.metrics } : {}),
       hostname: ""
     }
     return ParseResult.succeed(f)
@@ -691,5 +742,6 @@ export const USAGE: string = [
   "  miniperf --tap tap0                       (address by DHCP)",
   "  miniperf --tap tap0 -i 198.51.100.2/24 -1 --logfile /var/log/miniperf.log",
   "  miniperf --tap tap0 -i 198.51.100.2/24 --ip6 2001:db8::2/64",
+  "  miniperf --tap tap0 -i 198.51.100.2/24 -d 1000,totals --metrics 127.0.0.1:9100",
   `Static ARP entries: up to ${MAX_STATIC_ARP}. Exit status 2 on a bad command line.`
 ].join("\n")
