@@ -592,7 +592,8 @@ export const make = (opts: TcpOptions = {}) =>
 
     const acceptQueued = (): number => {
       let n = 0
-      for (const l of listeners.values()) n += Option.getOrElse(l.accept.unsafeSize(), () => 0)
+      // a Queue's size counts waiting takers as negative (the server's accept loop is one): only items count here
+      for (const l of listeners.values()) n += Math.max(0, Option.getOrElse(l.accept.unsafeSize(), () => 0))
       return n
     }
 

@@ -12,6 +12,11 @@ import * as ArpWire from "../../src/protocols/arp/wire.js"
 import * as Ip from "../../src/protocols/ipv4/wire.js"
 import * as Stack from "../../src/layers/Stack.js"
 import * as Stats from "../../src/layers/Stats.js"
+import * as Tcp from "../../src/layers/Tcp.js"
+import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
+import * as Stream from "effect/Stream"
+import { B_IP, make as twoStacks } from "../support/twoStacks.js"
 import { PEER_MAC, STACK_MAC, channelLayer, makeChannel, type Channel } from "../support/channelNic.js"
 import { arpFrame, icmpEcho, ipFrame } from "../support/frames.js"
 
@@ -213,4 +218,29 @@ describe("Stats: the interval block (-d MS)", () => {
       "drops: link rx ring 2/s, tcp PerSourceLimit 3/s, ipv4 MartianSource 1/s"
     ])
   })
+})
+
+describe("Stats: queue depth gauges", () => {
+  it.scoped("tcp.accept_queued counts connections waiting to be taken, never the server's waiting take (a negative Queue size)", () =>
+    Effect.gen(function* () {
+      const net = yield* twoStacks({ seed: 5, delay: "1 millis" })
+      const stats = Context.get(yield* Layer.build(Stats.layer({ sampleEveryMs: 0 }).pipe(Layer.provide(Layer.succeedContext(net.b)))), Stats.Stats)
+      const tcpB = Context.get(net.b, Tcp.Tcp)
+      const conns = yield* tcpB.listen(5001)
+      const queued = Effect.map(stats.read, (v) => v.get("tcp.accept_queued"))
+      expect(yield* queued).toBe(0)
+      // two clients connect; nobody takes them yet
+      for (let i = 0; i < 2; i++) {
+        yield* Effect.fork(Effect.scoped(Effect.zipRight(Effect.flatMap(Tcp.Tcp, (t) => t.connect(B_IP, 5001)), Effect.never).pipe(Effect.provide(net.a))))
+      }
+      for (let i = 0; i < 200 && tcpB.acceptQueued() < 2; i++) yield* TestClock.adjust("5 millis")
+      expect(yield* queued).toBe(2)
+      // the server takes both and waits for a third: the queue is empty, with a taker waiting
+      const taken = yield* Stream.runCollect(Stream.take(conns, 2))
+      expect(Chunk.size(taken)).toBe(2)
+      yield* Effect.fork(Stream.runHead(conns))
+      yield* settle
+      expect(yield* queued).toBe(0)
+    })
+  )
 })
