@@ -8,9 +8,12 @@
  * `MetricsServer.ts` serves it over `node:http`. Nothing to install, nothing that could open a port we did not ask for.
  *
  * Mapping:
- * - a counter becomes a Prometheus `counter`, its name with `_total` appended (the Prometheus and OpenMetrics naming
- *   rule for counters) unless it already ends so: `miniperf_link_rx_frames` is scraped as `miniperf_link_rx_frames_total`;
- * - a gauge becomes a `gauge` of the same name;
+ * - an incremental counter (`Metric.counter(name, { incremental: true })`: Effect ignores any update that would lower
+ *   it, as Stats' counters are made) becomes a Prometheus `counter`, its name with `_total` appended (the Prometheus
+ *   and OpenMetrics naming rule for counters) unless it already ends so: `miniperf_link_rx_frames` is scraped as
+ *   `miniperf_link_rx_frames_total`;
+ * - any other Effect counter may go down (the runtime's `effect_fiber_active` does), which a Prometheus counter must
+ *   never do, so it becomes a `gauge`, as does a gauge, each under its own name;
  * - a histogram becomes a `histogram` (`_bucket{le=...}` cumulative, `+Inf`, `_sum`, `_count`), a summary a `summary`
  *   (`{quantile=...}`, `_sum`, `_count`); frequencies have no Prometheus type and are left out;
  * - tags become labels; names and label names are reduced to the allowed characters (others become `_`), label
@@ -20,6 +23,7 @@
  * Output is sorted by name, then by labels, so two scrapes of the same values are byte for byte the same.
  */
 import type * as MetricPair from "effect/MetricPair"
+import * as MetricKeyType from "effect/MetricKeyType"
 import * as MetricState from "effect/MetricState"
 import * as Option from "effect/Option"
 
@@ -79,8 +83,13 @@ export const render = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): str
     let name = base
     const lines: Array<string> = []
     if (MetricState.isCounterState(state)) {
-      type = "counter"
-      if (!name.endsWith("_total")) name = `${name}_total`
+      const kt: unknown = key.keyType
+      if (MetricKeyType.isCounterKey(kt) && kt.incremental) {
+        type = "counter"
+        if (!name.endsWith("_total")) name = `${name}_total`
+      } else {
+        type = "gauge"
+      }
       lines.push(`${name}${lt} ${formatValue(state.count)}`)
     } else if (MetricState.isGaugeState(state)) {
       type = "gauge"

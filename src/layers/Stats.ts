@@ -10,7 +10,8 @@
  * pass over about a hundred numbers per sample, nothing per packet.
  *
  * Drops by reason become `miniperf_<layer>_drops{reason=...}` counters, created when a reason first
- * shows up.
+ * shows up. Counters are `incremental` (they only go up), which is what makes them Prometheus counters on
+ * `--metrics` (Prometheus.ts).
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -327,7 +328,7 @@ export const make = (opts: StatsOptions = {}) =>
     const makeMetric = (d: StatDef): AnyMetric =>
       tagged(
         d.kind === "counter"
-          ? Metric.counter(`miniperf_${d.layer}_${d.name}`, { description: `${d.layer} ${d.name.replace(/_/g, " ")}` })
+          ? Metric.counter(`miniperf_${d.layer}_${d.name}`, { description: `${d.layer} ${d.name.replace(/_/g, " ")}`, incremental: true })
           : Metric.gauge(`miniperf_${d.layer}_${d.name}`, { description: `${d.layer} ${d.name.replace(/_/g, " ")}` })
       ).register()
 
@@ -353,7 +354,7 @@ export const make = (opts: StatsOptions = {}) =>
           if (e === undefined) {
             const def: StatDef = { layer, name: `drops.${reason}`, kind: "counter", read: () => counts[reason] ?? 0 }
             const metric = Metric.tagged(
-              Metric.counter(`miniperf_${layer}_drops`, { description: `${layer} drops by reason` }),
+              Metric.counter(`miniperf_${layer}_drops`, { description: `${layer} drops by reason`, incremental: true }),
               "reason",
               reason
             ).pipe((m) => Metric.tagged(m, "stack", stackTag))

@@ -46,14 +46,20 @@ describe("Prometheus text format", () => {
   it.effect("counters get _total and TYPE counter, gauges TYPE gauge; one HELP/TYPE per name, series sorted by labels", () =>
     Effect.gen(function* () {
       const p = uniq("")
-      const frames = Metric.counter(`${p}frames`, { description: "frames in\nby the \\link" })
+      const frames = Metric.counter(`${p}frames`, { description: "frames in\nby the \\link", incremental: true })
       yield* Metric.tagged(frames, "stack", 'tap"1').pipe(Metric.incrementBy(7))
       yield* Metric.tagged(frames, "stack", "tap0").pipe(Metric.incrementBy(2))
       yield* Metric.set(Metric.gauge(`${p}level`), 4.5)
-      yield* Metric.incrementBy(Metric.counter(`${p}already_total`, { description: "x" }), 1)
+      yield* Metric.incrementBy(Metric.counter(`${p}already_total`, { description: "x", incremental: true }), 1)
+      // a counter that may go down (not incremental) is no Prometheus counter: a gauge, no _total
+      const active = Metric.counter(`${p}active`)
+      yield* Metric.incrementBy(active, 3)
+      yield* Metric.incrementBy(active, -1)
       const text = Prometheus.render(yield* snapshotOf(p))
       expect(text).toBe(
         [
+          `# TYPE ${p}active gauge`,
+          `${p}active 2`,
           `# HELP ${p}already_total x`,
           `# TYPE ${p}already_total counter`,
           `${p}already_total 1`,
@@ -78,7 +84,7 @@ describe("Prometheus text format", () => {
       yield* Metric.update(h, 50)
       yield* Metric.update(Metric.frequency(`${p}freq`), "x")
       yield* Metric.set(Metric.gauge(`${p}clash_total`), 1) // gauge first ...
-      yield* Metric.incrementBy(Metric.counter(`${p}clash`), 1) // ... then a counter that would be scraped by the same name
+      yield* Metric.incrementBy(Metric.counter(`${p}clash`, { incremental: true }), 1) // ... then a counter scraped by the same name
       const text = Prometheus.render(yield* snapshotOf(p))
       expect(text).toContain(`# TYPE ${p}rtt histogram\n${p}rtt_bucket{le="1"} 1\n${p}rtt_bucket{le="10"} 2\n${p}rtt_bucket{le="+Inf"} 3\n${p}rtt_sum 55.5\n${p}rtt_count 3\n`)
       expect(text).not.toContain("freq")
