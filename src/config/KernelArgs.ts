@@ -18,6 +18,11 @@
  *   multicast), not the subnet-router anycast address of its prefix (interface identifier all zeros, RFC 4291 §2.6.1),
  *   each address once. The link-local address from the MAC is always configured besides. `--no-ipv6` turns IPv6 off and
  *   is refused together with `--ip6`. Addresses are printed back in RFC 5952 form.
+ * - `-d MS` or `-d MS,totals` (no other suffix): the interval block only, or followed by the cumulative totals.
+ * - `--metrics HOST:PORT`: HOST a loopback address of this host, a dotted quad in 127.0.0.0/8 or `[::1]` (any RFC 4291
+ *   spelling of it); names such as `localhost` are refused (the resolver decides what they mean), as is every other
+ *   address: the metrics endpoint is never on the TAP or another interface. PORT 1..65535 (no 0: a scraper needs to
+ *   know it).
  */
 import { Effect, Either, ParseResult, Schema } from "effect"
 import * as os from "node:os"

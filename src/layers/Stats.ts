@@ -1,5 +1,8 @@
 /**
- * The stack's statistics as Effect Metrics, and MinIperf's `-d` dump as one consumer of them.
+ * The stack's statistics as Effect Metrics, and MinIperf's `-d` dump as one consumer of them (`--metrics`, in
+ * MetricsServer.ts, is the other). Each dump is one block for the interval since the previous one: rates of the
+ * counters over it and the gauges at its end (`formatInterval`); with `dumpTotals` (`-d MS,totals`) the cumulative
+ * per-layer totals follow it (`formatDump`).
  *
  * The hot path is untouched: every layer keeps plain mutable numbers in its `stats` object (bumped per
  * frame, no Effect). This layer maps each number to a `Metric.counter` (monotonic numbers: frames,
