@@ -100,16 +100,23 @@ export const dhcpLayer = (cfg: Config) => (cfg.ip._tag === "Dhcp" ? Dhcp.layer({
 export const statsLayer = (cfg: Config) =>
   Stats.layer(cfg.debugMs !== undefined ? { dumpEveryMs: cfg.debugMs, dumpTotals: cfg.debugTotals === true } : {})
 
-/** `--metrics`: GET /metrics (Prometheus text) on the host's loopback, from the Stats metrics; nothing without the flag. */
-export const metricsLayer = (cfg: Config): Layer.Layer<never, MetricsServer.MetricsServerError, Stats.Stats> =>
-  cfg.metrics === undefined ? Layer.empty : Layer.discard(MetricsServer.layer({ host: cfg.metrics.host, port: cfg.metrics.port }))
+/**
+ * `--metrics`: the loopback socket, bound before anything else is built (before the TAP opens: a taken port ends the
+ * program at once, exit 2, like a log file that cannot be opened); it answers 503 until the stack is up. Without the
+ * flag, a listener that serves nothing and binds nothing.
+ */
+export const metricsListenerLayer = (cfg: Config): Layer.Layer<MetricsServer.MetricsListener, MetricsServer.MetricsServerError> =>
+  cfg.metrics === undefined
+    ? Layer.succeed(MetricsServer.MetricsListener, { host: "", port: 0, attach: () => Effect.void })
+    : MetricsServer.listenerLayer({ host: cfg.metrics.host, port: cfg.metrics.port })
 
 export const layer = (cfg: Config) => {
   const stack = tcpLayer(cfg).pipe(Layer.provideMerge(stackLayer(cfg)))
   const withDhcp = dhcpLayer(cfg).pipe(Layer.provideMerge(stack))
   const apps = Layer.merge(iperfLayer(cfg), iperf3Layer(cfg)).pipe(Layer.provideMerge(withDhcp))
-  const stats = metricsLayer(cfg).pipe(Layer.provideMerge(statsLayer(cfg)))
-  return Layer.merge(ready, stats).pipe(Layer.provideMerge(apps), Layer.provide(announcedNicLayer(cfg)))
+  // the metrics start serving once Stats (and so the whole stack) is there
+  const stats = MetricsServer.attachLayer.pipe(Layer.provideMerge(statsLayer(cfg)))
+  return Layer.merge(ready, stats).pipe(Layer.provideMerge(apps), Layer.provide(announcedNicLayer(cfg)), Layer.provide(metricsListenerLayer(cfg)))
 }
 
 /**

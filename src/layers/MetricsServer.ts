@@ -7,6 +7,10 @@
  * must arrive whole within `requestTimeoutMs`, an idle keep-alive socket is closed after `keepAliveMs`, a body is
  * never read. Each scrape samples the layers' counters first (Stats.sample), so it is never staler than the scrape.
  * Only GET and HEAD of `/metrics` (a query string is ignored) are answered 200; other paths 404, other methods 405.
+ *
+ * Two steps, so that the program can take the port before it opens the TAP (a taken port is a bad command line, exit 2,
+ * like a log file that cannot be opened): `listen` binds and answers 503 until `attach` gives it what to serve;
+ * `layer` does both for an app that has its Stats already.
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -54,14 +58,24 @@ export const DEFAULT_KEEP_ALIVE_MS = 5_000
 
 const urlHost = (host: string): string => (host.includes(":") ? `[${host}]` : host)
 
-export const make = (opts: MetricsServerOptions) =>
+export interface MetricsListenerShape {
+  readonly host: string
+  readonly port: number
+  /** Serve this scrape from now on (until then GET /metrics is 503), and print the "Metrics on ..." line. */
+  readonly attach: (scrape: Effect.Effect<string>) => Effect.Effect<void>
+}
+
+/** The bound socket of `--metrics`, before or after it has something to serve. */
+export class MetricsListener extends Context.Tag("@miniperf/MetricsListener")<MetricsListener, MetricsListenerShape>() {}
+
+/** Bind (scoped: closed with the scope); GET /metrics answers 503 until `attach`. */
+export const listen = (opts: MetricsServerOptions) =>
   Effect.gen(function* () {
-    const stats = yield* Stats
     const print = yield* printer(opts.print)
-    const scrape = Effect.zipRight(stats.sample, Effect.map(Metric.snapshot, Prometheus.render))
     const runtime = yield* Effect.runtime<never>()
     const runScrape = Runtime.runSync(runtime)
     const requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+    let source: Effect.Effect<string> | undefined
 
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       req.resume() // a body is never used; let it drain
@@ -74,9 +88,13 @@ export const make = (opts: MetricsServerOptions) =>
         res.writeHead(405, { Allow: "GET, HEAD", "Content-Type": "text/plain; charset=utf-8" }).end("method not allowed\n")
         return
       }
+      if (source === undefined) {
+        res.writeHead(503, { "Content-Type": "text/plain; charset=utf-8", "Retry-After": "1" }).end("starting: the stack is not up yet\n")
+        return
+      }
       let body: string
       try {
-        body = runScrape(scrape)
+        body = runScrape(source)
       } catch (e) {
         res.writeHead(500, { "Content-Type": "text/plain; charset=utf-8" }).end(`scrape failed: ${String(e)}\n`)
         return
@@ -122,8 +140,38 @@ export const make = (opts: MetricsServerOptions) =>
           server.closeAllConnections()
         })
     )
-    yield* Effect.sync(() => print(`Metrics on http://${urlHost(opts.host)}:${port}/metrics`))
-    return MetricsServer.of({ host: opts.host, port, scrape })
+    return MetricsListener.of({
+      host: opts.host,
+      port,
+      attach: (scrape) =>
+        Effect.sync(() => {
+          source = scrape
+          print(`Metrics on http://${urlHost(opts.host)}:${port}/metrics`)
+        })
+    })
+  })
+
+/** The scrape of the Stats layer: its numbers copied into the metrics first, then every Effect Metric as text. */
+export const statsScrape = Effect.map(Stats, (stats) => Effect.zipRight(stats.sample, Effect.map(Metric.snapshot, Prometheus.render)))
+
+/** Serve the Stats scrape on a listener bound earlier (`listen`). */
+export const attachLayer: Layer.Layer<never, never, MetricsListener | Stats> = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const l = yield* MetricsListener
+    yield* l.attach(yield* statsScrape)
+  })
+)
+
+/** Bind and serve at once (for an app whose Stats are already there). */
+export const make = (opts: MetricsServerOptions) =>
+  Effect.gen(function* () {
+    const scrape = yield* statsScrape
+    const l = yield* listen(opts)
+    yield* l.attach(scrape)
+    return MetricsServer.of({ host: l.host, port: l.port, scrape })
   })
 
 export const layer = (opts: MetricsServerOptions): Layer.Layer<MetricsServer, MetricsServerError, Stats> => Layer.scoped(MetricsServer, make(opts))
+
+export const listenerLayer = (opts: MetricsServerOptions): Layer.Layer<MetricsListener, MetricsServerError> =>
+  Layer.scoped(MetricsListener, listen(opts))

@@ -252,3 +252,22 @@ describe("--metrics server (host loopback)", () => {
     )
   )
 })
+
+describe("--metrics listener before the stack is up", () => {
+  it.live("listen answers 503 (Retry-After) until attach; then 200 with what attach gave", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const lines: Array<string> = []
+        const l = yield* MetricsServer.listen({ host: "127.0.0.1", port: 0, print: (x) => lines.push(x) })
+        const r0 = yield* request("127.0.0.1", l.port, "GET", "/metrics")
+        expect(r0.status).toBe(503)
+        expect(r0.headers["retry-after"]).toBe("1")
+        expect(lines).toEqual([])
+        yield* l.attach(Effect.succeed("# TYPE x gauge\nx 1\n"))
+        const r1 = yield* request("127.0.0.1", l.port, "GET", "/metrics")
+        expect([r1.status, r1.body]).toEqual([200, "# TYPE x gauge\nx 1\n"])
+        expect(lines).toEqual([`Metrics on http://127.0.0.1:${l.port}/metrics`])
+      })
+    )
+  )
+})
