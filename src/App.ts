@@ -15,6 +15,7 @@ import { Ethernet } from "./layers/Ethernet.js"
 import * as Dhcp from "./layers/Dhcp.js"
 import * as Iperf from "./layers/Iperf.js"
 import * as Iperf3 from "./layers/Iperf3.js"
+import * as MetricsServer from "./layers/MetricsServer.js"
 import { printer } from "./layers/Output.js"
 import * as Stats from "./layers/Stats.js"
 import * as Tcp from "./layers/Tcp.js"
@@ -96,13 +97,26 @@ export const iperf3Layer = (cfg: Config) => Iperf3.layer({ port: cfg.iperf3Port,
 export const dhcpLayer = (cfg: Config) => (cfg.ip._tag === "Dhcp" ? Dhcp.layer({}) : Layer.empty)
 
 /** Metrics for every layer, and the -d dump when asked for. */
-export const statsLayer = (cfg: Config) => Stats.layer(cfg.debugMs !== undefined ? { dumpEveryMs: cfg.debugMs } : {})
+export const statsLayer = (cfg: Config) =>
+  Stats.layer(cfg.debugMs !== undefined ? { dumpEveryMs: cfg.debugMs, dumpTotals: cfg.debugTotals === true } : {})
+
+/**
+ * `--metrics`: the loopback socket, bound before anything else is built (before the TAP opens: a taken port ends the
+ * program at once, exit 2, like a log file that cannot be opened); it answers 503 until the stack is up. Without the
+ * flag, a listener that serves nothing and binds nothing.
+ */
+export const metricsListenerLayer = (cfg: Config): Layer.Layer<MetricsServer.MetricsListener, MetricsServer.MetricsServerError> =>
+  cfg.metrics === undefined
+    ? Layer.succeed(MetricsServer.MetricsListener, { host: "", port: 0, attach: () => Effect.void })
+    : MetricsServer.listenerLayer({ host: cfg.metrics.host, port: cfg.metrics.port })
 
 export const layer = (cfg: Config) => {
   const stack = tcpLayer(cfg).pipe(Layer.provideMerge(stackLayer(cfg)))
   const withDhcp = dhcpLayer(cfg).pipe(Layer.provideMerge(stack))
   const apps = Layer.merge(iperfLayer(cfg), iperf3Layer(cfg)).pipe(Layer.provideMerge(withDhcp))
-  return Layer.merge(ready, statsLayer(cfg)).pipe(Layer.provideMerge(apps), Layer.provide(announcedNicLayer(cfg)))
+  // the metrics start serving once Stats (and so the whole stack) is there
+  const stats = MetricsServer.attachLayer.pipe(Layer.provideMerge(statsLayer(cfg)))
+  return Layer.merge(ready, stats).pipe(Layer.provideMerge(apps), Layer.provide(announcedNicLayer(cfg)), Layer.provide(metricsListenerLayer(cfg)))
 }
 
 /**

@@ -44,6 +44,16 @@ const main = (): void => {
           process.exitCode = 2
           return
         }
+        if (e._tag === "MetricsServerError") {
+          // the address was valid but cannot be listened on (in use, not configured on this host): the flag's fault, exit 2
+          const err = new Config.ConfigError({
+            reason: "InvalidValue", flag: "--metrics", value: Config.formatMetricsAddress(e), message: `cannot listen on it (${e.code ?? e.message})`,
+            example: exampleFor("--metrics")
+          })
+          process.stderr.write(Config.formatConfigError(err) + "\n")
+          process.exitCode = 2
+          return
+        }
         process.stderr.write(`miniperf: ${e.message}\n`)
         process.exitCode = 1
       })

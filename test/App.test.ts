@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as net from "node:net"
 import * as App from "../src/App.js"
 import { decodeArgvEither, isConfig, type Config } from "../src/config/KernelArgs.js"
 
@@ -66,5 +67,44 @@ it.effect("a TAP that cannot be opened: the layer fails with the open error and 
       expect(String((e as { message?: string }).message)).toContain('"lo"')
     }
     expect(out).toBe("")
+  })
+)
+
+/** A TCP listener of our own on the host's loopback (port chosen by the kernel), closed with the scope. */
+const takenPort = Effect.acquireRelease(
+  Effect.async<net.Server>((resume) => {
+    const s = net.createServer()
+    s.listen({ host: "127.0.0.1", port: 0 }, () => resume(Effect.succeed(s)))
+  }),
+  (s) => Effect.async<void>((resume) => void s.close(() => resume(Effect.void)))
+).pipe(Effect.map((s) => (s.address() as net.AddressInfo).port))
+
+it.scoped("--metrics on a port that is taken: the layer fails with MetricsServerError before the TAP is opened (no banner)", () =>
+  Effect.gen(function* () {
+    const port = yield* takenPort
+    const cfg = configOf(["--tap", "lo", "-i", "198.51.100.2/24", "--metrics", `127.0.0.1:${port}`])
+    const { result, out } = yield* capturingStdout(Effect.scoped(Layer.build(App.layer(cfg))))
+    expect(Exit.isFailure(result)).toBe(true)
+    if (Exit.isFailure(result)) {
+      const e = result.cause._tag === "Fail" ? result.cause.error : undefined
+      expect(e).toMatchObject({ _tag: "MetricsServerError", code: "EADDRINUSE", port })
+    }
+    expect(out).toBe("")
+  })
+)
+
+it.effect("--metrics on a free port and a TAP that cannot be opened: NicError, and the metrics port is released with the scope", () =>
+  Effect.gen(function* () {
+    const port = yield* Effect.scoped(takenPort) // a port that was just free
+    const cfg = configOf(["--tap", "lo", "-i", "198.51.100.2/24", "--metrics", `127.0.0.1:${port}`])
+    const { result } = yield* capturingStdout(Effect.scoped(Layer.build(App.layer(cfg))))
+    expect(Exit.isFailure(result) && result.cause._tag === "Fail" ? result.cause.error : undefined).toMatchObject({ _tag: "NicError" })
+    // bound before the TAP failed, closed since: the port can be taken again at once
+    const again = yield* Effect.async<boolean>((resume) => {
+      const s = net.createServer()
+      s.once("error", () => resume(Effect.succeed(false)))
+      s.listen({ host: "127.0.0.1", port, exclusive: true }, () => s.close(() => resume(Effect.succeed(true))))
+    })
+    expect(again).toBe(true)
   })
 )

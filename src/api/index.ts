@@ -6,7 +6,8 @@
  * optionally wrapped by `Pcap.layer` or `FaultInjector.layer`), then `Tcp.layer()` on top; TCP connections are
  * `@effect/platform` Sockets (`Socket.connect`, `Socket.layerSocketServer`). `Iperf.layer`, `Iperf3.layer`,
  * `Dhcp.layer` and `Stats.layer` are the servers, the DHCP client and the metrics the `miniperf` program runs; their
- * console lines go to the `Output` service when one is provided (else stdout).
+ * console lines go to the `Output` service when one is provided (else stdout). `MetricsServer.layer` serves those metrics
+ * on a loopback address in the Prometheus text format (`Prometheus.render` writes it from any `Metric.snapshot`).
  *
  * Worked examples, compiled and run by the tests (test/package/pack.test.ts): examples/echo.ts (the README's
  * "Use as a library": two hosts on a SimLink, an echo SocketServer and a client) and examples/http-echo.ts (an
@@ -19,6 +20,8 @@ export * as Iperf from "../layers/Iperf.js"
 export * as Iperf3 from "../layers/Iperf3.js"
 export * as Dhcp from "../layers/Dhcp.js"
 export * as Stats from "../layers/Stats.js"
+export * as MetricsServer from "../layers/MetricsServer.js"
+export * as Prometheus from "../layers/Prometheus.js"
 export * as Output from "../layers/Output.js"
 export * as Socket from "./Socket.js"
 export * as SimLink from "../nic/SimLink.js"

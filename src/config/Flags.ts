@@ -39,6 +39,7 @@ export interface RawArgs {
   readonly "--udp-send-max"?: string
   readonly "--one-off": boolean
   readonly "--logfile"?: string
+  readonly "--metrics"?: string
   readonly hostname: string
 }
 
@@ -60,6 +61,7 @@ export type ValueFlag =
   | "--stall-timeout"
   | "--udp-send-max"
   | "--logfile"
+  | "--metrics"
 
 /** The plain switches (no value): true when given. */
 export type SwitchFlag = "--no-offload" | "--one-off" | "--no-ipv6"
@@ -95,8 +97,8 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
     "static address and prefix length (1..32); without -i the address comes from DHCP"),
   spec("-g", "value", "IPv4", "expected an IPv4 address", "-i 198.51.100.2/24 -g 198.51.100.1",
     "default gateway; needs -i and must be inside its subnet"),
-  spec("-d", "value", "MS", "expected a whole number of milliseconds", "-d 1000",
-    "print the statistics dump every MS milliseconds (1..86400000)"),
+  spec("-d", "value", "MS[,totals]", "expected a whole number of milliseconds", "-d 1000",
+    "every MS milliseconds (1..86400000) print the statistics of the interval: rates (frames/s, Mbit/s, drops/s) and gauges (connections by state, memory, queues); -d MS,totals adds the cumulative totals per layer"),
   spec("-a", "repeat", "MAC/IPv4", "expected MAC/IPv4", "-i 198.51.100.2/24 -a 02:00:00:00:00:01/198.51.100.1",
     `static ARP entry, repeatable (up to ${MAX_STATIC_ARP}); needs -i, the address must be in its subnet`),
   spec("--tap", "value", "NAME", "expected an interface name", "--tap tap0",
@@ -131,6 +133,8 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
     ["-1", "--one-off"]),
   spec("--logfile", "value", "FILE", "expected a file name", "--logfile /var/log/miniperf.log",
     "append every console line to FILE instead of stdout, one write per line; SIGHUP reopens FILE (logrotate)"),
+  spec("--metrics", "value", "HOST:PORT", "expected a loopback address and a port", "--metrics 127.0.0.1:9100",
+    "serve GET /metrics (Prometheus text format) over the host's own loopback, 127.0.0.0/8 or [::1], never on the TAP; off by default"),
   spec("--args", "args", "STRING", "expected the flags as one string", "--args '-i 198.51.100.2/24 -g 198.51.100.1'",
     "the flags above as one kernel-style string, split like a shell would (quotes allowed); may be mixed with argv"),
   spec("-h", "help", "", "", "miniperf --help", "print this help and exit", ["-h", "--help"]),

@@ -18,6 +18,11 @@
  *   multicast), not the subnet-router anycast address of its prefix (interface identifier all zeros, RFC 4291 §2.6.1),
  *   each address once. The link-local address from the MAC is always configured besides. `--no-ipv6` turns IPv6 off and
  *   is refused together with `--ip6`. Addresses are printed back in RFC 5952 form.
+ * - `-d MS` or `-d MS,totals` (no other suffix): the interval block only, or followed by the cumulative totals.
+ * - `--metrics HOST:PORT`: HOST a loopback address of this host, a dotted quad in 127.0.0.0/8 or `[::1]` (any RFC 4291
+ *   spelling of it); names such as `localhost` are refused (the resolver decides what they mean), as is every other
+ *   address: the metrics endpoint is never on the TAP or another interface. PORT 1..65535 (no 0: a scraper needs to
+ *   know it).
  */
 import { Effect, Either, ParseResult, Schema } from "effect"
 import * as os from "node:os"
@@ -32,7 +37,7 @@ import {
   parseMac,
   prefixMask
 } from "../protocols/address.js"
-import { formatIpv6, isLoopback, isMulticast, isUnspecified, maskPrefix, parseIpv6Prefix, type Ipv6Address } from "../protocols/ipv6/address.js"
+import { formatIpv6, isLoopback, isMulticast, isUnspecified, maskPrefix, parseIpv6, parseIpv6Prefix, type Ipv6Address } from "../protocols/ipv6/address.js"
 import { ConfigError } from "./ConfigError.js"
 import { FLAGS, type FlagSpec, MAX_STATIC_ARP, type RawArgs, type SwitchFlag, exampleFor, lex } from "./Flags.js"
 
@@ -71,6 +76,8 @@ export interface Config {
   readonly staticArp: ReadonlyArray<StaticArpEntry>
   /** `-d`: statistics dump interval. */
   readonly debugMs?: number
+  /** `-d MS,totals`: each dump also prints the cumulative totals (present only when asked for). */
+  readonly debugTotals?: true
   readonly tap: string
   readonly mac: MacAddress
   /** IP MTU, 576..9000. */
@@ -97,6 +104,14 @@ export interface Config {
   readonly oneOff: boolean
   /** `--logfile`: console lines appended to this file instead of stdout (reopened on SIGHUP). */
   readonly logfile?: string
+  /** `--metrics`: the Prometheus endpoint's address, a loopback address of the host (`127.0.0.1`, `::1`) and a port. */
+  readonly metrics?: MetricsAddress
+}
+
+export interface MetricsAddress {
+  /** A loopback address in its plain text form: dotted quad in 127.0.0.0/8, or `::1`. */
+  readonly host: string
+  readonly port: number
 }
 
 export interface Help {
@@ -252,6 +267,55 @@ const checkDecimal = (s: string, min: number, max: number, what: string): number
   return n
 }
 
+/** `-d`: `MS` (rates and gauges per interval) or `MS,totals` (and the cumulative totals after them). */
+const checkDump = (s: string): { readonly ms: number; readonly totals: boolean } | Invalid => {
+  const comma = s.indexOf(",")
+  const ms = checkInt(comma < 0 ? s : s.slice(0, comma), 1, DEBUG_MS_MAX, "the dump interval in ms")
+  if (ms instanceof Invalid) return ms
+  if (comma < 0) return { ms, totals: false }
+  const extra = s.slice(comma + 1)
+  if (extra !== "totals") return new Invalid("expected MS or MS,totals (the cumulative totals after each interval's rates)")
+  return { ms, totals: true }
+}
+
+const LOOPBACK_ONLY = "the metrics server listens on a loopback address of this host only (127.0.0.0/8 or [::1]), never on the TAP or another interface"
+
+/**
+ * `--metrics HOST:PORT`: HOST a loopback address of the host, written as a dotted quad in 127.0.0.0/8 or as [::1] (brackets, as
+ * in a URL); PORT 1..65535. Names (localhost) are refused: what they resolve to is up to the host's resolver.
+ */
+const checkMetrics = (s: string): MetricsAddress | Invalid => {
+  let hostText: string
+  let portText: string
+  if (s.startsWith("[")) {
+    const close = s.indexOf("]")
+    if (close < 0 || s[close + 1] !== ":") return new Invalid("expected [IPv6]:PORT, like [::1]:9100")
+    hostText = s.slice(1, close)
+    portText = s.slice(close + 2)
+    const a = parseIpv6(hostText)
+    if (a === undefined) return new Invalid("expected [IPv6]:PORT, like [::1]:9100")
+    if (!isLoopback(a)) return new Invalid(LOOPBACK_ONLY)
+    hostText = "::1"
+  } else {
+    const colon = s.lastIndexOf(":")
+    if (colon < 0) return new Invalid("expected HOST:PORT, the port is missing")
+    hostText = s.slice(0, colon)
+    portText = s.slice(colon + 1)
+    if (hostText.includes(":")) return new Invalid("write an IPv6 address in brackets, like [::1]:9100")
+    const a = parseQuad(hostText)
+    if (a === undefined) {
+      return new Invalid(/^[\d.]*$/.test(hostText) ? "expected HOST:PORT with HOST an IPv4 address" : "give a loopback address, not a name")
+    }
+    if (a >>> 24 !== 127) return new Invalid(LOOPBACK_ONLY)
+  }
+  const port = checkInt(portText, 1, 65535, "the port")
+  if (port instanceof Invalid) return port
+  return { host: hostText, port }
+}
+
+/** `--metrics` back to text: `127.0.0.1:9100`, `[::1]:9100`. */
+export const formatMetricsAddress = (m: MetricsAddress): string => (m.host.includes(":") ? `[${m.host}]:${m.port}` : `${m.host}:${m.port}`)
+
 const checkTap = (s: string): string | Invalid => {
   const bytes = Buffer.byteLength(s, "utf8")
   if (bytes === 0) return new Invalid("the name is empty")
@@ -345,6 +409,12 @@ const Ip6Cidr = fromString(
   (c) => `${formatIpv6(c.address)}/${c.prefixLen}`
 )
 const UnicastMac = fromString(MacType, (s) => checkUnicastMac(s, "a MAC"), formatMac)
+const DumpSpec = fromString(
+  Schema.Struct({ ms: Schema.Number, totals: Schema.Boolean }),
+  checkDump,
+  (d) => (d.totals ? `${d.ms},totals` : String(d.ms))
+)
+const MetricsAddr = fromString(Schema.Struct({ host: Schema.String, port: Schema.Number }), checkMetrics, formatMetricsAddress)
 const intIn = (min: number, max: number, what: string) => fromString(Schema.Number, (s) => checkInt(s, min, max, what), String)
 const decimalIn = (min: number, max: number, what: string) =>
   fromString(Schema.Number, (s) => checkDecimal(s, min, max, what), String)
@@ -360,7 +430,7 @@ const withDefault = <A, I>(s: Schema.Schema<A, I>, d: A) => Schema.optionalWith(
 export const Flags = Schema.Struct({
   "-i": opt(Cidr),
   "-g": opt(HostIpv4),
-  "-d": opt(intIn(1, DEBUG_MS_MAX, "the dump interval in ms")),
+  "-d": opt(DumpSpec),
   "-a": Schema.Array(MacIp),
   "--tap": withDefault(TapName, DEFAULTS.tap),
   "--mac": opt(UnicastMac),
@@ -380,6 +450,7 @@ export const Flags = Schema.Struct({
   "--udp-send-max": withDefault(intIn(1, UDP_SEND_MAX_S_MAX, "the UDP send limit in seconds"), DEFAULTS.udpSendMaxS),
   "--one-off": Schema.Boolean,
   "--logfile": opt(LogfilePath),
+  "--metrics": opt(MetricsAddr),
   hostname: Schema.String
 })
 
@@ -396,6 +467,7 @@ export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
   ipv6: Schema.Boolean,
   staticArp: Schema.Array(Schema.Struct({ mac: MacType, ip: Ipv4Type })),
   debugMs: Schema.optionalWith(Schema.Number, { exact: true }),
+  debugTotals: Schema.optionalWith(Schema.Literal(true), { exact: true }),
   tap: Schema.String,
   mac: MacType,
   mtu: Schema.Number,
@@ -411,7 +483,8 @@ export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
   stallTimeoutS: Schema.Number,
   udpSendMaxS: Schema.Number,
   oneOff: Schema.Boolean,
-  logfile: Schema.optionalWith(Schema.String, { exact: true })
+  logfile: Schema.optionalWith(Schema.String, { exact: true }),
+  metrics: Schema.optionalWith(Schema.Struct({ host: Schema.String, port: Schema.Number }), { exact: true })
 })
 
 const at = (path: readonly [PropertyKey, ...Array<PropertyKey>], actual: unknown, ast: Schema.Schema.Any["ast"], message: string) =>
@@ -489,7 +562,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       ip6: ip6.map((e) => ({ address: e.address, prefixLen: e.prefixLen })),
       ipv6: !f["--no-ipv6"],
       staticArp: f["-a"].map((e) => ({ mac: e.mac, ip: e.ip })),
-      ...(f["-d"] !== undefined ? { debugMs: f["-d"] } : {}),
+      ...(f["-d"] !== undefined ? { debugMs: f["-d"].ms } : {}),
+      ...(f["-d"]?.totals === true ? { debugTotals: true as const } : {}),
       tap,
       mac: f["--mac"] ?? defaultMac(tap, f.hostname),
       mtu: f["--mtu"],
@@ -505,7 +579,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       stallTimeoutS: f["--stall-timeout"],
       udpSendMaxS: f["--udp-send-max"],
       oneOff: f["--one-off"],
-      ...(f["--logfile"] !== undefined ? { logfile: f["--logfile"] } : {})
+      ...(f["--logfile"] !== undefined ? { logfile: f["--logfile"] } : {}),
+      ...(f["--metrics"] !== undefined ? { metrics: { host: f["--metrics"].host, port: f["--metrics"].port } } : {})
     }
     return ParseResult.succeed(config)
   },
@@ -513,7 +588,7 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
     const f: Schema.Schema.Type<typeof Flags> = {
       ...(c.ip._tag === "Static" ? { "-i": { address: c.ip.address, prefix: c.ip.prefix } } : {}),
       ...(c.ip._tag === "Static" && c.ip.gateway !== undefined ? { "-g": c.ip.gateway } : {}),
-      ...(c.debugMs !== undefined ? { "-d": c.debugMs } : {}),
+      ...(c.debugMs !== undefined ? { "-d": { ms: c.debugMs, totals: c.debugTotals === true } } : {}),
       "-a": c.staticArp,
       "--tap": c.tap,
       "--mac": c.mac,
@@ -533,6 +608,7 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       "--udp-send-max": c.udpSendMaxS,
       "--one-off": c.oneOff,
       ...(c.logfile !== undefined ? { "--logfile": c.logfile } : {}),
+      ...(c.metrics !== undefined ? { "--metrics": c.metrics } : {}),
       hostname: ""
     }
     return ParseResult.succeed(f)
@@ -671,5 +747,6 @@ export const USAGE: string = [
   "  miniperf --tap tap0                       (address by DHCP)",
   "  miniperf --tap tap0 -i 198.51.100.2/24 -1 --logfile /var/log/miniperf.log",
   "  miniperf --tap tap0 -i 198.51.100.2/24 --ip6 2001:db8::2/64",
+  "  miniperf --tap tap0 -i 198.51.100.2/24 -d 1000,totals --metrics 127.0.0.1:9100",
   `Static ARP entries: up to ${MAX_STATIC_ARP}. Exit status 2 on a bad command line.`
 ].join("\n")

@@ -36,6 +36,8 @@ export interface ArpShape {
   readonly output: (frame: Frame, ip: Ipv4Address) => void
   readonly lookup: (ip: Ipv4Address) => MacAddress | undefined
   readonly cacheSize: () => number
+  /** Frames queued waiting for an ARP reply (a gauge for Stats). */
+  readonly pendingFrames: () => number
   readonly entries: () => ReadonlyArray<{ readonly ip: Ipv4Address; readonly mac: MacAddress; readonly isStatic: boolean }>
   readonly announce: Effect.Effect<void>
   readonly stats: ArpStats
@@ -160,6 +162,7 @@ export const make = (opts: ArpOptions = {}) =>
       output,
       lookup: (ip) => cache.lookup(ip, eth.nowMs()),
       cacheSize: () => cache.size,
+      pendingFrames: () => cache.pendingPackets,
       entries: () => cache.entriesSnapshot(),
       announce,
       stats

@@ -36,8 +36,15 @@ export interface Iperf3Stats {
   testsCompleted: number
   testsAborted: number
   denied: number
+  /** TCP bytes received on iperf3 connections (control and streams). */
   bytesIn: number
+  /** TCP bytes sent by sending streams. */
   bytesOut: number
+  /** Data streams admitted to a test (TCP and UDP), the machine's count. */
+  streams: number
+  /** Datagrams and their payload bytes taken by a UDP stream of the current test. */
+  udpDatagramsIn: number
+  udpBytesIn: number
   writeTimeouts: number
   /** UDP datagrams to the iperf3 port that belong to no stream and are no connect message of an awaited stream. */
   udpIgnored: number
@@ -104,7 +111,8 @@ export const make = (opts: Iperf3Options = {}) =>
     const ioTimeout = Duration.millis(opts.ioTimeoutMs ?? 10_000)
     const server = Session.makeServer({ udp: udpOn, ...(opts.stallTimeoutMs !== undefined ? { stallMs: opts.stallTimeoutMs } : {}) })
     const stats: Iperf3Stats = {
-      connections: 0, tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, bytesIn: 0, bytesOut: 0, writeTimeouts: 0, udpIgnored: 0,
+      connections: 0, tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, bytesIn: 0, bytesOut: 0, streams: 0, udpDatagramsIn: 0,
+      udpBytesIn: 0, writeTimeouts: 0, udpIgnored: 0,
       udpDatagramsOut: 0, udpSendErrors: 0, stalled: 0, pendingEvicted: 0, badCookies: 0, udpWrongPeer: 0, logSuppressed: 0
     }
     const limiter = yield* LogLimiter.make(print)
@@ -189,6 +197,7 @@ export const make = (opts: Iperf3Options = {}) =>
       stats.pendingEvicted = server.stats.pendingEvicted
       stats.badCookies = server.stats.badCookies
       stats.udpWrongPeer = server.stats.udpWrongPeer
+      stats.streams = server.stats.streams
       stats.logSuppressed = limiter.suppressed()
       timerSignal.notify()
     }
@@ -326,7 +335,11 @@ export const make = (opts: Iperf3Options = {}) =>
     if (udpOn) {
       yield* udp.bind(port, (d) => {
         const key = d.src * 65536 + d.srcPort
-        if (Session.onUdp(server, key, d.payload, wallUs())) return
+        if (Session.onUdp(server, key, d.payload, wallUs())) {
+          stats.udpDatagramsIn++
+          stats.udpBytesIn += d.payload.length
+          return
+        }
         if (!U.isConnect(d.payload)) {
           stats.udpIgnored++
           return

@@ -1,5 +1,8 @@
 /**
- * The stack's statistics as Effect Metrics, and MinIperf's `-d` dump as one consumer of them.
+ * The stack's statistics as Effect Metrics, and MinIperf's `-d` dump as one consumer of them (`--metrics`, in
+ * MetricsServer.ts, is the other). Each dump is one block for the interval since the previous one: rates of the
+ * counters over it and the gauges at its end (`formatInterval`); with `dumpTotals` (`-d MS,totals`) the cumulative
+ * per-layer totals follow it (`formatDump`).
  *
  * The hot path is untouched: every layer keeps plain mutable numbers in its `stats` object (bumped per
  * frame, no Effect). This layer maps each number to a `Metric.counter` (monotonic numbers: frames,
@@ -10,7 +13,8 @@
  * pass over about a hundred numbers per sample, nothing per packet.
  *
  * Drops by reason become `miniperf_<layer>_drops{reason=...}` counters, created when a reason first
- * shows up.
+ * shows up. Counters are `incremental` (they only go up), which is what makes them Prometheus counters on
+ * `--metrics` (Prometheus.ts).
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -70,6 +74,8 @@ export class Stats extends Context.Tag("@miniperf/Stats")<Stats, StatsShape>() {
 export interface StatsOptions {
   /** Dump every this many ms (`-d`); omit for no dump. */
   readonly dumpEveryMs?: number
+  /** Each dump also prints the cumulative totals (`formatDump`) after the interval block (`-d MS,totals`). */
+  readonly dumpTotals?: boolean
   /** Background sampling for Metric readers (default 1000 ms; 0 = only on demand and at dumps). */
   readonly sampleEveryMs?: number
   /** Where the dump goes (default stdout). */
@@ -132,6 +138,7 @@ export const make = (opts: StatsOptions = {}) =>
     c("arp", "replies_out", () => as.repliesOut)
     c("arp", "pending_drops", () => as.pendingDrops)
     g("arp", "cache_entries", () => arp.cacheSize())
+    g("arp", "pending_frames", () => arp.pendingFrames())
     dropSources.push(["arp", as.drops])
 
     const is = ip.stats
@@ -233,6 +240,7 @@ export const make = (opts: StatsOptions = {}) =>
       c("tcp", "per_source_refusals", () => ts.perSourceRefusals)
       c("tcp", "memory_pressure", () => ts.memoryPressure)
       g("tcp", "memory_committed_bytes", () => ts.memoryCommitted)
+      g("tcp", "accept_queued", () => tcp.acceptQueued())
       g("tcp", "syn_filter_sources", () => ts.synFilterSources)
       g("tcp", "syn_filter_level", () => ts.synFilterLevel)
       c("tcp", "syn_filter_updates", () => ts.synFilterUpdates)
@@ -288,6 +296,19 @@ export const make = (opts: StatsOptions = {}) =>
       c("iperf3", "pending_evicted", () => p3.pendingEvicted)
       c("iperf3", "udp_wrong_peer", () => p3.udpWrongPeer)
       c("iperf3", "log_suppressed", () => p3.logSuppressed)
+      c("iperf3", "streams", () => p3.streams)
+      c("iperf3", "bytes_in", () => p3.bytesIn)
+      c("iperf3", "bytes_out", () => p3.bytesOut)
+      c("iperf3", "udp_datagrams_in", () => p3.udpDatagramsIn)
+      c("iperf3", "udp_bytes_in", () => p3.udpBytesIn)
+      c("iperf3", "udp_datagrams_out", () => p3.udpDatagramsOut)
+      c("iperf3", "udp_ignored", () => p3.udpIgnored)
+      c("iperf3", "udp_send_errors", () => p3.udpSendErrors)
+      c("iperf3", "write_timeouts", () => p3.writeTimeouts)
+      const srv = iperf3.server
+      g("iperf3", "tests_active", () => (srv.test !== undefined ? 1 : 0))
+      g("iperf3", "streams_active", () => srv.test?.streams.length ?? 0)
+      g("iperf3", "connections_active", () => srv.conns.size)
     }
 
     if (dhcp !== undefined) {
@@ -310,7 +331,7 @@ export const make = (opts: StatsOptions = {}) =>
     const makeMetric = (d: StatDef): AnyMetric =>
       tagged(
         d.kind === "counter"
-          ? Metric.counter(`miniperf_${d.layer}_${d.name}`, { description: `${d.layer} ${d.name.replace(/_/g, " ")}` })
+          ? Metric.counter(`miniperf_${d.layer}_${d.name}`, { description: `${d.layer} ${d.name.replace(/_/g, " ")}`, incremental: true })
           : Metric.gauge(`miniperf_${d.layer}_${d.name}`, { description: `${d.layer} ${d.name.replace(/_/g, " ")}` })
       ).register()
 
@@ -336,7 +357,7 @@ export const make = (opts: StatsOptions = {}) =>
           if (e === undefined) {
             const def: StatDef = { layer, name: `drops.${reason}`, kind: "counter", read: () => counts[reason] ?? 0 }
             const metric = Metric.tagged(
-              Metric.counter(`miniperf_${layer}_drops`, { description: `${layer} drops by reason` }),
+              Metric.counter(`miniperf_${layer}_drops`, { description: `${layer} drops by reason`, incremental: true }),
               "reason",
               reason
             ).pipe((m) => Metric.tagged(m, "stack", stackTag))
@@ -364,13 +385,23 @@ export const make = (opts: StatsOptions = {}) =>
 
     if (opts.dumpEveryMs !== undefined && opts.dumpEveryMs > 0) {
       const every = opts.dumpEveryMs
+      const totals = opts.dumpTotals === true
       const print = yield* printer(opts.print)
       yield* Effect.gen(function* () {
+        // the counters all start at 0 with the stack, so the first interval runs from the start
+        let prev: ReadonlyMap<string, number> = new Map()
+        let prevS = 0
         while (true) {
           yield* sleepMillis(every)
-          const lines = yield* dumpLines
+          const now = yield* Clock.currentTimeMillis
+          const cur = yield* read
+          const nowS = (now - startMs) / 1000
+          const lines = formatInterval(prev, cur, prevS, nowS)
+          const all = totals ? [...lines, ...formatDump(cur, nowS, dhcp?.state())] : lines
+          prev = cur
+          prevS = nowS
           yield* Effect.sync(() => {
-            for (const l of lines) print(l)
+            for (const l of all) print(l)
           })
         }
       }).pipe(Effect.forkScoped)
@@ -389,6 +420,114 @@ export const make = (opts: StatsOptions = {}) =>
       dumpLines
     })
   })
+
+// ---- the interval block: rates and gauges ------------------------------------------------------------------
+
+/** Keys of the values that are levels, not monotonic counts (everything else in `read` is a counter). */
+const GAUGES: ReadonlySet<string> = new Set([
+  "arp.cache_entries", "arp.pending_frames", "nd.neighbors", "nd.addresses_assigned",
+  "tcp.established", "tcp.connections", "tcp.half_open", "tcp.time_wait", "tcp.memory_committed_bytes", "tcp.accept_queued",
+  "tcp.syn_filter_sources", "tcp.syn_filter_level",
+  "iperf.tcp_sessions_active", "iperf.udp_streams_active", "iperf.udp_send_streams_active",
+  "iperf3.tests_active", "iperf3.streams_active", "iperf3.connections_active"
+])
+
+export const isGaugeKey = (key: string): boolean => GAUGES.has(key)
+
+/**
+ * Per-second rates of the counters between two readings `dtS` seconds apart: (now - before) / dtS. A counter absent
+ * before counts from 0 (drop reasons appear when first seen); gauges are left out; a counter that went down (a
+ * restarted source) gives 0, never a negative rate; dtS <= 0 gives 0 for everything.
+ */
+export const counterRates = (before: ReadonlyMap<string, number>, now: ReadonlyMap<string, number>, dtS: number): Map<string, number> => {
+  const r = new Map<string, number>()
+  for (const [k, v] of now) {
+    if (GAUGES.has(k)) continue
+    const d = v - (before.get(k) ?? 0)
+    r.set(k, dtS > 0 && d > 0 ? d / dtS : 0)
+  }
+  return r
+}
+
+/** A rate for people: whole numbers from 100 up, one decimal below (trailing .0 dropped). */
+export const fmtRate = (x: number): string => {
+  if (x >= 100) return String(Math.round(x))
+  const t = x.toFixed(1)
+  return t.endsWith(".0") ? t.slice(0, -2) : t
+}
+
+/** Bytes per second as Mbit/s (decimal megabits, as iperf prints them), two decimals. */
+export const fmtMbits = (bytesPerS: number): string => ((bytesPerS * 8) / 1e6).toFixed(2)
+
+const fmtBytes = (b: number): string =>
+  b >= 1 << 20 ? `${(b / (1 << 20)).toFixed(1)} MiB` : b >= 1 << 10 ? `${(b / (1 << 10)).toFixed(1)} KiB` : `${b} B`
+
+/**
+ * The `-d` block for one interval, from the readings at its start and end (`read`, cumulative): a header, then
+ * - `rates:` frames/s and Mbit/s each way on the link, drops/s (every drop: ring, link, queue and by reason),
+ *   TCP segments/s and retransmits/s, the iperf 2 and iperf3 payload Mbit/s;
+ * - `now:` the gauges at the end: TCP connections by state and committed buffer memory, iperf sessions and
+ *   streams, iperf3 tests and streams, queue depths (frames waiting for ARP, connections in accept queues);
+ * - `drops:` (only when something was dropped) the rate of each drop reason, by layer.
+ */
+export const formatInterval = (
+  before: ReadonlyMap<string, number>,
+  now: ReadonlyMap<string, number>,
+  fromS: number,
+  toS: number
+): ReadonlyArray<string> => {
+  const rate = counterRates(before, now, toS - fromS)
+  const r = (k: string): number => rate.get(k) ?? 0
+  const n = (k: string): number => now.get(k) ?? 0
+  const has = (layer: string): boolean => {
+    for (const k of now.keys()) if (k.startsWith(`${layer}.`)) return true
+    return false
+  }
+  const dropParts: Array<string> = []
+  let dropsPerS = r("link.rx_ring_drops") + r("link.tx_link_drops") + r("link.tx_queue_drops")
+  for (const [k, label] of [["link.rx_ring_drops", "link rx ring"], ["link.tx_link_drops", "link tx"], ["link.tx_queue_drops", "link tx queue"]] as const) {
+    if (r(k) > 0) dropParts.push(`${label} ${fmtRate(r(k))}/s`)
+  }
+  for (const [k, x] of rate) {
+    const i = k.indexOf(".drops.")
+    if (i < 0 || x <= 0) continue
+    dropsPerS += x
+    dropParts.push(`${k.slice(0, i)} ${k.slice(i + 7)} ${fmtRate(x)}/s`)
+  }
+  const lines: Array<string> = [`--- interval ${fromS.toFixed(1)}-${toS.toFixed(1)} s ---`]
+  let rates =
+    `rates: in ${fmtRate(r("link.rx_frames"))} frames/s ${fmtMbits(r("link.rx_bytes"))} Mbit/s, ` +
+    `out ${fmtRate(r("link.tx_frames"))} frames/s ${fmtMbits(r("link.tx_bytes"))} Mbit/s, drops ${fmtRate(dropsPerS)}/s`
+  if (has("tcp")) {
+    rates += `; tcp segments in ${fmtRate(r("tcp.segments_in"))}/s out ${fmtRate(r("tcp.segments_out"))}/s, retransmits ${fmtRate(r("tcp.retransmits"))}/s`
+  }
+  if (has("iperf")) {
+    rates += `; iperf in ${fmtMbits(r("iperf.tcp_bytes_in") + r("iperf.udp_bytes_in"))} Mbit/s out ${fmtMbits(r("iperf.tcp_bytes_out") + r("iperf.udp_bytes_out"))} Mbit/s`
+  }
+  if (has("iperf3")) {
+    rates += `; iperf3 in ${fmtMbits(r("iperf3.bytes_in") + r("iperf3.udp_bytes_in"))} Mbit/s out ${fmtMbits(r("iperf3.bytes_out"))} Mbit/s`
+  }
+  lines.push(rates)
+  const gauges: Array<string> = []
+  if (has("tcp")) {
+    gauges.push(
+      `tcp connections ${n("tcp.connections")} (established ${n("tcp.established")}, half-open ${n("tcp.half_open")}, ` +
+        `time-wait ${n("tcp.time_wait")}), memory committed ${fmtBytes(n("tcp.memory_committed_bytes"))}`
+    )
+  }
+  if (has("iperf")) {
+    gauges.push(
+      `iperf sessions ${n("iperf.tcp_sessions_active")}, udp streams in ${n("iperf.udp_streams_active")} out ${n("iperf.udp_send_streams_active")}`
+    )
+  }
+  if (has("iperf3")) gauges.push(`iperf3 tests ${n("iperf3.tests_active")}, streams ${n("iperf3.streams_active")}`)
+  gauges.push(`queued: arp ${n("arp.pending_frames")} frames${has("tcp") ? `, tcp accept ${n("tcp.accept_queued")}` : ""}`)
+  lines.push(`now: ${gauges.join("; ")}`)
+  if (dropParts.length > 0) lines.push(`drops: ${dropParts.join(", ")}`)
+  return lines
+}
+
+// ---- the totals block ----------------------------------------------------------------------------------------
 
 /** The dump's lines: one header, then one line per layer present. Drops by reason only when non-zero. */
 export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcpState?: string): ReadonlyArray<string> => {
@@ -474,6 +613,8 @@ export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcp
   if (has("iperf3")) {
     lines.push(
       `iperf3: connections ${n("iperf3.connections")}, tests ${n("iperf3.tests")} (completed ${n("iperf3.tests_completed")}, aborted ${n("iperf3.tests_aborted")}), ` +
+        `streams ${n("iperf3.streams")}, bytes in ${n("iperf3.bytes_in")} out ${n("iperf3.bytes_out")}, ` +
+        `udp datagrams in ${n("iperf3.udp_datagrams_in")} (bytes ${n("iperf3.udp_bytes_in")}) out ${n("iperf3.udp_datagrams_out")}, ` +
         `denied ${n("iperf3.denied")}, bad cookies ${n("iperf3.bad_cookies")}, stalled ${n("iperf3.stalled")}, ` +
         `cookie-less evicted ${n("iperf3.pending_evicted")}, udp wrong peer ${n("iperf3.udp_wrong_peer")}, log lines held ${n("iperf3.log_suppressed")}`
     )

@@ -30,6 +30,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
@@ -589,7 +590,14 @@ export const make = (opts: TcpOptions = {}) =>
     // Closing the layer: every connection's supervisor is interrupted (FiberMap's scope), which resets it.
     yield* Effect.addFinalizer(() => eth.flush)
 
-    return Tcp.of({ listen, connect, stats, connectionCount: () => stats.connections })
+    const acceptQueued = (): number => {
+      let n = 0
+      // a Queue's size counts waiting takers as negative (the server's accept loop is one): only items count here
+      for (const l of listeners.values()) n += Math.max(0, Option.getOrElse(l.accept.unsafeSize(), () => 0))
+      return n
+    }
+
+    return Tcp.of({ listen, connect, stats, connectionCount: () => stats.connections, acceptQueued })
   })
 
 export const layer = (opts: TcpOptions = {}): Layer.Layer<Tcp, never, Ipv4 | Ethernet | Interface> => Layer.scoped(Tcp, make(opts))

@@ -124,7 +124,7 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       udpSendMaxS: DEFAULTS.udpSendMaxS,
       oneOff: false
     })
-    for (const k of ["debugMs", "pcap", "intervalS", "logfile"]) expect(k in c).toBe(false)
+    for (const k of ["debugMs", "debugTotals", "pcap", "intervalS", "logfile", "metrics"]) expect(k in c).toBe(false)
     expect("gateway" in c.ip).toBe(false)
   })
 
@@ -298,6 +298,16 @@ describe("boundaries", () => {
     expect(ok(["--port", "5201", "--iperf3-port", "5001"])).toMatchObject({ port: 5201, iperf3Port: 5001 })
     refuses(["-d", "0"], "-d")
     expect(ok(["-d", "1"]).debugMs).toBe(1)
+    expect(ok(["--metrics", "127.0.0.1:9100"]).metrics).toEqual({ host: "127.0.0.1", port: 9100 })
+    expect(ok(["--metrics=127.10.0.1:1"]).metrics).toEqual({ host: "127.10.0.1", port: 1 })
+    expect(ok(["--metrics", "[::1]:65535"]).metrics).toEqual({ host: "::1", port: 65535 })
+    expect(ok(["--metrics", "[0:0:0:0:0:0:0:1]:9100"]).metrics).toEqual({ host: "::1", port: 9100 })
+    expect(ok(["--args", "-i 198.51.100.2/24 --metrics 127.0.0.1:9100"]).metrics).toEqual({ host: "127.0.0.1", port: 9100 })
+    expect("metrics" in ok([])).toBe(false) // off by default
+    expect("debugTotals" in ok(["-d", "1"])).toBe(false)
+    expect(ok(["-d", "500,totals"])).toMatchObject({ debugMs: 500, debugTotals: true })
+    expect(ok(["-d500,totals"])).toMatchObject({ debugMs: 500, debugTotals: true })
+    expect(ok(["--args", "-i 198.51.100.2/24 -d 86400000,totals"])).toMatchObject({ debugMs: 86_400_000, debugTotals: true })
     refuses(["--interval", "0"], "--interval")
     expect(ok(["--interval", "0.001"]).intervalS).toBe(0.001)
     expect(ok(["--interval", "2"]).intervalS).toBe(2)
@@ -392,6 +402,11 @@ const ROWS: ReadonlyArray<Row> = [
   row(["-d", "0"], "InvalidValue", "-d", "0", "1..86400000"),
   row(["-d", "1.5"], "InvalidValue", "-d", "1.5", "whole number"),
   row(["-d", "ten"], "InvalidValue", "-d", "ten", "whole number"),
+  row(["-d", "500,total"], "InvalidValue", "-d", "500,total", "MS or MS,totals"),
+  row(["-d", "500,"], "InvalidValue", "-d", "500,", "MS or MS,totals"),
+  row(["-d", "500,totals,totals"], "InvalidValue", "-d", "500,totals,totals", "MS or MS,totals"),
+  row(["-d", ",totals"], "InvalidValue", "-d", ",totals", "whole number"),
+  row(["-d", "0,totals"], "InvalidValue", "-d", "0,totals", "1..86400000"),
   // -a
   row(["-a", "02:00:00:00:00:01/198.51.100.1"], "InvalidValue", "-a", "02:00:00:00:00:01/198.51.100.1", "DHCP"),
   row([...I, "-a", "02:00:00:00:00:01"], "InvalidValue", "-a", "02:00:00:00:00:01", "expected MAC/IPv4"),
@@ -424,6 +439,21 @@ const ROWS: ReadonlyArray<Row> = [
   row(["--stall-timeout", "0"], "InvalidValue", "--stall-timeout", "0", "1..3600"),
   row(["--udp-send-max", "1h"], "InvalidValue", "--udp-send-max", "1h", "1..3600"),
   row(["--logfile", ""], "InvalidValue", "--logfile", "", "empty"),
+  // --metrics: a loopback address of the host only, never the TAP's or any other
+  row(["--metrics", "0.0.0.0:9100"], "InvalidValue", "--metrics", "0.0.0.0:9100", "loopback address of this host only"),
+  row(["--metrics", "198.51.100.2:9100"], "InvalidValue", "--metrics", "198.51.100.2:9100", "never on the TAP"),
+  row(["--metrics", "[2001:db8::2]:9100"], "InvalidValue", "--metrics", "[2001:db8::2]:9100", "127.0.0.0/8 or [::1]"),
+  row(["--metrics", "[::]:9100"], "InvalidValue", "--metrics", "[::]:9100", "loopback address of this host only"),
+  row(["--metrics", "localhost:9100"], "InvalidValue", "--metrics", "localhost:9100", "not a name"),
+  row(["--metrics", "::1:9100"], "InvalidValue", "--metrics", "::1:9100", "in brackets"),
+  row(["--metrics", "[::1]9100"], "InvalidValue", "--metrics", "[::1]9100", "[IPv6]:PORT"),
+  row(["--metrics", "127.0.0.1"], "InvalidValue", "--metrics", "127.0.0.1", "port is missing"),
+  row(["--metrics", "9100"], "InvalidValue", "--metrics", "9100", "port is missing"),
+  row(["--metrics", "127.0.0.1:0"], "InvalidValue", "--metrics", "127.0.0.1:0", "1..65535"),
+  row(["--metrics", "127.0.0.1:65536"], "InvalidValue", "--metrics", "127.0.0.1:65536", "1..65535"),
+  row(["--metrics", "127.0.0.1:http"], "InvalidValue", "--metrics", "127.0.0.1:http", "whole number"),
+  row(["--metrics", "127.0.0.256:9100"], "InvalidValue", "--metrics", "127.0.0.256:9100", "IPv4 address"),
+  row(["--metrics"], "MissingValue", "--metrics", undefined, "loopback address and a port"),
   row(["--logfile", "-1"], "InvalidValue", "--logfile", "-1", "starts with '-'"),
   row(["--logfile"], "MissingValue", "--logfile", undefined, "file name"),
   row(["--logfile", "--one-off"], "MissingValue", "--logfile", undefined, "next word --one-off is an option"),
@@ -520,11 +550,16 @@ describe("help and version", () => {
     expect(Either.isLeft(decodeArgvEither(["--version=1"], opts))).toBe(true)
   })
 
-  it("the usage names every flag and uses RFC 5737 addresses only", () => {
+  it("the usage names every flag and uses RFC 5737 addresses only (and the host's loopback, on --metrics lines only)", () => {
     for (const s of FLAGS) for (const n of s.names) expect(USAGE).toContain(n)
     const ips = USAGE.match(/\b\d{1,3}(?:\.\d{1,3}){3}\b/g) ?? []
     expect(ips.length).toBeGreaterThan(0)
-    for (const ip of ips) expect(ip).toMatch(/^(198\.51\.100|203\.0\.113|192\.0\.2)\./)
+    for (const line of USAGE.split("\n")) {
+      for (const ip of line.match(/\b\d{1,3}(?:\.\d{1,3}){3}\b/g) ?? []) {
+        if (line.includes("--metrics") && ip.startsWith("127.")) continue
+        expect(ip).toMatch(/^(198\.51\.100|203\.0\.113|192\.0\.2)\./)
+      }
+    }
   })
 })
 
@@ -576,6 +611,8 @@ describe("properties", () => {
     useGateway: fc.boolean(),
     arpMacs: fc.array(fc.integer({ min: 0, max: 2 ** 32 - 1 }), { minLength: 24, maxLength: 24 }),
     debugMs: fc.option(fc.integer({ min: 1, max: 86_400_000 }), { nil: undefined }),
+    debugTotals: fc.boolean(),
+    metrics: fc.option(fc.tuple(fc.constantFrom("127.0.0.1", "127.1.2.3", "::1"), fc.integer({ min: 1, max: 65535 })), { nil: undefined }),
     tap: fc.stringMatching(/^[a-z][a-z0-9_.-]{0,14}$/),
     macHi: fc.integer({ min: 0, max: 0xffff }),
     macLo: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
@@ -623,6 +660,8 @@ describe("properties", () => {
       ipv6: g.ipv6,
       staticArp: arp,
       ...(g.debugMs !== undefined ? { debugMs: g.debugMs } : {}),
+      ...(g.debugMs !== undefined && g.debugTotals ? { debugTotals: true as const } : {}),
+      ...(g.metrics !== undefined ? { metrics: { host: g.metrics[0], port: g.metrics[1] } } : {}),
       tap: g.tap === "." || g.tap === ".." ? "tap0" : g.tap,
       mac: mac(macHi, g.macLo),
       mtu: g.mtu,

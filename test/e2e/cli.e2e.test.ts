@@ -124,13 +124,13 @@ describeRoot("e2e: -1/--one-off and --logfile with the real clients", () => {
         expect(first).toMatch(/^Server listening on TCP port 5001$/m)
         expect(first).toMatch(/^Server listening on TCP port 5201$/m)
         expect(first).toMatch(/ Connection from 198\.51\.100\.1:\d+$/m)
-        expect(first).toMatch(/^link: /m) // the -d dump
+        expect(first).toMatch(/^--- interval [\d.]+-[\d.]+ s ---\nrates: in \d+ frames\/s /m) // the -d dump
         expect(s.output()).toBe("") // nothing on stdout or stderr
 
         // logrotate: rename, then SIGHUP; the old file gets nothing more
         fs.renameSync(log, log + ".1")
         process.kill(s.child.pid!, "SIGHUP")
-        yield* waitInFile(log, /^link: /m) // the next dump lands in the new file
+        yield* waitInFile(log, /^rates: in \d+ frames\/s /m) // the next dump lands in the new file
         const r4 = yield* s.client("iperf", ["-c", SERVER_IP, "-t", "1"])
         expect(r4.stdout, r4.stdout + r4.stderr).toMatch(/bits\/sec/)
         yield* waitInFile(log, /^\[\s*\d+\] closed$/m)

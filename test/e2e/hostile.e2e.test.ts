@@ -42,10 +42,13 @@ import { SERVER_IP, withServer, type RunResult, type Server } from "../support/s
 const ATTACKER_IP = "198.51.100.3"
 const sleep = (ms: number) => Effect.sleep(Duration.millis(ms))
 
-/** Our server with a 500 ms statistics dump; the kernel side also owns ATTACKER_IP. */
+/**
+ * Our server with a 500 ms statistics dump, totals included (the counters below are cumulative: drops by reason,
+ * cookies, refusals); the kernel side also owns ATTACKER_IP.
+ */
 const hostileServer = (prefix: string, extra: (ns: Netns, tap: string) => Effect.Effect<unknown, unknown> = () => Effect.void) =>
   withServer(prefix, {
-    args: ["-d", "500"],
+    args: ["-d", "500,totals"],
     setup: (ns, tap) =>
       Effect.gen(function* () {
         yield* ns.ip(["addr", "add", `${ATTACKER_IP}/24`, "dev", tap])
@@ -73,7 +76,7 @@ const context = (s: Server, ...runs: ReadonlyArray<RunResult | { readonly run: R
 const serverLines = (out: string): string =>
   out
     .split("\n")
-    .filter((l) => !l.startsWith("--- statistics at ") && !DUMP_LINE.test(l))
+    .filter((l) => !l.startsWith("--- statistics at ") && !l.startsWith("--- interval ") && !DUMP_LINE.test(l))
     .join("\n")
 
 /** A real `iperf -c -e -t T` was served: a result line with data, and (when `firstSyn`) the first SYN answered. */

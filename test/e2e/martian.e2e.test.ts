@@ -63,7 +63,7 @@ describeRoot("e2e: spoofed martian sources over the TAP", () => {
   it.live("echo requests from 198.51.100.255 and from our own address get no reply and are counted; one from .1 is answered", () =>
     Effect.scoped(
       Effect.gen(function* () {
-        const s = yield* withServer("mart", { args: ["--mac", OUR_MAC, "-d", "200"] })
+        const s = yield* withServer("mart", { args: ["--mac", OUR_MAC, "-d", "200,totals"] })
         const r = yield* s.client("/usr/bin/python3", ["-c", CRAFT, s.tap, OUR_MAC, "198.51.100.255", SERVER_IP, CLIENT_IP], 20)
         expect(r.stderr).toBe("")
         const seen = JSON.parse(r.stdout) as Array<[string, number]>

@@ -62,11 +62,11 @@ describeRoot("e2e: MinIperf parity", () => {
   )
 
   it.live(
-    "-d 500: after ping -c 100 -i 0.01 the dump shows at least 100 echo requests, and dumps keep coming",
+    "-d 500,totals: after ping -c 100 -i 0.01 the dump's totals show at least 100 echo requests, and dumps keep coming",
     () =>
       Effect.scoped(
         Effect.gen(function* () {
-          const s = yield* withServer("dump", { args: ["-d", "500"] })
+          const s = yield* withServer("dump", { args: ["-d", "500,totals"] })
           const p = yield* s.client("ping", ["-c", "100", "-i", "0.01", "-W", "2", SERVER_IP], 30)
           expect(p.stdout).toMatch(/100 received/)
           yield* s.waitFor(/^icmp: echo requests (1\d\d|[2-9]\d\d), echo replies (1\d\d|[2-9]\d\d)/m, 5000)

@@ -46,7 +46,7 @@ describeRoot("the server without capabilities on a persistent TAP it owns (the s
           "-i",
           `${SERVER_IP}/24`,
           "-d",
-          "300"
+          "300,totals"
         ])
         let out = ""
         child.stdout?.on("data", (d: Buffer) => (out += d.toString()))

@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Iperf3 from "../../src/layers/Iperf3.js"
+import * as Stats from "../../src/layers/Stats.js"
 import * as Tcp from "../../src/layers/Tcp.js"
 import * as W from "../../src/protocols/iperf3/wire.js"
 import { B_IP, make, runVirtual, type TwoStacks } from "../support/twoStacks.js"
@@ -102,10 +103,19 @@ describe("iperf3 layer over our own TCP (TestClock)", () => {
     Effect.gen(function* () {
       const net = yield* make({ seed: 31, delay: "1 millis" })
       const lines: Array<string> = []
-      yield* withIperf3(net, lines)
+      const ctx = yield* withIperf3(net, lines)
+      const stats = Context.get(yield* Layer.build(Stats.layer({ sampleEveryMs: 0 }).pipe(Layer.provide(Layer.succeedContext(Context.merge(net.b, ctx))))), Stats.Stats)
       const f = yield* Effect.fork(goodClient(COOKIE_A).pipe(Effect.provide(net.a)))
       const r = yield* runVirtual(f, 5, 30_000)
       expect(r.value.results).toMatchObject({ sender_has_retransmits: -1, streams: [{ id: 1, bytes: 100_000, retransmits: -1, jitter: 0, errors: 0, packets: 0 }] })
+      // the iperf3 counters in Stats (and so in the Effect Metrics): one test served, one stream, its bytes
+      const v = yield* stats.read
+      expect(v.get("iperf3.tests_completed")).toBe(1)
+      expect(v.get("iperf3.streams")).toBe(1)
+      expect(v.get("iperf3.bytes_in")).toBeGreaterThanOrEqual(100_000)
+      expect(v.get("iperf3.bytes_out")).toBe(0)
+      expect(v.get("iperf3.denied")).toBe(0)
+      expect(v.get("iperf3.tests_active")).toBe(0)
       for (const k of ["cpu_util_total", "cpu_util_user", "cpu_util_system"]) expect(typeof r.value.results[k]).toBe("number")
       expect(lines).toContain("Server listening on TCP port 5201")
       expect(lines.some((l) => /^Accepted connection from 198\.51\.100\.1, port \d+$/.test(l))).toBe(true)

@@ -151,6 +151,8 @@ export interface TcpShape {
   readonly connect: (address: Ipv4Address, port: number, opts?: ConnectOptions) => Effect.Effect<TcpConnection, TcpError, Scope.Scope>
   readonly stats: TcpStats
   readonly connectionCount: () => number
+  /** Connections waiting in the listeners' accept queues (accepted, not yet taken by the app): a gauge for Stats. */
+  readonly acceptQueued: () => number
 }
 
 export class Tcp extends Context.Tag("@miniperf/Tcp")<Tcp, TcpShape>() {}

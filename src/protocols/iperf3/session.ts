@@ -127,6 +127,8 @@ export interface ServerStats {
   pendingEvicted: number
   /** UDP connect datagrams from an address other than the control connection's peer (ignored). */
   udpWrongPeer: number
+  /** Data streams admitted to a test (TCP connections and UDP streams). */
+  streams: number
 }
 
 export interface ServerOptions {
@@ -170,7 +172,7 @@ export const makeServer = (opts: ServerOptions = {}): Server => ({
   nextTest: 1,
   udp: opts.udp ?? false,
   stallMs: opts.stallMs ?? DEFAULT_STALL_MS,
-  stats: { tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, badCookies: 0, stalled: 0, pendingEvicted: 0, udpWrongPeer: 0 }
+  stats: { tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, badCookies: 0, stalled: 0, pendingEvicted: 0, udpWrongPeer: 0, streams: 0 }
 })
 
 const log = (out: Array<Action>, line: string, t?: Test): void => {
@@ -307,6 +309,7 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
     return
   }
   const st = addStream(t, conn, undefined, peer)
+  s.stats.streams++
   s.conns.set(conn, { kind: "stream", test: t, stream: st })
   streamIn(t, st, nowMs, out)
 }
@@ -391,6 +394,7 @@ export const onUdpConnect = (s: Server, key: number, peer: PeerInfo, nowMs: numb
     return true
   }
   const st = addStream(t, -(t.streams.length + 1), key, peer)
+  s.stats.streams++
   s.udpStreams.set(key, st)
   out.push({ _tag: "UdpReply", key })
   streamIn(t, st, nowMs, out)

@@ -7,6 +7,11 @@ const DUMP = [
   "ipv4: in 1, out 0, delivered 0, drops 0, checksum errors 0",
   "tcp: connections 0, backlog drops 0, drops 0",
   "iperf: tcp sessions 0 (active 0), udp streams 0",
+  // the interval block before each totals block (-d MS,totals): not part of any dump the reader returns
+  "--- interval 1.0-1.5 s ---",
+  "rates: in 2 frames/s 0.01 Mbit/s, out 0 frames/s 0.00 Mbit/s, drops 6/s; tcp segments in 2/s out 4/s, retransmits 0/s",
+  "now: tcp connections 99 (established 98, half-open 97, time-wait 96), memory committed 0 B; queued: arp 0 frames, tcp accept 0",
+  "drops: ipv4 MartianSource 4/s, tcp PerSourceLimit 18/s",
   "--- statistics at 1.5 s ---",
   "ipv4: in 1, out 0, delivered 0, drops 3 (MartianSource 2, FragmentOverlap 1), checksum errors 0, fragments in 64 out 0",
   "tcp: active opens 0, passive opens 3, established 0, connections 1, segments in 1 out 2, retransmits 0, resets in 0 out 4, " +

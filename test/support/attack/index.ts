@@ -1,7 +1,8 @@
 /**
  * Support for the attack tests (test/e2e/hostile.e2e.test.ts, design.md §7): running the attack tools of
  * `attack.py` inside a test's namespace, tcpdump on the kernel side of the TAP, judging the real clients'
- * output, and reading counters from our server's `-d` statistics dump.
+ * output, and reading counters from our server's `-d MS,totals` statistics dump (the totals block; the interval block before it
+ * is skipped).
  *
  * Counter names live in `COUNTERS` only: the drop reasons and the SYN-cookie counters are being added by the
  * hardening work in parallel, so their spelling in the dump may still change; adjust it here.
