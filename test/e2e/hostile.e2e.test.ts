@@ -154,9 +154,14 @@ describeRoot("e2e: hostile peers (design.md §7): a real client is served during
         expect(rate3!, context(s, r3)).toBeGreaterThan(0)
         const r2 = yield* iperf2(s, 1, 10)
         expectIperf2Served(s, r2, { maxConnectMs: 1000 })
-        // design.md §7: log lines about refusals are aggregated; 1024 refusals must not make 1024 lines (bound: 32)
+        // design.md §7: log lines about refusals are aggregated: at most 5 a second per kind, then one line that counts
+        // the rest. The bound follows the attack's duration (a loaded machine runs it slower: 32 lines was exceeded at
+        // load 10 with the limiter working), and stays far below one line per refusal
         const refusals = s.output().split("\n").filter((l) => /refus/i.test(l) && l.includes(ATTACKER_IP))
-        expect(refusals.length, `${refusals.length} refusal lines, e.g.:\n${refusals.slice(0, 3).join("\n")}`).toBeLessThanOrEqual(32)
+        const kinds = new Set(refusals.map((l) => l.replace(/\(".*$/, "").replace(/[\d.:]+/g, "#"))).size
+        const bound = 6 * Math.max(1, kinds) * (Math.ceil(a.run.elapsedS) + 2)
+        expect(bound, `attack took ${a.run.elapsedS} s`).toBeLessThan(Number(a.result.get("sent")) / 2)
+        expect(refusals.length, `${refusals.length} refusal lines (bound ${bound}), e.g.:\n${refusals.slice(0, 3).join("\n")}`).toBeLessThanOrEqual(bound)
       })
     ),
     90_000
