@@ -3,7 +3,10 @@
 #
 #   the real iperf 2.1.8 client -> our server (node dist/main.js) over a TAP, with offloads and with --no-offload
 #   the real iperf 2.1.8 client -> the kernel's own `iperf -s` over a veth pair (the ceiling)
-#   optionally the lwIP anchor (../shared/anchors, built into a temp dir) over a TAP
+#   the anchors of ../shared/anchors (built into a temp dir), each over a TAP: lwIP 2.1.3 (MinIperf's stack in C), and
+#   tap_pump in C as the limit of a TAP reader (c-sink: a TCP ACK sink with the virtio-net header and TSO, modes -c, -P 4
+#   and -P 64) and of a TAP writer (c-push: it opens a connection to the kernel's `iperf -s` on the client side and
+#   pushes with GSO for SECS seconds; our counterpart is -r's server-to-client half)
 #
 # Modes: -c (single stream), -P 4, -r (both directions, two cells). Each cell is the median of RUNS runs of
 # SECS seconds; the runs of one mode are interleaved across the servers so background load hits all alike.
@@ -20,9 +23,10 @@
 #   BENCH_QUICK=1          1 run x 3 s per cell (default: 3 runs x 5 s)
 #   BENCH_RUNS, BENCH_SECS override the above
 #   BENCH_MODES=c,p4,r     modes to run
-#   BENCH_ROWS=kernel,ours,ours-nooff,ours-nopoll,lwip   servers to measure (lwip only if it builds; ours-nopoll
-#                          is ours with --busy-poll 0, measured in the ping part only unless listed in BENCH_ROWS)
-#   BENCH_P64=1            the -P 64 run (0 = skip);  BENCH_PINGS=1000 pings per server (0 = skip)
+#   BENCH_ROWS=kernel,ours,ours-nooff,ours-nopoll,lwip,c-sink,c-push   servers to measure (the anchors only if they
+#                          build; ours-nopoll is ours with --busy-poll 0, measured in the ping part only unless listed)
+#   BENCH_P64=1            the -P 64 runs (0 = skip): 5 runs each (1 with BENCH_QUICK) for the worst-of-5 target
+#   BENCH_PINGS=1000       pings per server (0 = skip)
 #   BENCH_IDLE_MAX=20      "idle" = box busy <= this % (200 = both cores busy) over 1 s
 #   BENCH_QUIET_WAIT=30    wait at most this many seconds for idle before each run
 #   BENCH_BUDGET_S=780     after this many seconds, stop waiting for idle (keeps the full run < 15 min)
@@ -44,8 +48,9 @@ done
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then RUNS=${BENCH_RUNS:-1} SECS=${BENCH_SECS:-3}; else RUNS=${BENCH_RUNS:-3} SECS=${BENCH_SECS:-5}; fi
 MODES=${BENCH_MODES:-c,p4,r}
-ROWS=${BENCH_ROWS:-kernel,ours,ours-nooff,lwip}
+ROWS=${BENCH_ROWS:-kernel,ours,ours-nooff,lwip,c-sink,c-push}
 P64=${BENCH_P64:-1}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then P64_RUNS=1; else P64_RUNS=5; fi
 PINGS=${BENCH_PINGS:-1000}
 IDLE_MAX=${BENCH_IDLE_MAX:-20}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-30}
@@ -115,7 +120,8 @@ proc_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo ""; }  
 # run is what other sessions took from the cores while we measured. Kernel threads are left out (softirq work for our own
 # traffic may run there).
 others_ticks() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v me=$$ '{
+  # (a process may exit between the glob and the read: cat then fails, which must not end the bench under pipefail)
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v me=$$ '{
     pid = $1; rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
     if (pid == me || f[2] == me || int(f[7] / 2097152) % 2 == 1) next
     s += f[12] + f[13] + f[14] + f[15]
@@ -137,22 +143,38 @@ wait_idle() { # echoes the busy % of the last 1 s sample before the run
 }
 
 # ---- servers ----------------------------------------------------------------------------------------------
-LWIP_BIN="" LWIP_NOTE=""
-build_lwip() {
+ANCHORS_DIR="" LWIP_BIN="" LWIP_NOTE="" PUMP_BIN="" PUMP_NOTE=""
+find_anchors() {
   local a=${BENCH_ANCHORS:-}
   if [ -z "$a" ]; then
     if [ -d /work/shared/anchors ]; then a=/work/shared/anchors; elif [ -d "$REPO/../shared/anchors" ]; then a=$REPO/../shared/anchors; fi
   fi
-  if [ -z "$a" ] || [ ! -f "$a/src/lwip_iperf.c" ] || [ ! -f "$a/Makefile" ]; then LWIP_NOTE="lwIP row skipped: no anchors directory (../shared/anchors)"; return; fi
-  if [ ! -f /usr/include/lwip/tcp.h ] && ! pkg-config --exists lwip 2>/dev/null; then
+  if [ -n "$a" ] && [ -f "$a/Makefile" ] && [ -d "$a/src" ]; then
+    ANCHORS_DIR=$a
+    mkdir -p "$WORK/anchors"
+    [ -f "$WORK/anchors/Makefile" ] || cp -r "$a/Makefile" "$a/src" "$WORK/anchors/"
+  fi
+}
+build_lwip() {
+  find_anchors
+  if [ -z "$ANCHORS_DIR" ] || [ ! -f "$ANCHORS_DIR/src/lwip_iperf.c" ]; then LWIP_NOTE="lwIP row skipped: no anchors directory (../shared/anchors)"; return; fi
+  if [ ! -f /usr/include/lwip/lwip/tcp.h ] && ! pkg-config --exists lwip 2>/dev/null; then
     LWIP_NOTE="lwIP row skipped: liblwip-dev not installed (apt-get install liblwip-dev)"; return
   fi
-  mkdir -p "$WORK/anchors"
-  cp -r "$a/Makefile" "$a/src" "$WORK/anchors/"
   if make -s -C "$WORK/anchors" build/lwip_iperf >"$LOGS/lwip-build.log" 2>&1; then
     LWIP_BIN=$WORK/anchors/build/lwip_iperf
   else
     LWIP_NOTE="lwIP row skipped: build failed (see $LOGS/lwip-build.log)"
+  fi
+}
+build_pump() {
+  [ -n "$PUMP_BIN" ] || [ -n "$PUMP_NOTE" ] && return 0
+  find_anchors
+  if [ -z "$ANCHORS_DIR" ] || [ ! -f "$ANCHORS_DIR/src/tap_pump.c" ]; then PUMP_NOTE="C anchor rows skipped: no anchors directory (../shared/anchors)"; return; fi
+  if make -s -C "$WORK/anchors" build/tap_pump >"$LOGS/pump-build.log" 2>&1; then
+    PUMP_BIN=$WORK/anchors/build/tap_pump
+  else
+    PUMP_NOTE="C anchor rows skipped: build failed (see $LOGS/pump-build.log)"
   fi
 }
 
@@ -164,12 +186,14 @@ row_cmd() {
     ours-nooff) echo "node $REPO/dist/main.js --tap $TAP -i $SERVER_IP/24 --no-offload" ;;
     ours-nopoll) echo "node $REPO/dist/main.js --tap $TAP -i $SERVER_IP/24 --busy-poll 0" ;;
     lwip) echo "$LWIP_BIN --quiet --tap $TAP -i $SERVER_IP/24" ;;
+    c-sink) echo "$PUMP_BIN --quiet --ack --vnet --tap $TAP --ip $SERVER_IP" ;;
+    c-push) echo "$PUMP_BIN --quiet --vnet --tx $CLIENT_IP:5001 --seconds $SECS --tap $TAP --ip $SERVER_IP" ;;
   esac
 }
 
 CLIENT_NS=""
-start_row() { # row logfile -> sets SRV_PID and CLIENT_NS; returns 1 if the server did not come up
-  local row=$1 slog=$2 kind cmd
+start_row() { # row logfile [noping] -> sets SRV_PID and CLIENT_NS; returns 1 if the server did not come up
+  local row=$1 slog=$2 noping=${3:-} kind cmd
   kind=$(row_kind "$row"); cmd=$(row_cmd "$row")
   if [ "$kind" = veth ]; then
     ns_add "$NS_C"; ns_add "$NS_S"
@@ -203,7 +227,8 @@ start_row() { # row logfile -> sets SRV_PID and CLIENT_NS; returns 1 if the serv
     ip -n "$NS_T" addr add "$CLIENT_IP/24" dev "$TAP"
     ip -n "$NS_T" link set "$TAP" mtu 1500 up
   fi
-  # readiness: ARP + ICMP through the link, 5 s at most
+  # readiness: ARP + ICMP through the link, 5 s at most (not for the C pusher: it answers neither, and starts at once)
+  if [ -n "$noping" ]; then return 0; fi
   local ok=0
   for _ in 1 2 3 4 5; do
     if ip netns exec "$CLIENT_NS" ping -c 1 -W 1 -q "$SERVER_IP" >/dev/null 2>&1; then ok=1; break; fi
@@ -279,6 +304,41 @@ run_iperf() { # row mode run
     "${s2c:+ / s2c $s2c}" "${cpu:--}" "$(( ${hwm:-0} / 1024 ))" "$host" "$bg" "${others:--}" "${note:+  ($note)}")"
 }
 
+# c-push: the kernel's `iperf -s` on the client side, the pusher connects to it and sends for SECS seconds; the figure
+# is what that iperf server measured (its report line), the CPU % the pusher's own over its run
+run_push() { # row run
+  local row=$1 run=$2 slog=$LOGS/$1.push.$2.server.log clog=$LOGS/$1.push.$2.client.log note=""
+  local bg; bg=$(wait_idle)
+  local o0 h0 w0 t0 t1 w1 h1 o1
+  if ! start_row "$row" "$slog" noping; then record "$row" push "$run" "" "" "" "" "" "" "" "server did not start"; stop_row; return; fi
+  ip netns exec "$CLIENT_NS" iperf -s -f m -p 5001 >"$clog" 2>&1 &
+  local ipf=$!
+  EXTRA_PIDS+=("$ipf")
+  o0=$(others_ticks); h0=$(host_cpu); w0=$(date +%s.%N)
+  t0=$(proc_ticks "$SRV_PID"); t1=$t0
+  # the pusher exits after SECS seconds; sample its CPU until then (bounded)
+  for _ in $(seq $(( (SECS + 20) * 10 ))); do
+    local v; v=$(awk '$3!="Z"{print $14+$15}' "/proc/$SRV_PID/stat" 2>/dev/null || true)
+    [ -n "$v" ] || break
+    t1=$v
+    sleep 0.1
+  done
+  w1=$(date +%s.%N); h1=$(host_cpu); o1=$(others_ticks)
+  kill -0 "$SRV_PID" 2>/dev/null && note="pusher still running after $((SECS + 20)) s"
+  local hwm; hwm=$(hwm_kb "$SRV_PID")
+  sleep 1
+  stop_pid "$ipf"
+  stop_row
+  local g cpu host others
+  g=$(iperf_rates <"$clog" | awk '{printf "%.3f", $2/1000; exit}')
+  cpu=$(pct_of "$t0" "$t1" "$w0" "$w1")
+  host=$(echo "$h0 $h1" | awk -v n="$NCPU" '{d=$4-$2; printf "%.0f", (d>0)?($3-$1)/d*100*n:0}')
+  others=$(pct_of "$o0" "$o1" "$w0" "$w1")
+  [ -n "$g" ] || note="${note:+$note; }no result line from iperf -s"
+  record "$row" push "$run" "$g" "" "$cpu" "$host" "$bg" "$hwm" "$others" "$note"
+  say "$(printf '%-10s push run %s: %6s Gbit/s  cpu %s%%  host %s%%  bg %s%%%s' "$row" "$run" "${g:--}" "${cpu:--}" "$host" "$bg" "${note:+  ($note)}")"
+}
+
 run_ping() { # row
   local row=$1 slog=$LOGS/$row.ping.server.log plog=$LOGS/$row.ping.log note=""
   if ! start_row "$row" "$slog"; then record "$row" ping 1 "" "" "" "" "" "" "" "server did not start"; stop_row; return; fi
@@ -305,7 +365,8 @@ for r in ${ROWS//,/ }; do
   case $r in
     kernel | ours | ours-nooff | ours-nopoll) SEL+=("$r") ;;
     lwip) build_lwip; if [ -n "$LWIP_BIN" ]; then SEL+=(lwip); else say "$LWIP_NOTE"; fi ;;
-    *) say "unknown row $r (kernel, ours, ours-nooff, ours-nopoll, lwip)"; exit 2 ;;
+    c-sink | c-push) build_pump; if [ -n "$PUMP_BIN" ]; then SEL+=("$r"); else say "$PUMP_NOTE"; fi ;;
+    *) say "unknown row $r (kernel, ours, ours-nooff, ours-nopoll, lwip, c-sink, c-push)"; exit 2 ;;
   esac
 done
 [ ${#SEL[@]} -gt 0 ] || { say "no rows to run"; exit 2; }
@@ -315,14 +376,28 @@ say "part: $PART; rows: ${SEL[*]}; modes: ${MODES:-none}; $RUNS run(s) x $SECS s
 for mode in ${MODES//,/ }; do
   case $mode in c | p4 | r) ;; *) say "unknown mode $mode (c, p4, r)"; exit 2 ;; esac
   for i in $(seq "$RUNS"); do
-    for row in "${SEL[@]}"; do run_iperf "$row" "$mode" "$i"; done
+    for row in "${SEL[@]}"; do
+      # the C sink cannot connect back (-r), the C pusher only pushes (below)
+      case $row:$mode in c-sink:r | c-push:*) continue ;; esac
+      run_iperf "$row" "$mode" "$i"
+    done
   done
+  # the C pusher beside -r (ours s2c), interleaved the same way
+  if [ "$mode" = r ]; then
+    case " ${SEL[*]} " in *" c-push "*) for i in $(seq "$RUNS"); do run_push c-push "$i"; done ;; esac
+  fi
 done
 if [ "$P64" = 1 ]; then
-  for row in "${SEL[@]}"; do run_iperf "$row" p64 1; done
+  for i in $(seq "$P64_RUNS"); do
+    for row in "${SEL[@]}"; do
+      case $row in c-push) continue ;; esac
+      run_iperf "$row" p64 "$i"
+    done
+  done
 fi
 if [ "$PINGS" -gt 0 ]; then
-  PING_ROWS=("${SEL[@]}")
+  PING_ROWS=()
+  for row in "${SEL[@]}"; do case $row in c-sink | c-push) ;; *) PING_ROWS+=("$row") ;; esac; done
   # the ping latency with and without busy polling, side by side, whenever ours is measured
   case " ${SEL[*]} " in *" ours "*) case " ${SEL[*]} " in *" ours-nopoll "*) ;; *) PING_ROWS+=(ours-nopoll) ;; esac ;; esac
   for row in "${PING_ROWS[@]}"; do run_ping "$row"; done
@@ -341,6 +416,7 @@ export BENCH_META_RUNS="$RUNS" BENCH_META_SECS="$SECS" BENCH_META_PINGS="$PINGS"
 export BENCH_META_MACHINE="$NCPU cpu ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/^MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
 export BENCH_META_VERSIONS="node $(node -v), $(iperf -v 2>&1 | head -1 | cut -d'(' -f1 | sed 's/ *$//'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git status --porcelain -- src native 2>/dev/null)" ] || echo ' + uncommitted or untracked files under src/ or native/ (dist/ was built from the working tree)')"
 export BENCH_META_TXQLEN="${TXQLEN:-default (1000)}" BENCH_META_LWIP_NOTE="$LWIP_NOTE" BENCH_META_NOTE="${BENCH_NOTE:-}"
+export BENCH_META_PUMP_NOTE="$PUMP_NOTE" BENCH_META_P64_RUNS="$P64_RUNS"
 export BENCH_META_QUICK="${BENCH_QUICK:-0}"
 OUT_MD=""
 if [ "${BENCH_NO_SAVE:-0}" != 1 ]; then
