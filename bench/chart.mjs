@@ -87,9 +87,9 @@ const THROUGHPUT = [
 // "|" breaks an axis label into lines
 const ATTACKS = [
   { mode: "fl", label: "SYN flood|(hping3)" },
-  { mode: "atk-a", label: "a: 1100|idle conns" },
-  { mode: "atk-b", label: "b: 1024|iperf3 cookies" },
-  { mode: "atk-c", label: "c: 300|spoofed SYNs" }
+  { mode: "atk-a", label: "a. 1100|idle conns" },
+  { mode: "atk-b", label: "b. 1024|iperf3 cookies" },
+  { mode: "atk-c", label: "c. 300|spoofed SYNs" }
 ]
 const RSS_MAX_MB = 250
 
