@@ -1,8 +1,10 @@
 // Turns the per-run records of scripts/bench.sh into the bench table (markdown), prints it and, given a second
-// argument, writes it there too. Usage: node bench/report.mjs RAW.tsv [OUT.md]
+// argument, writes it there too, and the chart of the same records beside it (OUT.svg, bench/chart.mjs).
+// Usage: node bench/report.mjs RAW.tsv [OUT.md]
 // RAW.tsv columns: row mode run c2s_gbps s2c_gbps srv_cpu_pct host_pct bg_pct hwm_kb others_pct note
 // (for mode "ping" the c2s column holds the RTT median in microseconds). Conditions come from BENCH_META_* variables.
 import { readFileSync, writeFileSync } from "node:fs"
+import { renderChart } from "./chart.mjs"
 
 const [rawPath, outPath] = process.argv.slice(2)
 if (rawPath === undefined) {
@@ -266,4 +268,18 @@ out("</details>")
 
 const text = lines.join("\n") + "\n"
 process.stdout.write(text)
-if (outPath !== undefined) writeFileSync(outPath, text)
+if (outPath !== undefined) {
+  writeFileSync(outPath, text)
+  const svgPath = outPath.replace(/\.md$/, "") + ".svg"
+  const versions = env("VERSIONS")
+  const meta = {
+    start: env("START"), end: env("END"), quick: env("QUICK") === "1", commit: /commit (\w+)/.exec(versions)?.[1],
+    uncommitted: versions.includes("uncommitted"), runs: Number(env("RUNS", "0")) || undefined, secs: Number(env("SECS", "0")) || undefined
+  }
+  try {
+    writeFileSync(svgPath, await renderChart(records, meta))
+  } catch (e) {
+    // the table is the result; a chart that cannot be drawn (vega, a devDependency, missing) does not lose it
+    process.stderr.write(`chart not written: ${e instanceof Error ? e.message : String(e)}\n`)
+  }
+}

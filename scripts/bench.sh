@@ -426,4 +426,5 @@ if [ "${BENCH_NO_SAVE:-0}" != 1 ]; then
 fi
 node bench/report.mjs "$RAW" ${OUT_MD:+"$OUT_MD"}
 if [ -n "$OUT_MD" ]; then say "written to $OUT_MD"; fi
+if [ -n "$OUT_MD" ] && [ -f "${OUT_MD%.md}.svg" ]; then say "chart: ${OUT_MD%.md}.svg"; fi
 say "raw per-run data and logs: $WORK (elapsed $(( $(date +%s) - START_S )) s)"
