@@ -5,7 +5,7 @@
 //   node bench/chart.mjs RESULTS.md [OUT.svg]   the chart of a saved result file, from its per-run table (default
 //                                               OUT: the .md's path with .svg)
 //
-// Panels (each only when the records have it): throughput (-c, -P 4, -r c2s, -r s2c, -P 64) in Gbit/s; ping RTT in
+// Panels (each only when the records have it): throughput (-c, -P 4, -r c2s, -r s2c, -P 64, the C pusher's push) in Gbit/s; ping RTT in
 // us; single-stream Gbit/s without and during a SYN flood; our peak RSS under the flood and the attacks of design.md §7.
 import { readFileSync, writeFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
@@ -71,7 +71,9 @@ const KNOWN_ROWS = [
   { row: "ours", label: "ours (offloads, default)", color: "#0072B2" },
   { row: "ours-nooff", label: "ours --no-offload", color: "#56B4E9" },
   { row: "ours-nopoll", label: "ours --busy-poll 0", color: "#009E73" },
-  { row: "lwip", label: "lwIP 2.1.3 anchor", color: "#E69F00" }
+  { row: "lwip", label: "lwIP 2.1.3 anchor", color: "#E69F00" },
+  { row: "c-sink", label: "C ACK sink + TSO (reader limit)", color: "#CC79A7" },
+  { row: "c-push", label: "C push + GSO (writer limit)", color: "#D55E00" }
 ]
 // Okabe-Ito colours, told apart with the common colour-vision deficiencies; rows not listed above (other C
 // anchors) take these in order
@@ -82,7 +84,8 @@ const THROUGHPUT = [
   { mode: "p4", label: "-P 4", pick: (r) => r.c2s },
   { mode: "r", label: "-r c2s", pick: (r) => r.c2s },
   { mode: "r", label: "-r s2c", pick: (r) => r.s2c },
-  { mode: "p64", label: "-P 64", pick: (r) => r.c2s }
+  { mode: "p64", label: "-P 64", pick: (r) => r.c2s },
+  { mode: "push", label: "push s2c", pick: (r) => r.c2s }
 ]
 // "|" breaks an axis label into lines
 const ATTACKS = [
