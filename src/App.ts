@@ -63,7 +63,10 @@ export const stackLayer = (cfg: Config): Layer.Layer<Stack.StackServices, never,
           ? { address: { address: cfg.ip.address, prefix: cfg.ip.prefix, gateway: cfg.ip.gateway } }
           : {}),
         staticArp: cfg.staticArp,
-        ipv6: cfg.ipv6 ? { addresses: cfg.ip6, print } : { enabled: false }
+        // SLAAC when no static address is given (RFC 4862), as a host does
+        ipv6: cfg.ipv6
+          ? { addresses: cfg.ip6, print, slaac: cfg.ip6.length === 0, ...(cfg.gw6 !== undefined ? { gateway: cfg.gw6 } : {}) }
+          : { enabled: false }
       })
     )
   )

@@ -26,6 +26,7 @@ export interface RawArgs {
   readonly "--mtu"?: string
   readonly "--no-offload": boolean
   readonly "--ip6": ReadonlyArray<string>
+  readonly "--gw6"?: string
   readonly "--no-ipv6": boolean
   readonly "--pcap"?: string
   readonly "--drop-chance"?: string
@@ -62,6 +63,7 @@ export type ValueFlag =
   | "--udp-send-max"
   | "--logfile"
   | "--metrics"
+  | "--gw6"
 
 /** The plain switches (no value): true when given. */
 export type SwitchFlag = "--no-offload" | "--one-off" | "--no-ipv6"
@@ -109,6 +111,8 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
   spec("--no-offload", "switch", "", "", "--no-offload", "turn off the virtio-net header, TSO and checksum offload"),
   spec("--ip6", "repeat", "IPv6/PREFIX", "expected IPv6/prefix", "--ip6 2001:db8::2/64",
     `static IPv6 address and prefix length (1..128), repeatable (up to ${MAX_IP6}); the link-local address from the MAC is always there`),
+  spec("--gw6", "value", "IPv6", "expected an IPv6 address", "--gw6 fe80::1",
+    "default IPv6 router (link-local, or on the link of an --ip6 prefix), kept besides those router advertisements announce"),
   spec("--no-ipv6", "switch", "", "", "--no-ipv6", "no IPv6 at all: IPv4 only, nothing sent or answered for type 0x86dd"),
   spec("--pcap", "value", "FILE", "expected a file name", "--pcap /tmp/miniperf.pcap", "write every frame to FILE (pcap)"),
   spec("--drop-chance", "value", "PERCENT", "expected a percentage", "--drop-chance 5",

@@ -17,7 +17,10 @@
  * - `--ip6 ADDR/PREFIX` (repeatable): any RFC 4291 text form, prefix 1..128; a unicast address (not ::, ::1 or
  *   multicast), not the subnet-router anycast address of its prefix (interface identifier all zeros, RFC 4291 §2.6.1),
  *   each address once. The link-local address from the MAC is always configured besides. `--no-ipv6` turns IPv6 off and
- *   is refused together with `--ip6`. Addresses are printed back in RFC 5952 form.
+ *   is refused together with `--ip6`. Addresses are printed back in RFC 5952 form. Without `--ip6`, SLAAC forms an
+ *   address from each autonomous /64 that router advertisements carry (RFC 4862).
+ * - `--gw6 ADDR`: a unicast IPv6 address without a prefix, link-local or inside an `--ip6` prefix (a router must be on
+ *   our link); refused with `--no-ipv6`.
  * - `-d MS` or `-d MS,totals` (no other suffix): the interval block only, or followed by the cumulative totals.
  * - `--metrics HOST:PORT`: HOST a loopback address of this host, a dotted quad in 127.0.0.0/8 or `[::1]` (any RFC 4291
  *   spelling of it); names such as `localhost` are refused (the resolver decides what they mean), as is every other
@@ -37,7 +40,7 @@ import {
   parseMac,
   prefixMask
 } from "../protocols/address.js"
-import { formatIpv6, isLoopback, isMulticast, isUnspecified, maskPrefix, parseIpv6, parseIpv6Prefix, type Ipv6Address } from "../protocols/ipv6/address.js"
+import { formatIpv6, inPrefix, isLinkLocal, isLoopback, isMulticast, isUnspecified, maskPrefix, parseIpv6, parseIpv6Prefix, type Ipv6Address } from "../protocols/ipv6/address.js"
 import { ConfigError } from "./ConfigError.js"
 import { FLAGS, type FlagSpec, MAX_STATIC_ARP, type RawArgs, type SwitchFlag, exampleFor, lex } from "./Flags.js"
 
@@ -73,6 +76,8 @@ export interface Config {
   readonly ip6: ReadonlyArray<StaticIp6>
   /** false with `--no-ipv6`. */
   readonly ipv6: boolean
+  /** `--gw6`: a static default IPv6 router. */
+  readonly gw6?: Ipv6Address
   readonly staticArp: ReadonlyArray<StaticArpEntry>
   /** `-d`: statistics dump interval. */
   readonly debugMs?: number
@@ -221,6 +226,17 @@ const checkUnicastMac = (s: string, what: string): MacAddress | Invalid => {
   if (m === 0) return new Invalid("00:00:00:00:00:00 is not a usable address")
   if (isMulticastMac(m)) return new Invalid("that is a multicast or broadcast MAC; the first octet must be even")
   return m
+}
+
+/** `--gw6 ADDR`: a unicast IPv6 address (no prefix). */
+const checkIp6Host = (s: string): Ipv6Address | Invalid => {
+  if (s.includes("/")) return new Invalid("expected an address without a prefix length")
+  const a = parseIpv6(s)
+  if (a === undefined) return new Invalid("expected an IPv6 address (RFC 4291 text form)")
+  if (isUnspecified(a)) return new Invalid(":: is not a router address")
+  if (isLoopback(a)) return new Invalid("::1 is loopback")
+  if (isMulticast(a)) return new Invalid("that is a multicast address (ff00::/8)")
+  return a
 }
 
 const checkIp6Prefix = (s: string): StaticIp6 | Invalid => {
@@ -408,6 +424,7 @@ const Ip6Cidr = fromString(
   checkIp6Prefix,
   (c) => `${formatIpv6(c.address)}/${c.prefixLen}`
 )
+const Ip6Host = fromString(Ip6Type, checkIp6Host, formatIpv6)
 const UnicastMac = fromString(MacType, (s) => checkUnicastMac(s, "a MAC"), formatMac)
 const DumpSpec = fromString(
   Schema.Struct({ ms: Schema.Number, totals: Schema.Boolean }),
@@ -438,6 +455,7 @@ export const Flags = Schema.Struct({
   "--no-offload": Schema.Boolean,
   "--ip6": Schema.Array(Ip6Cidr),
   "--no-ipv6": Schema.Boolean,
+  "--gw6": opt(Ip6Host),
   "--pcap": opt(PcapPath),
   "--drop-chance": withDefault(Percent, DEFAULTS.dropChance),
   "--corrupt-chance": withDefault(Percent, DEFAULTS.corruptChance),
@@ -465,6 +483,7 @@ export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
   ip: Schema.Union(StaticIpSchema, DhcpIpSchema),
   ip6: Schema.Array(Schema.Struct({ address: Ip6Type, prefixLen: Schema.Number })),
   ipv6: Schema.Boolean,
+  gw6: Schema.optionalWith(Ip6Type, { exact: true }),
   staticArp: Schema.Array(Schema.Struct({ mac: MacType, ip: Ipv4Type })),
   debugMs: Schema.optionalWith(Schema.Number, { exact: true }),
   debugTotals: Schema.optionalWith(Schema.Literal(true), { exact: true }),
@@ -556,11 +575,20 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
           `${formatIpv6(ip6[k]!.address)} was already given (--ip6 number ${first + 1}); each address once`))
       }
     }
+    const gw6 = f["--gw6"]
+    if (gw6 !== undefined && f["--no-ipv6"]) {
+      return ParseResult.fail(at(["--gw6"], gw6, ast, "--no-ipv6 turns IPv6 off; give one or the other"))
+    }
+    if (gw6 !== undefined && !isLinkLocal(gw6) && !ip6.some((e) => inPrefix(gw6, e.address, e.prefixLen))) {
+      return ParseResult.fail(at(["--gw6"], gw6, ast,
+        `${formatIpv6(gw6)} is on no link of ours: give a link-local router address (fe80::/10) or one inside an --ip6 prefix`))
+    }
     const tap = f["--tap"]
     const config: Config = {
       ip,
       ip6: ip6.map((e) => ({ address: e.address, prefixLen: e.prefixLen })),
       ipv6: !f["--no-ipv6"],
+      ...(gw6 !== undefined ? { gw6 } : {}),
       staticArp: f["-a"].map((e) => ({ mac: e.mac, ip: e.ip })),
       ...(f["-d"] !== undefined ? { debugMs: f["-d"].ms } : {}),
       ...(f["-d"]?.totals === true ? { debugTotals: true as const } : {}),
@@ -596,6 +624,7 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       "--no-offload": !c.offload,
       "--ip6": c.ip6,
       "--no-ipv6": !c.ipv6,
+      ...(c.gw6 !== undefined ? { "--gw6": c.gw6 } : {}),
       ...(c.pcap !== undefined ? { "--pcap": c.pcap } : {}),
       "--drop-chance": c.dropChance,
       "--corrupt-chance": c.corruptChance,

@@ -32,6 +32,7 @@ import * as Nd from "../protocols/icmpv6/nd.js"
 import {
   IPV6_ALL_MLDV2_ROUTERS,
   IPV6_ALL_NODES,
+  IPV6_ALL_ROUTERS,
   IPV6_UNSPECIFIED,
   commonPrefixLen,
   formatIpv6,
@@ -40,6 +41,7 @@ import {
   isLinkLocal,
   isMulticast,
   isUnspecified,
+  interfaceIdFromMac,
   linkLocalFromMac,
   multicastMac,
   multicastScope,
@@ -47,6 +49,7 @@ import {
   type Ipv6Address
 } from "../protocols/ipv6/address.js"
 import { Dad, DEFAULT_CONFIG as DAD_DEFAULTS, type DadAction, type DadConfig } from "../protocols/ipv6/dad.js"
+import { Slaac, DEFAULT_CONFIG as SLAAC_DEFAULTS, type SlaacAction, type SlaacConfig } from "../protocols/ipv6/slaac.js"
 import { NeighborCache, DEFAULT_CONFIG as NEIGHBOR_DEFAULTS, type NeighborAction, type NeighborConfig } from "../protocols/ipv6/neighbor.js"
 import { Reassembler, fragmentPlan, writeFragment, DEFAULT_CONFIG as REASSEMBLY_DEFAULTS, type ReassemblyConfig } from "../protocols/ipv6/reassembly.js"
 import * as Ip6 from "../protocols/ipv6/wire.js"
@@ -110,6 +113,9 @@ export interface NdStats {
   advertisementsOut: number
   routerAdvertisementsIn: number
   routerSolicitationsIn: number
+  routerSolicitationsOut: number
+  /** Prefix options that formed no SLAAC address, by reason (RFC 4862 §5.5.3). */
+  readonly slaacIgnored: Record<string, number>
   dadProbesOut: number
   dadDuplicates: number
   /** An advertisement for an address of ours that already passed DAD: someone else uses it. */
@@ -165,6 +171,15 @@ export interface Ipv6Options {
   readonly defaultHopLimit?: number
   readonly icmpErrorBurst?: number
   readonly icmpErrorRate?: number
+  /**
+   * Stateless address autoconfiguration (RFC 4862): router solicitations at start, an address for each
+   * autonomous /64 prefix that router advertisements carry. Default off (the program turns it on when no
+   * `--ip6` is given).
+   */
+  readonly slaac?: boolean
+  readonly slaacConfig?: Partial<SlaacConfig>
+  /** A static default router (`--gw6`), used besides the routers advertisements announce, never expiring. */
+  readonly gateway?: Ipv6Address
   /** Randomness for DAD delays and ReachableTime (tests pass a seeded one); default Math.random. */
   readonly random?: () => number
   /** Where address events go ("... assigned", "... duplicate"); default nowhere. */
@@ -177,6 +192,8 @@ const MAX_PREFIXES = 16
 interface Router {
   readonly address: Ipv6Address
   expiresMs: number
+  /** `--gw6`: kept whatever advertisements say. */
+  readonly static?: boolean
 }
 interface OnLinkPrefix {
   readonly prefix: Ipv6Address
@@ -233,6 +250,8 @@ export const make = (opts: Ipv6Options = {}) =>
       advertisementsOut: 0,
       routerAdvertisementsIn: 0,
       routerSolicitationsIn: 0,
+      routerSolicitationsOut: 0,
+      slaacIgnored: {},
       dadProbesOut: 0,
       dadDuplicates: 0,
       addressConflicts: 0,
@@ -243,7 +262,10 @@ export const make = (opts: Ipv6Options = {}) =>
     }
 
     const linkLocal = linkLocalFromMac(eth.mac)
-    const configured: Array<{ readonly address: Ipv6Address; readonly prefixLen: number }> = [{ address: linkLocal, prefixLen: 64 }]
+    /** `auto`: formed by SLAAC; its prefix is not on-link because of it (RFC 5942: only the L flag says so). */
+    const configured: Array<{ readonly address: Ipv6Address; readonly prefixLen: number; readonly auto?: boolean }> = [
+      { address: linkLocal, prefixLen: 64 }
+    ]
     for (const a of opts.addresses ?? []) if (a.address !== linkLocal) configured.push(a)
     /** Groups we listen to: all-nodes and the solicited-node group of each address (joined while tentative already). */
     const groups = new Set<Ipv6Address>([IPV6_ALL_NODES])
@@ -252,7 +274,16 @@ export const make = (opts: Ipv6Options = {}) =>
       groups.add(g)
       groupMacs.add(multicastMac(g))
     }
+    /** Leave a solicited-node group no remaining address needs (its MAC too, when no other group maps to it). */
+    const leave = (g: Ipv6Address): void => {
+      if (g === IPV6_ALL_NODES || configured.some((c) => solicitedNode(c.address) === g)) return
+      groups.delete(g)
+      const m = multicastMac(g)
+      if (![...groups].some((x) => multicastMac(x) === m)) groupMacs.delete(m)
+    }
     const routers: Array<Router> = []
+    if (opts.gateway !== undefined) routers.push({ address: opts.gateway, expiresMs: Infinity, static: true })
+    let slaac: Slaac | undefined
     const prefixes: Array<OnLinkPrefix> = []
 
     const isOurs = (a: Ipv6Address): boolean => dad.isAssigned(a)
@@ -263,10 +294,12 @@ export const make = (opts: Ipv6Options = {}) =>
       const wantLinkLocal = isLinkLocal(dst) || (isMulticast(dst) && multicastScope(dst) <= 2)
       let best: Ipv6Address | undefined
       let bestLen = -1
+      const nowMs = slaac === undefined ? 0 : eth.nowMs()
       for (const c of configured) {
         if (!dad.isAssigned(c.address)) continue
         if (isLinkLocal(c.address) !== wantLinkLocal) continue
-        const l = commonPrefixLen(c.address, dst)
+        // RFC 6724 rule 3: a deprecated address only when nothing else fits (it ranks below every preferred one)
+        const l = commonPrefixLen(c.address, dst) - (c.auto === true && slaac!.isDeprecated(c.address, nowMs) ? 129 : 0)
         if (l > bestLen) {
           best = c.address
           bestLen = l
@@ -279,7 +312,7 @@ export const make = (opts: Ipv6Options = {}) =>
     /** Next hop for a unicast destination: itself when on-link, a default router otherwise, undefined when none. */
     const nextHop = (dst: Ipv6Address, nowMs: number): Ipv6Address | undefined => {
       if (isLinkLocal(dst)) return dst
-      for (const c of configured) if (c.address !== linkLocal && inPrefix(dst, c.address, c.prefixLen)) return dst
+      for (const c of configured) if (c.address !== linkLocal && c.auto !== true && inPrefix(dst, c.address, c.prefixLen)) return dst
       for (const p of prefixes) if (p.expiresMs > nowMs && inPrefix(dst, p.prefix, p.prefixLen)) return dst
       for (const r of routers) if (r.expiresMs > nowMs) return r.address
       return undefined
@@ -406,6 +439,25 @@ export const make = (opts: Ipv6Options = {}) =>
       if (sendIcmp(target, dst, Nd.length(r), Nd.HOP_LIMIT, (b, pseudo) => Nd.emit(r, b, pseudo))) ndStats.advertisementsOut++
     }
 
+    /**
+     * A router solicitation to all routers (RFC 4861 §6.3.7): from our link-local address with our MAC, or from ::
+     * without it while that address is still tentative (§4.1).
+     */
+    const sendRs = (): void => {
+      const fromLinkLocal = dad.isAssigned(linkLocal)
+      const src = fromLinkLocal ? linkLocal : IPV6_UNSPECIFIED
+      const r: Nd.NdRepr = { _tag: "RouterSolicitation", sourceLinkAddr: fromLinkLocal ? eth.mac : undefined }
+      const len = Nd.length(r)
+      const dst = IPV6_ALL_ROUTERS
+      const f = alloc(len)
+      Nd.emit(r, f.subarray(L4_OFFSET6, L4_OFFSET6 + len), Cs.pseudoV6(src, dst, Ip6.NH_ICMPV6, len))
+      Ip6.emitFields(f.subarray(IP6_OFFSET), src, dst, Ip6.NH_ICMPV6, len, Nd.HOP_LIMIT)
+      Eth.emitFields(f, multicastMac(dst), eth.mac, Eth.ETHERTYPE_IPV6)
+      stats.packetsOut++
+      ndStats.routerSolicitationsOut++
+      eth.send({ data: f.subarray(0, L4_OFFSET6 + len), meta: PLAIN })
+    }
+
     /** An MLDv2 report (RFC 3810 §5.2): hop limit 1, a router alert, to ff02::16, from our link-local address or ::. */
     const sendReport = (gs: ReadonlyArray<Ipv6Address>, recordType: number): void => {
       const rep = gs.filter(Mld.isReportable)
@@ -471,6 +523,10 @@ export const make = (opts: Ipv6Options = {}) =>
             break
           case "Duplicate":
             ndStats.dadDuplicates++
+            if (slaac?.has(a.address) === true) {
+              slaac.duplicate(a.address)
+              removeAddress(a.address)
+            }
             print(
               `IPv6 address ${formatIpv6(a.address)} is a duplicate (another node on the link uses it); not used` +
                 (a.address === linkLocal ? " (link-local: IPv6 needs manual attention on this interface, RFC 4862 §5.4.5)" : "")
@@ -479,6 +535,44 @@ export const make = (opts: Ipv6Options = {}) =>
         }
       }
       dadOut.length = 0
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // SLAAC (RFC 4862 §5.5) and router solicitations
+
+    /** An address leaves: DAD forgets it, its solicited-node group is left when no other address needs it. */
+    function removeAddress(a: Ipv6Address): void {
+      const i = configured.findIndex((c) => c.address === a)
+      if (i < 0) return
+      configured.splice(i, 1)
+      dad.remove(a)
+      leave(solicitedNode(a))
+    }
+
+    const slaacOut: Array<SlaacAction> = []
+    const runSlaacActions = (nowMs: number): void => {
+      if (slaac === undefined) return
+      Object.assign(ndStats.slaacIgnored, Object.fromEntries(Object.entries(slaac.ignored).filter(([, n]) => n > 0)))
+      if (slaacOut.length === 0) return
+      for (const a of slaacOut) {
+        switch (a._tag) {
+          case "Solicit":
+            sendRs()
+            break
+          case "Add":
+            configured.push({ address: a.address, prefixLen: a.prefixLen, auto: true })
+            join(solicitedNode(a.address))
+            dad.add(a.address, nowMs, dadOut, true)
+            print(`IPv6 address ${formatIpv6(a.address)}/${a.prefixLen} from a router advertisement (SLAAC), tentative until DAD`)
+            break
+          case "Remove":
+            removeAddress(a.address)
+            print(`IPv6 address ${formatIpv6(a.address)}/64 removed: its valid lifetime ended`)
+            break
+        }
+      }
+      slaacOut.length = 0
+      runDadActions()
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -549,7 +643,9 @@ export const make = (opts: Ipv6Options = {}) =>
           if (r.reachableTimeMs !== 0) nc.setBaseReachableTime(r.reachableTimeMs, nowMs)
           if (r.retransTimerMs !== 0) nc.setRetransTimer(r.retransTimerMs)
           const ri = routers.findIndex((x) => x.address === ip.src)
-          if (r.routerLifetimeS === 0) {
+          if (ri >= 0 && routers[ri]!.static === true) {
+            // --gw6: the administrator's router stays whatever it advertises
+          } else if (r.routerLifetimeS === 0) {
             if (ri >= 0) routers.splice(ri, 1)
           } else if (ri >= 0) routers[ri]!.expiresMs = nowMs + r.routerLifetimeS * 1000
           else if (routers.length < MAX_ROUTERS) routers.push({ address: ip.src, expiresMs: nowMs + r.routerLifetimeS * 1000 })
@@ -561,6 +657,11 @@ export const make = (opts: Ipv6Options = {}) =>
             else if (p.validLifetimeS !== 0 && prefixes.length < MAX_PREFIXES) prefixes.push({ prefix: p.prefix, prefixLen: p.prefixLen, expiresMs: exp })
           }
           runNeighborActions()
+          if (slaac !== undefined) {
+            slaac.onAdvertisement(r.prefixes, nowMs, slaacOut)
+            runSlaacActions(nowMs)
+            wakeTimer() // DAD for a new address, the end of the solicitations (never from the timer fiber itself)
+          }
           return
         }
         case "RouterSolicitation":
@@ -671,6 +772,10 @@ export const make = (opts: Ipv6Options = {}) =>
       runNeighborActions()
       dad.tick(now, dadOut)
       runDadActions()
+      if (slaac !== undefined) {
+        slaac.tick(now, slaacOut)
+        runSlaacActions(now)
+      }
       if (mldReportAtMs <= now) {
         mldReportAtMs = Infinity
         sendReport(
@@ -688,6 +793,7 @@ export const make = (opts: Ipv6Options = {}) =>
       if (n !== undefined && n < t) t = n
       const d = dad.nextDeadline()
       if (d !== undefined && d < t) t = d
+      if (slaac !== undefined) t = Math.min(t, slaac.nextDeadline())
       return t
     }
 
@@ -699,6 +805,7 @@ export const make = (opts: Ipv6Options = {}) =>
         if (nextDeadline() < sleepingUntil) wake.unsafeOffer(undefined)
       }
       const now0 = yield* Clock.currentTimeMillis
+      if (opts.slaac === true) slaac = new Slaac({ ...SLAAC_DEFAULTS, ...opts.slaacConfig }, interfaceIdFromMac(eth.mac), now0, random)
       for (const c of configured) {
         join(solicitedNode(c.address))
         dad.add(c.address, now0, dadOut, true)

@@ -183,6 +183,7 @@ export const make = (opts: StatsOptions = {}) =>
       c("nd", "advertisements_out", () => nd.advertisementsOut)
       c("nd", "router_advertisements_in", () => nd.routerAdvertisementsIn)
       c("nd", "router_solicitations_in", () => nd.routerSolicitationsIn)
+      c("nd", "router_solicitations_out", () => nd.routerSolicitationsOut)
       c("nd", "dad_probes_out", () => nd.dadProbesOut)
       c("nd", "dad_duplicates", () => nd.dadDuplicates)
       c("nd", "address_conflicts", () => nd.addressConflicts)
@@ -581,7 +582,7 @@ export const formatDump = (v: ReadonlyMap<string, number>, uptimeS: number, dhcp
     )
     lines.push(
       `nd: addresses assigned ${n("nd.addresses_assigned")}, neighbours ${n("nd.neighbors")}, solicitations in ${n("nd.solicitations_in")} out ${n("nd.solicitations_out")}, ` +
-        `advertisements in ${n("nd.advertisements_in")} out ${n("nd.advertisements_out")}, router advertisements in ${n("nd.router_advertisements_in")}, ` +
+        `advertisements in ${n("nd.advertisements_in")} out ${n("nd.advertisements_out")}, router advertisements in ${n("nd.router_advertisements_in")}, router solicitations out ${n("nd.router_solicitations_out")}, ` +
         `dad probes ${n("nd.dad_probes_out")} duplicates ${n("nd.dad_duplicates")} conflicts ${n("nd.address_conflicts")}, ` +
         `mld reports ${n("nd.mld_reports_out")} queries ${n("nd.mld_queries_in")}, pending drops ${n("nd.pending_drops")}, ${drops("nd")}`
     )
