@@ -42,3 +42,10 @@ export const endpointKeyAddress = (k: EndpointKey): IpAddress =>
   (typeof k === "number" ? Math.floor(k / 65536) : k.slice(0, 8)) as IpAddress
 
 export const endpointKeyPort = (k: EndpointKey): number => (typeof k === "number" ? k % 65536 : k.charCodeAt(8))
+
+/**
+ * "address:port" as the console writes an endpoint: an IPv6 address in brackets ("[2001:db8::1]:5001",
+ * RFC 5952 §6), since its own colons would run into the port's. Lines in the real servers' "ADDR port N"
+ * form take `formatIp` (iperf 2.1.8 and iperf3 3.12 print IPv6 addresses there bare).
+ */
+export const formatEndpoint = (a: IpAddress | number | string, port: number): string => `${formatIpBracketed(a)}:${port}`

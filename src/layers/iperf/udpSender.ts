@@ -10,7 +10,7 @@
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { endpointKey, formatIp, sourceKey, type EndpointKey, type IpAddress, type SourceKey } from "../../protocols/ipAddress.js"
+import { endpointKey, formatEndpoint, formatIp, sourceKey, type EndpointKey, type IpAddress, type SourceKey } from "../../protocols/ipAddress.js"
 import * as Fmt from "../../protocols/iperf/format.js"
 import * as Guard from "../../protocols/iperf/guard.js"
 import * as IperfUdp from "../../protocols/iperf/udp.js"
@@ -213,13 +213,13 @@ export const makeUdpSender = (sh: IperfShell) =>
               stats.udpSendUnreachableStops++
               logLimited(
                 "UDP streams stopped by ICMP unreachable",
-                `${tag}stopped sending to ${formatIp(t.dst)}:${t.dstPort} after ${s.sent} datagrams: ICMP destination unreachable (code ${st.code}) from ${formatIp(st.reporter)}`
+                `${tag}stopped sending to ${formatEndpoint(t.dst, t.dstPort)} after ${s.sent} datagrams: ICMP destination unreachable (code ${st.code}) from ${formatIp(st.reporter)}`
               )
             } else {
               stats.udpSendUnverifiedStops++
               logLimited(
                 "UDP streams stopped (destination not verified)",
-                `${tag}stopped sending to ${formatIp(t.dst)}:${t.dstPort} after ${s.sent} datagrams (${s.bytes} bytes): ` +
+                `${tag}stopped sending to ${formatEndpoint(t.dst, t.dstPort)} after ${s.sent} datagrams (${s.bytes} bytes): ` +
                   (st.why === "ClientSilent"
                     ? `its own stream stopped arriving ${Math.round(silence)} ms ago`
                     : `${Guard.AMPLIFICATION}x the ${t.evidence?.bytes ?? 0} bytes it sent us`)

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
-import { endpointKey, endpointKeyAddress, endpointKeyPort, formatIp, sourceKey, type EndpointKey, type IpAddress, type SourceKey } from "../../protocols/ipAddress.js"
+import { endpointKey, endpointKeyAddress, endpointKeyPort, formatEndpoint, formatIp, sourceKey, type EndpointKey, type IpAddress, type SourceKey } from "../../protocols/ipAddress.js"
 import * as Fmt from "../../protocols/iperf/format.js"
 import * as Guard from "../../protocols/iperf/guard.js"
 import * as Session from "../../protocols/iperf/session.js"
@@ -33,7 +33,7 @@ export const serveUdp = (sh: IperfShell) =>
     /** `-r`/`-d`: a new stream from an ephemeral port to (client, mPort), after `delayMs`. */
     const startConnectBack = (id: number, local: IpAddress, client: RecvSession, delayMs: number): void => {
       const settings = client.settings
-      const from = `${formatIp(client.src)}:${settings.mPort}`
+      const from = `${formatEndpoint(client.src, settings.mPort)}`
       if (settings.mPort === 0) {
         stats.udpSendRefused++
         logLimited("UDP send requests refused", `${Fmt.idCol(id)} refusing to send UDP to ${formatIp(client.src)}: no port in the header`)
@@ -164,7 +164,7 @@ export const serveUdp = (sh: IperfShell) =>
       stats.udpStreamEvictions++
       logLimited(
         "UDP streams evicted (table full)",
-        `${Fmt.idCol(o.id)} ${why}: forgot the least proven, idlest stream to admit ${formatIp(srcOf(forKey))}:${endpointKeyPort(forKey)}`
+        `${Fmt.idCol(o.id)} ${why}: forgot the least proven, idlest stream to admit ${formatEndpoint(srcOf(forKey), endpointKeyPort(forKey))}`
       )
     }
 
@@ -211,7 +211,7 @@ export const serveUdp = (sh: IperfShell) =>
           if (streams.size >= maxStreams) evict(undefined, `UDP stream table full (${maxStreams})`, key)
         }
         const id = sh.nextId()
-        const from = `${formatIp(d.src)}:${d.srcPort}`
+        const from = `${formatEndpoint(d.src, d.srcPort)}`
         if (settings.mode === "reverse") {
           // -R: send from this port to the client's source port; nothing of the client's is accounted
           const rs: ReverseSession = { kind: "reverse", id, lastMs: now, active: true, endMs: 0 }
