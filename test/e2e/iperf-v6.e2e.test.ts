@@ -124,6 +124,42 @@ describeRoot("e2e: the real iperf 2 and iperf3 clients over IPv6", () => {
     60_000
   )
 
+  it.live("iperf -V -u -r, -u -d, -u -R: our UDP streams go to the client's IPv6 address, and its listener reports them", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* server6("i2v6urd")
+        /** The client's receive line of our stream `id`: `[ *2] 0.0000-1.0012 sec  131 KBytes  1.05 Mbits/sec   0.010 ms 0/92 (0%)`. */
+        const recv = (out: string, id: string) => {
+          const m = new RegExp(`^\\[\\s*${id.replace("*", "\\*")}\\]\\s+0\\.0+-([\\d.]+) sec\\s+[\\d.]+ \\w*Bytes\\s+[\\d.]+ \\w*bits\\/sec\\s+[\\d.]+ ms (\\d+)\\/(\\d+) \\(`, "m").exec(out)
+          expect(m, `no receive line [${id}] in:\n${out}`).not.toBeNull()
+          return { end: Number(m![1]), lost: Number(m![2]), total: Number(m![3]) }
+        }
+        const r = yield* s.client("iperf", ["-V", "-c", SERVER6, "-u", "-t", "1", "-r"])
+        show("iperf -V -u -r", r, s.output())
+        expect(r.stdout + r.stderr).not.toMatch(/failed|refused|ERROR|WARNING|did not receive/i)
+        expect(r.stdout).toMatch(/Server Report:/)
+        expect(r.stdout).toMatch(/\[\s*2\] local 2001:db8::1 port 5001 connected with 2001:db8::2 port \d+/)
+        const back = recv(r.stdout, "2")
+        expect(back.total).toBeGreaterThanOrEqual(80) // 1 s at 1 Mbit/s: about 90 datagrams
+        expect(back.lost).toBeLessThanOrEqual(2)
+
+        const d = yield* s.client("iperf", ["-V", "-c", SERVER6, "-u", "-t", "1", "-d"])
+        show("iperf -V -u -d", d, s.output())
+        expect(d.stdout + d.stderr).not.toMatch(/failed|refused|ERROR|WARNING|did not receive/i)
+        expect(d.stdout).toMatch(/\[\s*2\] local 2001:db8::1 port 5001 connected with 2001:db8::2 port \d+/)
+        expect(recv(d.stdout, "2").total).toBeGreaterThanOrEqual(80)
+
+        const rr = yield* s.client("iperf", ["-V", "-c", SERVER6, "-u", "-t", "1", "-R"])
+        show("iperf -V -u -R", rr, s.output())
+        expect(rr.stdout + rr.stderr).not.toMatch(/failed|refused|ERROR|WARNING|did not receive/i)
+        expect(rr.stdout).toMatch(/\[\s*1\] local 2001:db8::1 port \d+ connected with 2001:db8::2 port 5001 \(reverse\)/)
+        expect(recv(rr.stdout, "*1").total).toBeGreaterThanOrEqual(80)
+        yield* s.waitFor(/local 2001:db8::2 port 5001 connected with 2001:db8::1 port \d+ \(reverse\)/)
+      })
+    ),
+    90_000
+  )
+
   it.live("iperf3 -6: TCP, -R, --bidir, -P 2 and UDP against our server", () =>
     Effect.scoped(
       Effect.gen(function* () {
