@@ -2,14 +2,22 @@
  * TCP over IPv6 in the layer (issue 11 phase 2): two stacks on a SimLink with 2001:db8::1 and ::2, under
  * TestClock. A connection opened from a SYN cookie (cookies always on: the whole IPv6 4-tuple is hashed),
  * the MSS of 1440 both ends advertise (read off the wire log), and an IPv4 and an IPv6 connection between the same two stacks at
- * once, counted apart.
+ * once, counted apart. Then raw SYNs on a channel NIC: the per-source half-open bound and the cookie rate limit count an IPv6
+ * source by its /64.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import * as Stack from "../../src/layers/Stack.js"
 import * as Tcp from "../../src/layers/Tcp.js"
+import * as Cs from "../../src/protocols/checksum.js"
+import { parseIpv6, type Ipv6Address } from "../../src/protocols/ipv6/address.js"
+import type { SeqNum } from "../../src/protocols/tcp/seq.js"
+import { PEER_MAC, STACK_MAC, channelLayer, makeChannel, type Channel } from "../support/channelNic.js"
 import * as Eth from "../../src/protocols/ethernet/wire.js"
 import * as Ip6 from "../../src/protocols/ipv6/wire.js"
 import * as W from "../../src/protocols/tcp/wire.js"
@@ -99,4 +107,85 @@ describe("TCP over IPv6, two stacks", () => {
       expect([s6.got.length, s6.got.every((x) => x === 6), s6.remote]).toEqual([60_000, true, A6])
     })
   )
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Raw SYNs over IPv6 on a channel NIC
+
+const US6 = parseIpv6("2001:db8::2")!
+
+const withTcp6 = <A, E>(body: (ch: Channel) => Effect.Effect<A, E, Stack.StackServices | Tcp.Tcp | Scope.Scope>, tcp: Tcp.TcpOptions = {}) =>
+  Effect.gen(function* () {
+    const ch = yield* makeChannel()
+    const layer = Tcp.layer(tcp).pipe(
+      Layer.provideMerge(Stack.layer({ ipv6: { random: () => 0, addresses: [{ address: US6, prefixLen: 64 }] } })),
+      Layer.provide(channelLayer(ch))
+    )
+    const ctx = yield* Layer.build(layer)
+    yield* TestClock.adjust(`${DAD_DONE_MS} millis`) // our address passes DAD
+    ch.take()
+    return yield* Effect.provide(body(ch), ctx)
+  })
+
+/** A SYN from `src` (any address) to our 2001:db8::2. */
+const syn6 = (src: Ipv6Address, srcPort: number, dstPort: number): Uint8Array => {
+  const r = W.make({ window: 65535, srcPort, dstPort, seq: srcPort as SeqNum, flags: W.SYN, mss: 1440, payloadLen: 0 })
+  const hl = W.headerLen(r)
+  const l4 = new Uint8Array(hl)
+  W.emit({ ...r, headerLen: hl }, l4, Cs.pseudoV6(src, US6, Ip6.NH_TCP, hl), true)
+  const b = new Uint8Array(Eth.HEADER_LEN + Ip6.HEADER_LEN + hl)
+  Eth.emitFields(b, STACK_MAC, PEER_MAC, Eth.ETHERTYPE_IPV6)
+  Ip6.emitFields(b.subarray(Eth.HEADER_LEN), src, US6, Ip6.NH_TCP, hl, 64)
+  b.set(l4, Eth.HEADER_LEN + Ip6.HEADER_LEN)
+  return b
+}
+
+/** `n` SYNs, each from another address of the /64 `prefix` (its interface identifiers 1..n), ports 30000.. */
+const synsFrom64 = (prefix: string, n: number, port: number): Array<Uint8Array> =>
+  Array.from({ length: n }, (_, i) => syn6(parseIpv6(`${prefix}::${(i + 1).toString(16)}`)!, 30000 + i, port))
+
+const inject = (ch: Channel, frames: ReadonlyArray<Uint8Array>) =>
+  Effect.forEach(
+    Array.from({ length: Math.ceil(frames.length / 64) }, (_, i) => frames.slice(i * 64, i * 64 + 64)),
+    (b) => ch.inject(b),
+    { discard: true }
+  )
+
+describe("TCP over IPv6 against a flood: sources counted by /64", () => {
+  it.scoped("100 SYNs from 100 addresses of one /64: 16 half-open (the per-source bound), 84 cookies; another /64 still gets a half-open entry after the hold", () =>
+    withTcp6((ch) =>
+      Effect.gen(function* () {
+        const tcp = yield* Tcp.Tcp
+        yield* tcp.listen(5001, { backlog: 1000 })
+        yield* inject(ch, synsFrom64("2001:db8:0:1", 100, 5001))
+        expect(tcp.stats.halfOpen).toBe(16)
+        expect(tcp.stats.synCookiesSent).toBe(84)
+        // the listener holds cookies for 2 s after a bound was reached; then another /64 gets an entry
+        yield* TestClock.adjust("2100 millis")
+        yield* ch.inject([syn6(parseIpv6("2001:db8:0:2::1")!, 40000, 5001)])
+        expect(tcp.stats.halfOpen).toBe(17)
+        expect(tcp.stats.synCookiesSent).toBe(84)
+        // while the first /64 is still at its bound
+        yield* ch.inject([syn6(parseIpv6("2001:db8:0:1::ffff")!, 40001, 5001)])
+        expect(tcp.stats.halfOpen).toBe(17)
+        expect(tcp.stats.synCookiesSent).toBe(85)
+      })
+    ))
+
+  it.scoped("cookie SYN-ACKs are rate limited per /64: a flood spread over one /64's addresses is dropped past its rate, another /64 is still answered", () =>
+    withTcp6(
+      (ch) =>
+        Effect.gen(function* () {
+          const tcp = yield* Tcp.Tcp
+          yield* tcp.listen(5001, { backlog: 4 })
+          yield* inject(ch, synsFrom64("2001:db8:0:1", 50, 5001))
+          expect(tcp.stats.halfOpen).toBe(4)
+          expect(tcp.stats.synCookiesSent).toBe(10)
+          expect(tcp.stats.synRateLimited).toBe(36)
+          yield* ch.inject([syn6(parseIpv6("2001:db8:0:2::1")!, 40000, 5001)])
+          expect(tcp.stats.synCookiesSent).toBe(11)
+          expect(tcp.stats.synRateLimited).toBe(36)
+        }),
+      { synLimit: { perSource: 10, total: 1000, burstMs: 1000 } }
+    ))
 })
