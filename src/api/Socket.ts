@@ -47,7 +47,9 @@ import * as Stream from "effect/Stream"
 import { Interface } from "../layers/Interface.js"
 import { Signal } from "../layers/Signal.js"
 import * as Tcp from "../layers/Tcp.js"
-import { formatIpv4, parseIpv4, type Ipv4Address } from "../protocols/address.js"
+import { formatIpv4 } from "../protocols/address.js"
+import { parseIp, type IpAddress } from "../protocols/ipAddress.js"
+import type { Ipv6Address } from "../protocols/ipv6/address.js"
 
 export type { CloseEvent, Socket, SocketError } from "@effect/platform/Socket"
 export { SocketServer } from "@effect/platform/SocketServer"
@@ -182,17 +184,30 @@ export const fromConnection = (conn: Tcp.TcpConnection, opts: SocketOptions = {}
   })
 
 /**
- * Active open: a Socket to `address:port` (a dotted IPv4 string or an Ipv4Address). Fails with TcpError
+ * The address `connect` takes: text first (a dotted quad, or any RFC 4291 IPv6 form such as "2001:db8::1";
+ * no zone index), else an IpAddress value (an Ipv4Address number, or an Ipv6Address string of 8 code
+ * units). Address text always holds ':' or '.', so an Ipv6Address value is read as text only if one of its
+ * groups is 0x3a or 0x2e and the whole still parses: never for 2001:db8::/32 or fe80::/10 addresses.
+ */
+const toAddress = (address: IpAddress | string): IpAddress | undefined => {
+  if (typeof address === "number") return address
+  const text = parseIp(address)
+  if (text !== undefined) return text
+  return address.length === 8 ? (address as Ipv6Address) : undefined
+}
+
+/**
+ * Active open: a Socket to `address:port` (IPv4 or IPv6, as text or as an IpAddress). Fails with TcpError
  * "Refused" (RST), "TimedOut" (no SYN-ACK), "NoRoute", "TableFull". The connection lives in the scope.
  */
 export const connect = (
-  address: Ipv4Address | string,
+  address: IpAddress | string,
   port: number,
   opts: SocketOptions & Tcp.ConnectOptions = {}
 ): Effect.Effect<Socket.Socket, Tcp.TcpError, Tcp.Tcp | Scope.Scope> =>
   Effect.gen(function* () {
-    const addr = typeof address === "string" ? parseIpv4(address) : address
-    if (addr === undefined) return yield* new Tcp.TcpError({ reason: "InvalidArgument", detail: `not an IPv4 address: ${String(address)}` })
+    const addr = toAddress(address)
+    if (addr === undefined) return yield* new Tcp.TcpError({ reason: "InvalidArgument", detail: `not an IP address: ${String(address)}` })
     const tcp = yield* Tcp.Tcp
     const conn = yield* tcp.connect(addr, port, opts)
     return yield* fromConnection(conn, opts)
@@ -200,13 +215,13 @@ export const connect = (
 
 /** Like `connect`, also returning the TcpConnection (endpoints, state, counters). */
 export const connectWithInfo = (
-  address: Ipv4Address | string,
+  address: IpAddress | string,
   port: number,
   opts: SocketOptions & Tcp.ConnectOptions = {}
 ): Effect.Effect<{ readonly socket: Socket.Socket; readonly connection: Tcp.TcpConnection }, Tcp.TcpError, Tcp.Tcp | Scope.Scope> =>
   Effect.gen(function* () {
-    const addr = typeof address === "string" ? parseIpv4(address) : address
-    if (addr === undefined) return yield* new Tcp.TcpError({ reason: "InvalidArgument", detail: `not an IPv4 address: ${String(address)}` })
+    const addr = toAddress(address)
+    if (addr === undefined) return yield* new Tcp.TcpError({ reason: "InvalidArgument", detail: `not an IP address: ${String(address)}` })
     const tcp = yield* Tcp.Tcp
     const connection = yield* tcp.connect(addr, port, opts)
     const socket = yield* fromConnection(connection, opts)
@@ -218,7 +233,7 @@ export const connectWithInfo = (
  * connect failure is a `SocketGenericError` "Open" whose cause is the TcpError.
  */
 export const makeChannel = <IE = never>(
-  address: Ipv4Address | string,
+  address: IpAddress | string,
   port: number,
   opts: SocketOptions & Tcp.ConnectOptions = {}
 ): Channel.Channel<

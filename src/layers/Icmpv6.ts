@@ -32,7 +32,7 @@ export const make = Effect.gen(function* () {
   const ip = yield* Ipv6
   const stats: Icmpv6Stats = { echoRequestsIn: 0, echoRepliesOut: 0, echoRepliesIn: 0, errorsIn: 0, otherIn: 0, drops: {} }
 
-  ip.register(Ip6.NH_ICMPV6, ({ ip: h, payload }) => {
+  ip.register(Ip6.NH_ICMPV6, ({ ip: h, payload, nowMs }) => {
     const r = Icmp6.parse(payload, Cs.pseudoV6(h.src, h.dst, Ip6.NH_ICMPV6, payload.length))
     if (typeof r === "string") {
       countDrop(stats.drops, r)
@@ -62,9 +62,11 @@ export const make = Effect.gen(function* () {
         stats.echoRepliesIn++
         return
       default:
-        // errors go up to the transports in phase 2 (packet too big to TCP, port unreachable to UDP)
-        if (Icmp6.isError(r.type)) stats.errorsIn++
-        else stats.otherIn++
+        if (Icmp6.isError(r.type)) {
+          stats.errorsIn++
+          // the quoted packet goes to the transport that sent it (destination unreachable to UDP's sender)
+          ip.deliverIcmpError(r.type, r.code, h.src, payload.subarray(Icmp6.HEADER_LEN), nowMs)
+        } else stats.otherIn++
     }
   })
 

@@ -19,7 +19,7 @@ import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { formatIpv4, type Ipv4Address } from "../protocols/address.js"
+import { endpointKey, endpointKeyAddress, endpointKeyPort, formatIp, type EndpointKey } from "../protocols/ipAddress.js"
 import * as Session from "../protocols/iperf3/session.js"
 import * as U from "../protocols/iperf3/udp.js"
 import * as W from "../protocols/iperf3/wire.js"
@@ -154,7 +154,7 @@ export const make = (opts: Iperf3Options = {}) =>
             else limiter.line(a.kind, a.line)
             break
           case "UdpReply":
-            if (!udp.send(port, Math.floor(a.key / 65536) as Ipv4Address, a.key % 65536, U.CONNECT_REPLY)) stats.udpSendErrors++
+            if (!udp.send(port, endpointKeyAddress(a.key), endpointKeyPort(a.key), U.CONNECT_REPLY)) stats.udpSendErrors++
             break
           case "StartStreams": {
             const run = { stop: Deferred.unsafeMake<void>(FiberId.none), cpu0: process.cpuUsage(), t0: now() }
@@ -228,13 +228,13 @@ export const make = (opts: Iperf3Options = {}) =>
       )
 
     // --- a sending UDP stream (-u -R, -u --bidir): paced datagrams from one preallocated buffer per stream -------
-    const udpSender = (t: Session.Test, st: Session.StreamState, key: number, stop: Deferred.Deferred<void>) =>
+    const udpSender = (t: Session.Test, st: Session.StreamState, key: EndpointKey, stop: Deferred.Deferred<void>) =>
       Effect.gen(function* () {
         const p = t.params!
         const dgram = new Uint8Array(p.len)
         for (let i = U.headerLen(p.udpCounters64); i < dgram.length; i++) dgram[i] = 0x30 + (i % 10)
-        const dst = Math.floor(key / 65536) as Ipv4Address
-        const dstPort = key % 65536
+        const dst = endpointKeyAddress(key)
+        const dstPort = endpointKeyPort(key)
         const write = (b: Uint8Array): void => b.set(dgram)
         while (true) {
           const n = Session.udpDue(t, st, now())
@@ -261,9 +261,9 @@ export const make = (opts: Iperf3Options = {}) =>
         conns.set(c.id, c)
         outboxes.set(c.id, box)
         const peer: Session.PeerInfo = {
-          local: formatIpv4(c.localAddress),
+          local: formatIp(c.localAddress),
           localPort: c.localPort,
-          remote: formatIpv4(c.remoteAddress),
+          remote: formatIp(c.remoteAddress),
           remotePort: c.remotePort
         }
         Session.onAccept(server, c.id, peer, now(), out)
@@ -334,7 +334,7 @@ export const make = (opts: Iperf3Options = {}) =>
     // --- UDP on the same port: connect messages and the receiving streams' datagrams --------------------------
     if (udpOn) {
       yield* udp.bind(port, (d) => {
-        const key = d.src * 65536 + d.srcPort
+        const key = endpointKey(d.src, d.srcPort)
         if (Session.onUdp(server, key, d.payload, wallUs())) {
           stats.udpDatagramsIn++
           stats.udpBytesIn += d.payload.length
@@ -344,7 +344,7 @@ export const make = (opts: Iperf3Options = {}) =>
           stats.udpIgnored++
           return
         }
-        const peer: Session.PeerInfo = { local: formatIpv4(d.dst), localPort: port, remote: formatIpv4(d.src), remotePort: d.srcPort }
+        const peer: Session.PeerInfo = { local: formatIp(d.dst), localPort: port, remote: formatIp(d.src), remotePort: d.srcPort }
         if (!Session.onUdpConnect(server, key, peer, now(), out)) stats.udpIgnored++
         if (out.length > 0) dispatch()
       })

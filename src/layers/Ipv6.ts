@@ -45,6 +45,7 @@ import {
   linkLocalFromMac,
   multicastMac,
   multicastScope,
+  readIpv6,
   solicitedNode,
   type Ipv6Address
 } from "../protocols/ipv6/address.js"
@@ -53,7 +54,7 @@ import { Slaac, DEFAULT_CONFIG as SLAAC_DEFAULTS, type SlaacAction, type SlaacCo
 import { NeighborCache, DEFAULT_CONFIG as NEIGHBOR_DEFAULTS, type NeighborAction, type NeighborConfig } from "../protocols/ipv6/neighbor.js"
 import { Reassembler, fragmentPlan, writeFragment, DEFAULT_CONFIG as REASSEMBLY_DEFAULTS, type ReassemblyConfig } from "../protocols/ipv6/reassembly.js"
 import * as Ip6 from "../protocols/ipv6/wire.js"
-import { PLAIN, type Frame } from "../nic/Frame.js"
+import { PLAIN, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, type Frame, type VnetMeta } from "../nic/Frame.js"
 import { countDrop, type DropCounts } from "./Counters.js"
 import { TokenBucket } from "../protocols/tokenBucket.js"
 import { Ethernet } from "./Ethernet.js"
@@ -73,6 +74,11 @@ export interface Ipv6Input {
   readonly packet: Uint8Array
   readonly linkMulticast: boolean
   readonly nowMs: number
+  /**
+   * The NIC verified the upper-layer checksum, or the local sender left it partial (virtio DATA_VALID /
+   * NEEDS_CSUM): the transport must not verify it. Always false for a reassembled packet.
+   */
+  readonly checksumTrusted: boolean
 }
 
 export type Ipv6Handler = (input: Ipv6Input) => void
@@ -130,11 +136,33 @@ export interface NdStats {
 export interface Ipv6SendOptions {
   readonly hopLimit?: number
   readonly trafficClass?: number
+  /** virtio-net metadata (partial checksum, TCPV6 GSO): a GSO super-frame is never fragmented. */
+  readonly meta?: VnetMeta
 }
+
+/**
+ * An ICMPv6 error about a packet we sent (RFC 4443 §2.4 d): the quoted packet names our port and the
+ * remote endpoint (the first two 16-bit words of the quoted UDP or TCP header).
+ */
+export interface Icmpv6ErrorInfo {
+  readonly type: number
+  readonly code: number
+  readonly reporter: Ipv6Address
+  readonly remote: Ipv6Address
+  readonly localPort: number
+  readonly remotePort: number
+  readonly nowMs: number
+}
+
+export type Icmpv6ErrorHandler = (e: Icmpv6ErrorInfo) => void
 
 export interface Ipv6Shape {
   readonly enabled: boolean
   readonly register: (nextHeader: number, handler: Ipv6Handler) => void
+  /** Receive ICMPv6 errors about packets of `nextHeader` we sent (the quote's next header must be it). */
+  readonly registerErrorHandler: (nextHeader: number, handler: Icmpv6ErrorHandler) => void
+  /** Called by the ICMPv6 layer with a received error's quoted packet (as much of it as came). */
+  readonly deliverIcmpError: (type: number, code: number, reporter: Ipv6Address, quoted: Uint8Array, nowMs: number) => void
   readonly linkLocal: Ipv6Address
   readonly addresses: () => ReadonlyArray<Ipv6AddressInfo>
   /** An assigned address of ours (tentative and duplicate ones are not). */
@@ -225,6 +253,7 @@ export const make = (opts: Ipv6Options = {}) =>
     const nc = new NeighborCache<Frame>({ ...NEIGHBOR_DEFAULTS, ...opts.neighbor }, random)
     const dad = new Dad({ ...DAD_DEFAULTS, ...opts.dad }, random)
     const handlers: Array<Ipv6Handler | undefined> = new Array(256).fill(undefined)
+    const errorHandlers: Array<Icmpv6ErrorHandler | undefined> = new Array(256).fill(undefined)
     const stats: Ipv6Stats = {
       packetsIn: 0,
       packetsOut: 0,
@@ -378,8 +407,9 @@ export const make = (opts: Ipv6Options = {}) =>
       }
       Ip6.emitFields(frame.subarray(IP6_OFFSET), src, dst, nextHeader, l4Len, o?.hopLimit ?? hopDefault, o?.trafficClass ?? 0, 0)
       Eth.emitFields(frame, 0, eth.mac, Eth.ETHERTYPE_IPV6)
-      if (Ip6.HEADER_LEN + l4Len <= mtu) {
-        output({ data: frame.subarray(0, L4_OFFSET6 + l4Len), meta: PLAIN }, dst, hop)
+      const meta = o?.meta ?? PLAIN
+      if (Ip6.HEADER_LEN + l4Len <= mtu || meta.gsoType !== 0) {
+        output({ data: frame.subarray(0, L4_OFFSET6 + l4Len), meta }, dst, hop)
         return true
       }
       // RFC 8200 §4.5: an unpredictable identification per packet (RFC 7739), fragments of at most the MTU.
@@ -673,7 +703,17 @@ export const make = (opts: Ipv6Options = {}) =>
     // ---------------------------------------------------------------------------------------------------------
     // Input
 
-    const deliver = (ip: Ip6.Ipv6Repr, packet: Uint8Array, proto: number, offset: number, namedAt: number, linkMulticast: boolean, ethSrc: MacAddress, nowMs: number): void => {
+    const deliver = (
+      ip: Ip6.Ipv6Repr,
+      packet: Uint8Array,
+      proto: number,
+      offset: number,
+      namedAt: number,
+      linkMulticast: boolean,
+      ethSrc: MacAddress,
+      nowMs: number,
+      checksumTrusted: boolean
+    ): void => {
       const payload = packet.subarray(offset, Ip6.HEADER_LEN + ip.payloadLen)
       if (proto === Ip6.NH_ICMPV6 && payload.length > 0 && ND_TYPES.has(payload[0]!)) {
         const r = Icmp6.parse(payload, Cs.pseudoV6(ip.src, ip.dst, Ip6.NH_ICMPV6, payload.length))
@@ -692,7 +732,28 @@ export const make = (opts: Ipv6Options = {}) =>
         return
       }
       stats.delivered++
-      h({ ip, payload, packet, linkMulticast, nowMs })
+      h({ ip, payload, packet, linkMulticast, nowMs, checksumTrusted })
+    }
+
+    const deliverIcmpError = (type: number, code: number, reporter: Ipv6Address, quoted: Uint8Array, nowMs: number): void => {
+      // One of ours: version 6, our address as its source, the transport header's ports right after the
+      // fixed header (a quote with extension headers before them is not from us: we send none but fragments,
+      // and only the first fragment would carry the ports).
+      if (quoted.length < Ip6.HEADER_LEN + 4 || quoted[0]! >> 4 !== 6) return
+      const src = readIpv6(quoted, 8)
+      if (!isOurs(src)) return
+      const handler = errorHandlers[quoted[6]!]
+      if (handler === undefined) return
+      const o = Ip6.HEADER_LEN
+      handler({
+        type,
+        code,
+        reporter,
+        remote: readIpv6(quoted, 24),
+        localPort: (quoted[o]! << 8) | quoted[o + 1]!,
+        remotePort: (quoted[o + 2]! << 8) | quoted[o + 3]!,
+        nowMs
+      })
     }
 
     const input = (frame: Frame, nowMs: number): void => {
@@ -731,7 +792,7 @@ export const make = (opts: Ipv6Options = {}) =>
           }
           return
         case "Upper":
-          deliver(ip, b, c.proto, c.offset, c.namedAt, linkMulticast, Eth.src(frame.data), nowMs)
+          deliver(ip, b, c.proto, c.offset, c.namedAt, linkMulticast, Eth.src(frame.data), nowMs, (frame.meta.flags & (VNET_F_DATA_VALID | VNET_F_NEEDS_CSUM)) !== 0)
           return
         case "Fragment": {
           stats.fragmentsIn++
@@ -754,7 +815,7 @@ export const make = (opts: Ipv6Options = {}) =>
             countDrop(stats.drops, c2._tag === "Drop" ? c2.reason : "Malformed")
             return
           }
-          deliver(ip2, whole, c2.proto, c2.offset, c2.namedAt, linkMulticast, Eth.src(frame.data), nowMs)
+          deliver(ip2, whole, c2.proto, c2.offset, c2.namedAt, linkMulticast, Eth.src(frame.data), nowMs, false)
           return
         }
       }
@@ -831,6 +892,8 @@ export const make = (opts: Ipv6Options = {}) =>
     return Ipv6.of({
       enabled,
       register: (nh, h) => void (handlers[nh] = h),
+      registerErrorHandler: (nh, h) => void (errorHandlers[nh] = h),
+      deliverIcmpError,
       linkLocal,
       addresses,
       isOurs,

@@ -100,7 +100,7 @@ export function layer(opts: StackOptions = {}): Layer.Layer<StackServices, Stack
   const link = Layer.merge(eth, iface)
   const arp = Arp.layer({ staticEntries: opts.staticArp ?? [] }).pipe(Layer.provideMerge(link))
   const ip = Ipv4.layer(opts.ipv4).pipe(Layer.provideMerge(arp))
-  const transports = Layer.merge(Icmp.layer, Udp.layer).pipe(Layer.provideMerge(ip))
   const ip6 = Icmpv6.layer.pipe(Layer.provideMerge(Ipv6.layer(opts.ipv6 ?? { enabled: false })))
-  return ip6.pipe(Layer.provideMerge(transports))
+  const nets = ip6.pipe(Layer.provideMerge(ip))
+  return Layer.merge(Icmp.layer, Udp.layer).pipe(Layer.provideMerge(nets))
 }

@@ -34,9 +34,10 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
-import type { Ipv4Address } from "../protocols/address.js"
-import { formatIpv4 } from "../protocols/address.js"
 import * as Cs from "../protocols/checksum.js"
+import { formatIp, sourceKey, type IpAddress } from "../protocols/ipAddress.js"
+import { isMulticast, type Ipv6Address } from "../protocols/ipv6/address.js"
+import * as Ip6 from "../protocols/ipv6/wire.js"
 import * as Cookie from "../protocols/tcp/cookie.js"
 import { DEFAULT_SYN_LIMIT, SynLimiter } from "../protocols/tcp/synLimit.js"
 import { DEFAULT_SYN_SHIELD, SynShield, type SynFilterUpdate } from "../protocols/tcp/synShield.js"
@@ -47,10 +48,11 @@ import { countDrop } from "./Counters.js"
 import { Ethernet } from "./Ethernet.js"
 import { Interface } from "./Interface.js"
 import { Ipv4 } from "./Ipv4.js"
+import { Ipv6 } from "./Ipv6.js"
 import { Signal } from "./Signal.js"
 import { Tcp, TcpError, type ConnectOptions, type ListenOptions, type TcpOptions, type TcpStats } from "./tcp/Api.js"
 import { makeOutput } from "./tcp/Output.js"
-import { Conn, ConnTable, connKey, type Listener } from "./tcp/Table.js"
+import { Conn, ConnTable, connKey, connKey6, type Listener } from "./tcp/Table.js"
 import { makeView } from "./tcp/View.js"
 import { sleepMillis } from "./Sleep.js"
 
@@ -71,6 +73,7 @@ const COOKIE_HOLD_MS = 2000
 export const make = (opts: TcpOptions = {}) =>
   Effect.gen(function* () {
     const ip = yield* Ipv4
+    const ip6 = yield* Ipv6
     const eth = yield* Ethernet
     const iface = yield* Interface
     const caps = eth.caps
@@ -109,6 +112,17 @@ export const make = (opts: TcpOptions = {}) =>
       maxSegmentBytes: caps.tso ? Math.floor(Math.min(64_000, caps.maxTxFrame - 14 - 20 - 60) / mss) * mss : mss,
       ...opts.machine
     })
+    // IPv6: a 40-byte IP header, so MSS = MTU - 60 (1440 on 1500), and TSO frames sized for it
+    const mss6 = ip6.mtu - 60
+    /** The listener's config for a peer of this family. */
+    const cfgOf = (l: Listener, peer: IpAddress): M.Config => (typeof peer === "number" ? l.cfg : l.cfg6)
+    /** The IPv6 form of a config: the same but for the MSS and the TSO frame size. */
+    const v6 = (cfg: M.Config): M.Config =>
+      M.makeConfig({
+        ...cfg,
+        mss: Math.min(cfg.mss, mss6),
+        maxSegmentBytes: caps.tso ? Math.min(cfg.maxSegmentBytes, Math.floor(Math.min(64_000, caps.maxTxFrame - 14 - 40 - 60) / mss6) * mss6) : mss6
+      })
     const iss = opts.iss ?? (() => Math.floor(Math.random() * 0x100000000))
     const stats: TcpStats = {
       segmentsIn: 0,
@@ -152,7 +166,7 @@ export const make = (opts: TcpOptions = {}) =>
     const runFork = Runtime.runFork(runtime)
 
     // --- output ----------------------------------------------------------------------------
-    const { out, sendBare } = makeOutput(ip, caps, stats, table, earlyLimit)
+    const { out, sendBare } = makeOutput(ip, ip6, caps, stats, table, earlyLimit)
 
     const remove = (c: Conn): void => table.remove(c)
 
@@ -253,10 +267,10 @@ export const make = (opts: TcpOptions = {}) =>
 
     // --- input -----------------------------------------------------------------------------
     /** A SYN dropped unanswered by the cookie rate limits. */
-    const rateLimited = (src: number, nowMs: number): void => {
+    const rateLimited = (src: IpAddress, nowMs: number): void => {
       stats.synRateLimited++
       countDrop(stats.drops, "RateLimited")
-      if (shield === undefined) return
+      if (shield === undefined || typeof src !== "number") return
       const verdict = shield.refused(src, nowMs)
       if (verdict === undefined) return
       if (verdict === "join") applyFilter(shield.join(src))
@@ -281,35 +295,42 @@ export const make = (opts: TcpOptions = {}) =>
       }
     }
 
-    ip.register(Ip.PROTO_TCP, (h, payload, _frame, trusted, nowMs) => {
+    /**
+     * A segment for us, from either family: `src`/`dst` are numbers for IPv4 and strings for IPv6, told apart
+     * by typeof where the family matters (the pseudo-header, the table key, the link's SYN filter).
+     */
+    const segmentIn = (src: IpAddress, dst: IpAddress, payload: Uint8Array, trusted: boolean, nowMs: number): void => {
       stats.segmentsIn++
+      const v4 = typeof src === "number"
       // Under a SYN flood: a bare SYN for a listener that is on cookies, from a source past its rate and of
       // no connection of ours, is dropped before it is parsed (for a drop neither its checksum nor its
       // options matter, and the parse allocates: at 150k SYNs a second that garbage was a seventh of the CPU).
       if (payload.length >= W.HEADER_LEN && (payload[13]! & (W.SYN | W.ACK | W.RST | W.FIN)) === W.SYN) {
         const dstPort = (payload[2]! << 8) | payload[3]!
         const l = listeners.get(dstPort)
-        if (shield !== undefined && l !== undefined) shield.syn(h.src)
+        // (the link's filter, a kernel BPF program on the TAP, knows IPv4 sources only)
+        if (shield !== undefined && l !== undefined && v4) shield.syn(src)
         if (
           l !== undefined &&
           nowMs - l.boundAt < COOKIE_HOLD_MS &&
-          synLimiter.refuses(h.src, nowMs) &&
-          table.find(dstPort, connKey(h.src, (payload[0]! << 8) | payload[1]!)) === undefined
+          synLimiter.refuses(v4 ? src : sourceKey(src), nowMs) &&
+          table.find(dstPort, v4 ? connKey(src, (payload[0]! << 8) | payload[1]!) : connKey6(src, (payload[0]! << 8) | payload[1]!)) === undefined
         ) {
-          rateLimited(h.src, nowMs)
+          rateLimited(src, nowMs)
           return
         }
       }
-      const seg = W.parse(payload, Cs.pseudoV4(h.src, h.dst, Ip.PROTO_TCP, payload.length), !trusted)
+      const pseudo = v4 ? Cs.pseudoV4(src, dst as number, Ip.PROTO_TCP, payload.length) : Cs.pseudoV6(src, dst as Ipv6Address, Ip6.NH_TCP, payload.length)
+      const seg = W.parse(payload, pseudo, !trusted)
       if (typeof seg === "string") {
         countDrop(stats.drops, seg)
         return
       }
-      if (h.dst !== iface.current().address) {
-        countDrop(stats.drops, "NotForUs") // no TCP to broadcast addresses
+      if (v4 ? dst !== iface.current().address : isMulticast(dst as Ipv6Address)) {
+        countDrop(stats.drops, "NotForUs") // no TCP to broadcast addresses or multicast groups
         return
       }
-      const key = connKey(h.src, seg.srcPort)
+      const key = v4 ? connKey(src, seg.srcPort) : connKey6(src, seg.srcPort)
       const c = table.find(seg.dstPort, key)
       if (c !== undefined) {
         if (c.tcb.state === "TimeWait" && listeners.has(seg.dstPort) && M.timeWaitAcceptsSyn(c.tcb, seg)) {
@@ -336,21 +357,24 @@ export const make = (opts: TcpOptions = {}) =>
         if ((f & W.RST) !== 0) return // RFC 9293 §3.10.7.2: an RST to LISTEN is ignored
         if ((f & W.ACK) === 0) {
           // a SYN opens; anything else without ACK (FIN, NULL, Xmas, SYN+FIN probes) is dropped unanswered
-          if ((f & (W.SYN | W.FIN)) === W.SYN) passiveOpen(l, h.src, h.dst, seg, key, nowMs)
+          if ((f & (W.SYN | W.FIN)) === W.SYN) passiveOpen(l, src, dst, seg, key, nowMs)
           else countDrop(stats.drops, "ProbeToListener")
           return
         }
-        if ((f & W.SYN) === 0 && cookieOpen(l, h.src, h.dst, seg, payload, key, nowMs)) return
+        if ((f & W.SYN) === 0 && cookieOpen(l, src, dst, seg, payload, key, nowMs)) return
       }
       const rst = M.rstFor(seg)
       if (rst !== undefined) {
         countDrop(stats.drops, "NoListener")
-        sendBare(rst, h.src)
+        sendBare(rst, src, dst)
       }
-    })
+    }
+
+    ip.register(Ip.PROTO_TCP, (h, payload, _frame, trusted, nowMs) => segmentIn(h.src, h.dst, payload, trusted, nowMs))
+    ip6.register(Ip6.NH_TCP, (i) => segmentIn(i.ip.src, i.ip.dst, i.payload, i.checksumTrusted, i.nowMs))
 
     /** A SYN for a listener: a half-open entry, or a SYN cookie when any half-open bound is reached. */
-    const passiveOpen = (l: Listener, src: number, dst: number, seg: W.TcpRepr, key: number, nowMs: number): void => {
+    const passiveOpen = (l: Listener, src: IpAddress, dst: IpAddress, seg: W.TcpRepr, key: number | string, nowMs: number): void => {
       if (!table.admitLive(src)) return
       // Once a bound was reached, the listener stays on cookies for 2 s (hysteresis): under a flood whose
       // SYN-ACKs the flooder's host resets, half-open slots free up at once, and creating a connection (and
@@ -359,12 +383,12 @@ export const make = (opts: TcpOptions = {}) =>
       if (bound) l.boundAt = nowMs
       const full = bound || nowMs - l.boundAt < COOKIE_HOLD_MS
       if (cookieMode === "always" || (full && cookieMode === "auto")) {
-        if (!synLimiter.admit(src, nowMs)) {
+        if (!synLimiter.admit(sourceKey(src), nowMs)) {
           rateLimited(src, nowMs)
           return
         }
         const cookie = Cookie.make(cookieKey, src, dst, seg.srcPort, seg.dstPort, seg.seq, seg.mss, nowMs)
-        sendBare(M.cookieSynAck(l.cfg, seg, cookie, nowMs), src)
+        sendBare(M.cookieSynAck(cfgOf(l, src), seg, cookie, nowMs), src, dst)
         stats.synCookiesSent++
         l.cookieAt = nowMs
         return
@@ -374,7 +398,7 @@ export const make = (opts: TcpOptions = {}) =>
         return
       }
       // the listener's ring sizes, not committed: they are decided again as the handshake completes (sizeHalfOpen)
-      const tcb = M.acceptSyn(l.cfg, seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, iss(), nowMs, out)
+      const tcb = M.acceptSyn(cfgOf(l, src), seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, iss(), nowMs, out)
       const nc = new Conn(nextId++, key, tcb, l)
       l.pending++
       stats.passiveOpens++
@@ -388,7 +412,7 @@ export const make = (opts: TcpOptions = {}) =>
      * the last two cookie periods), the connection opens Established. Returns false when it is not a
      * cookie ACK (the caller answers with RST, as for any stray ACK).
      */
-    const cookieOpen = (l: Listener, src: number, dst: number, seg: W.TcpRepr, payload: Uint8Array, key: number, nowMs: number): boolean => {
+    const cookieOpen = (l: Listener, src: IpAddress, dst: IpAddress, seg: W.TcpRepr, payload: Uint8Array, key: number | string, nowMs: number): boolean => {
       if (cookieMode === "never" || nowMs - l.cookieAt > 2 * Cookie.PERIOD_MS) return false
       const mss = Cookie.check(cookieKey, src, dst, seg.srcPort, seg.dstPort, (seg.seq - 1) >>> 0, (seg.ack - 1) >>> 0, nowMs)
       if (mss === 0) {
@@ -396,7 +420,8 @@ export const make = (opts: TcpOptions = {}) =>
         return false
       }
       if (!table.admitLive(src)) return true // dropped: the peer's retransmission or its data will try again
-      const tcb = M.acceptCookie(sized(l.cfg, src), l.cfg, seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, Math.min(mss, l.cfg.mss), nowMs)
+      const lcfg = cfgOf(l, src)
+      const tcb = M.acceptCookie(sized(lcfg, src), lcfg, seg, { addr: dst, port: seg.dstPort }, { addr: src, port: seg.srcPort }, Math.min(mss, lcfg.mss), nowMs)
       const nc = new Conn(nextId++, key, tcb, l)
       l.pending++ // settled below: EV_CONNECTED moves it to the accept queue
       stats.passiveOpens++
@@ -472,10 +497,10 @@ export const make = (opts: TcpOptions = {}) =>
     /** A passive open's receive ring under pressure: it must hold the window the SYN-ACK offered (unscaled, up to 65535). */
     const PRESSURE_RECV_PASSIVE = 64 * 1024
     // a quarter of the bound per remote address: one host's idle connections cannot shrink everyone's
-    const fits = (need: number, remote: number): boolean =>
+    const fits = (need: number, remote: number | string): boolean =>
       stats.memoryCommitted + need <= memoryBytes && table.committedBy(remote) + need <= memoryBytes >>> 2
     /** Ring sizes for an active open or a cookie connection (committed as it is inserted). */
-    const sized = (cfg: M.Config, remote: number): M.Config => {
+    const sized = (cfg: M.Config, remote: number | string): M.Config => {
       if (fits(cfg.sendBufBytes + cfg.recvBufBytes, remote)) return cfg
       stats.memoryPressure++
       return M.makeConfig({
@@ -517,7 +542,8 @@ export const make = (opts: TcpOptions = {}) =>
         if (listeners.has(port)) return yield* new TcpError({ reason: "AddressInUse", detail: `port ${port} is already listening` })
         const backlog = o?.backlog ?? 128
         const accept = yield* Queue.bounded<Conn>(backlog)
-        const l: Listener = { port, backlog, cfg: cfgFor(o, true), accept, pending: 0, cookieAt: -Infinity, boundAt: -Infinity }
+        const cfg = cfgFor(o, true)
+        const l: Listener = { port, backlog, cfg, cfg6: v6(cfg), accept, pending: 0, cookieAt: -Infinity, boundAt: -Infinity }
         yield* Effect.acquireRelease(
           Effect.sync(() => listeners.set(port, l)),
           () =>
@@ -537,12 +563,15 @@ export const make = (opts: TcpOptions = {}) =>
         return Stream.fromQueue(accept).pipe(Stream.map(view))
       })
 
-    const connect = (address: Ipv4Address, port: number, o?: ConnectOptions) =>
+    const connect = (address: IpAddress, port: number, o?: ConnectOptions) =>
       Effect.gen(function* () {
         if (!Number.isInteger(port) || port <= 0 || port > 65535) return yield* new TcpError({ reason: "InvalidArgument", detail: `bad port ${port}` })
-        if (iface.nextHop(address) === undefined) return yield* new TcpError({ reason: "NoRoute", detail: formatIpv4(address) })
+        // IPv4: the interface's route; IPv6: a source address for the destination (none: IPv6 off, or no route)
+        const localAddr: IpAddress | undefined =
+          typeof address === "number" ? (iface.nextHop(address) === undefined ? undefined : ip.address()) : ip6.enabled ? ip6.selectSource(address) : undefined
+        if (localAddr === undefined) return yield* new TcpError({ reason: "NoRoute", detail: formatIp(address) })
         if (stats.connections >= maxConns) return yield* new TcpError({ reason: "TableFull" })
-        const key = connKey(address, port)
+        const key = typeof address === "number" ? connKey(address, port) : connKey6(address, port)
         let local = o?.localPort ?? 0
         if (local === 0) {
           for (let i = 0; i < 28232; i++) {
@@ -560,7 +589,8 @@ export const make = (opts: TcpOptions = {}) =>
         const now = yield* Clock.currentTimeMillis
         const c = yield* Effect.acquireRelease(
           Effect.sync(() => {
-            const tcb = M.connect(sized(cfgFor(o), address), { addr: ip.address(), port: local }, { addr: address, port }, iss(), now, out)
+            const cfg = typeof address === "number" ? cfgFor(o) : v6(cfgFor(o))
+            const tcb = M.connect(sized(cfg, address), { addr: localAddr, port: local }, { addr: address, port }, iss(), now, out)
             const nc = new Conn(nextId++, key, tcb, undefined)
             stats.activeOpens++
             table.insert(nc)
@@ -600,4 +630,4 @@ export const make = (opts: TcpOptions = {}) =>
     return Tcp.of({ listen, connect, stats, connectionCount: () => stats.connections, acceptQueued })
   })
 
-export const layer = (opts: TcpOptions = {}): Layer.Layer<Tcp, never, Ipv4 | Ethernet | Interface> => Layer.scoped(Tcp, make(opts))
+export const layer = (opts: TcpOptions = {}): Layer.Layer<Tcp, never, Ipv4 | Ipv6 | Ethernet | Interface> => Layer.scoped(Tcp, make(opts))

@@ -1,6 +1,7 @@
 /**
- * UDP (RFC 768): demux by destination port to bound handlers, ICMP port unreachable for closed ports,
- * and sending with a full checksum. Handlers run synchronously in the receive burst; the payload they
+ * UDP (RFC 768) over IPv4 and IPv6 (RFC 8200 §8.1): demux by destination port to bound handlers (a bound
+ * port takes both families), ICMP or ICMPv6 port unreachable for closed ports (each rate limited by its IP
+ * layer), and sending with a full checksum to either family. Handlers run synchronously in the receive burst; the payload they
  * get is borrowed (copy what you keep).
  */
 import * as Context from "effect/Context"
@@ -8,14 +9,18 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import type { Ipv4Address } from "../protocols/address.js"
+import type { IpAddress } from "../protocols/ipAddress.js"
+import type { Ipv6Address } from "../protocols/ipv6/address.js"
 import * as Cs from "../protocols/checksum.js"
 import * as IcmpWire from "../protocols/icmp/wire.js"
+import * as Icmp6Wire from "../protocols/icmpv6/wire.js"
 import * as Ip from "../protocols/ipv4/wire.js"
+import * as Ip6 from "../protocols/ipv6/wire.js"
 import * as UdpWire from "../protocols/udp/wire.js"
 import { countDrop, type DropCounts } from "./Counters.js"
 import { Interface } from "./Interface.js"
 import { Ipv4, L4_OFFSET } from "./Ipv4.js"
+import { Ipv6, L4_OFFSET6 } from "./Ipv6.js"
 
 export class UdpError extends Data.TaggedError("UdpError")<{
   readonly reason: "AddressInUse" | "NoRoute" | "TooLarge"
@@ -27,9 +32,9 @@ export class UdpError extends Data.TaggedError("UdpError")<{
 }
 
 export interface UdpDatagram {
-  readonly src: Ipv4Address
+  readonly src: IpAddress
   readonly srcPort: number
-  readonly dst: Ipv4Address
+  readonly dst: IpAddress
   readonly dstPort: number
   readonly payload: Uint8Array
   readonly nowMs: number
@@ -42,9 +47,12 @@ export type UdpHandler = (d: UdpDatagram) => void
  * what a connected kernel UDP socket reports as ECONNREFUSED/EHOSTUNREACH on its next call.
  */
 export interface UdpUnreachable {
+  /** ICMP's code, or ICMPv6's (port unreachable is 3 in one, 4 in the other): see `portUnreachable`. */
   readonly code: number
-  readonly reporter: Ipv4Address
-  readonly remote: Ipv4Address
+  /** The remote's port is closed (ICMP code 3, ICMPv6 code 4). */
+  readonly portUnreachable: boolean
+  readonly reporter: IpAddress
+  readonly remote: IpAddress
   readonly remotePort: number
   readonly nowMs: number
 }
@@ -57,6 +65,9 @@ export interface UdpStats {
   noPort: number
   /** ICMP destination unreachable errors about our datagrams, delivered to the sending port. */
   unreachableIn: number
+  /** Datagrams over IPv6, in and out (also counted in datagramsIn/datagramsOut). */
+  datagramsIn6: number
+  datagramsOut6: number
   readonly drops: DropCounts
 }
 
@@ -64,9 +75,9 @@ export interface UdpShape {
   /** Bind a port for the lifetime of the scope. Port 0 picks an ephemeral port. Returns the port. */
   readonly bind: (port: number, handler: UdpHandler, onError?: UdpErrorHandler) => Effect.Effect<number, UdpError, Scope.Scope>
   /** Send one datagram (copied). Returns false when unroutable or too large (counted). */
-  readonly send: (srcPort: number, dst: Ipv4Address, dstPort: number, payload: Uint8Array) => boolean
+  readonly send: (srcPort: number, dst: IpAddress, dstPort: number, payload: Uint8Array) => boolean
   /** Send with a payload writer, to build in place without a copy. */
-  readonly sendWith: (srcPort: number, dst: Ipv4Address, dstPort: number, len: number, write: (b: Uint8Array) => void) => boolean
+  readonly sendWith: (srcPort: number, dst: IpAddress, dstPort: number, len: number, write: (b: Uint8Array) => void) => boolean
   readonly stats: UdpStats
 }
 
@@ -76,10 +87,11 @@ const MAX_PAYLOAD = 65535 - 20 - 8
 
 export const make = Effect.gen(function* () {
   const ip = yield* Ipv4
+  const ip6 = yield* Ipv6
   const iface = yield* Interface
   const ports = new Map<number, UdpHandler>()
   const errorPorts = new Map<number, UdpErrorHandler>()
-  const stats: UdpStats = { datagramsIn: 0, datagramsOut: 0, noPort: 0, unreachableIn: 0, drops: {} }
+  const stats: UdpStats = { datagramsIn: 0, datagramsOut: 0, noPort: 0, unreachableIn: 0, datagramsIn6: 0, datagramsOut6: 0, drops: {} }
   let nextEphemeral = 49152 + Math.floor(Math.random() * 16384)
 
   ip.register(Ip.PROTO_UDP, (h, payload, _frame, trusted, nowMs) => {
@@ -108,14 +120,74 @@ export const make = Effect.gen(function* () {
     const h = errorPorts.get(e.localPort)
     if (h === undefined) return
     stats.unreachableIn++
-    h({ code: e.code, reporter: e.reporter, remote: e.remote, remotePort: e.remotePort, nowMs: e.nowMs })
+    h({
+      code: e.code,
+      portUnreachable: e.code === IcmpWire.CODE_PORT_UNREACHABLE,
+      reporter: e.reporter,
+      remote: e.remote,
+      remotePort: e.remotePort,
+      nowMs: e.nowMs
+    })
   })
 
-  const sendWith = (srcPort: number, dst: Ipv4Address, dstPort: number, len: number, write: (b: Uint8Array) => void): boolean => {
+  ip6.register(Ip6.NH_UDP, ({ ip: h, payload, packet, linkMulticast, nowMs, checksumTrusted }) => {
+    const pseudo = Cs.pseudoV6(h.src, h.dst, Ip6.NH_UDP, payload.length >= 8 ? UdpWire.length(payload) : 0)
+    const r = UdpWire.parseV6(payload, pseudo, !checksumTrusted)
+    if (typeof r === "string") {
+      countDrop(stats.drops, r)
+      return
+    }
+    stats.datagramsIn++
+    stats.datagramsIn6++
+    const handler = ports.get(r.dstPort)
+    if (handler === undefined) {
+      stats.noPort++
+      // to a group or in a link multicast frame the Ipv6 layer suppresses it (RFC 4443 §2.4 e); rate limited there
+      ip6.sendIcmpError(Icmp6Wire.TYPE_DEST_UNREACHABLE, Icmp6Wire.CODE_PORT_UNREACHABLE, 0, packet, linkMulticast)
+      return
+    }
+    handler({ src: h.src, srcPort: r.srcPort, dst: h.dst, dstPort: r.dstPort, payload: UdpWire.payload(payload), nowMs })
+  })
+
+  ip6.registerErrorHandler(Ip6.NH_UDP, (e) => {
+    if (e.type !== Icmp6Wire.TYPE_DEST_UNREACHABLE) return
+    const h = errorPorts.get(e.localPort)
+    if (h === undefined) return
+    stats.unreachableIn++
+    h({
+      code: e.code,
+      portUnreachable: e.code === Icmp6Wire.CODE_PORT_UNREACHABLE,
+      reporter: e.reporter,
+      remote: e.remote,
+      remotePort: e.remotePort,
+      nowMs: e.nowMs
+    })
+  })
+
+  const sendWith6 = (srcPort: number, dst: Ipv6Address, dstPort: number, len: number, write: (b: Uint8Array) => void): boolean => {
+    const src = ip6.selectSource(dst)
+    if (src === undefined) {
+      countDrop(stats.drops, "NoRoute")
+      return false
+    }
+    const f = ip6.alloc(UdpWire.HEADER_LEN + len)
+    write(f.subarray(L4_OFFSET6 + UdpWire.HEADER_LEN, L4_OFFSET6 + UdpWire.HEADER_LEN + len))
+    const pseudo = Cs.pseudoV6(src, dst, Ip6.NH_UDP, UdpWire.HEADER_LEN + len)
+    UdpWire.emit({ srcPort, dstPort, payloadLen: len }, f.subarray(L4_OFFSET6, L4_OFFSET6 + UdpWire.HEADER_LEN + len), pseudo, true)
+    const ok = ip6.send(f, src, dst, Ip6.NH_UDP, UdpWire.HEADER_LEN + len)
+    if (ok) {
+      stats.datagramsOut++
+      stats.datagramsOut6++
+    }
+    return ok
+  }
+
+  const sendWith = (srcPort: number, dst: IpAddress, dstPort: number, len: number, write: (b: Uint8Array) => void): boolean => {
     if (len > MAX_PAYLOAD) {
       countDrop(stats.drops, "BadLength")
       return false
     }
+    if (typeof dst !== "number") return sendWith6(srcPort, dst, dstPort, len, write)
     const f = ip.alloc(UdpWire.HEADER_LEN + len)
     write(f.subarray(L4_OFFSET + UdpWire.HEADER_LEN))
     const src = ip.address()
@@ -159,4 +231,4 @@ export const make = Effect.gen(function* () {
   })
 })
 
-export const layer: Layer.Layer<Udp, never, Ipv4 | Interface> = Layer.effect(Udp, make)
+export const layer: Layer.Layer<Udp, never, Ipv4 | Ipv6 | Interface> = Layer.effect(Udp, make)

@@ -19,7 +19,7 @@ import * as TestClock from "effect/TestClock"
 import * as Tcp from "../../src/layers/Tcp.js"
 import * as Api from "../../src/api/Socket.js"
 import { formatIpv4 } from "../../src/protocols/address.js"
-import { A_IP, B_IP, make, runVirtual } from "../support/twoStacks.js"
+import { A6, A_IP, B6, B_IP, DAD_DONE_MS, make, runVirtual } from "../support/twoStacks.js"
 
 /** The echo server of Effect's test: write back every chunk; the writer (FIN) is released after the run. */
 const echoServer = (port: number) =>
@@ -256,6 +256,43 @@ describe("Socket semantics (style.md §2.10)", () => {
       expect(badPort.reason).toBe("InvalidArgument")
       const badListen = yield* Effect.flip(Effect.scoped(Effect.flatMap(Tcp.Tcp, (t) => t.listen(0)))).pipe(Effect.provide(net.a))
       expect(badListen.reason).toBe("InvalidArgument")
+    })
+  )
+})
+
+describe("Socket over IPv6", () => {
+  it.scoped("makeChannel to \"2001:db8::2\" (text) echoes 200 kB in order; the connection's endpoints are the IPv6 addresses", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 11, delay: "1 millis" }, {}, { ipv6: true })
+      yield* TestClock.adjust(`${DAD_DONE_MS} millis`)
+      yield* echoServer(7).pipe(Effect.provide(net.b))
+      const parts = Array.from({ length: 20 }, (_, i) => bytes(10_000, i + 100))
+      const out = Stream.fromIterable(parts).pipe(Stream.pipeThroughChannel(Api.makeChannel("2001:db8::2", 7)), Stream.runCollect)
+      const f = yield* Effect.fork(out.pipe(Effect.provide(net.a)))
+      const { value } = yield* runVirtual(f, 5, 60_000)
+      expect(sha([...value])).toBe(sha(parts))
+      const info = yield* Effect.fork(
+        Effect.scoped(Effect.map(Api.connectWithInfo(B6, 7), ({ connection }) => [connection.localAddress, connection.remoteAddress])).pipe(
+          Effect.provide(net.a)
+        )
+      )
+      const { value: ends } = yield* runVirtual(info, 5, 10_000)
+      expect(ends).toEqual([A6, B6])
+    })
+  )
+
+  it.scoped("connect over IPv6: a closed port is Refused (RST), bad text is InvalidArgument, no IPv6 is NoRoute", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 12 }, {}, { ipv6: true })
+      yield* TestClock.adjust(`${DAD_DONE_MS} millis`)
+      const refused = yield* Effect.fork(Effect.flip(Effect.scoped(Api.connect("2001:db8::2", 9))).pipe(Effect.provide(net.a)))
+      const r = yield* runVirtual(refused, 5, 10_000)
+      expect(r.value.reason).toBe("Refused")
+      const bad = yield* Effect.flip(Effect.scoped(Api.connect("2001:db8::g", 80))).pipe(Effect.provide(net.a))
+      expect(bad.reason).toBe("InvalidArgument")
+      const v4only = yield* make({ seed: 13 })
+      const noRoute = yield* Effect.flip(Effect.scoped(Api.connect("2001:db8::2", 80))).pipe(Effect.provide(v4only.a))
+      expect(noRoute.reason).toBe("NoRoute")
     })
   )
 })

@@ -96,7 +96,7 @@ describe("martian sources (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7)", () => {
       Effect.gen(function* () {
         yield* learnPeer(ch)
         const got: Array<number> = []
-        yield* (yield* Udp).bind(5001, (d) => void got.push(d.src))
+        yield* (yield* Udp).bind(5001, (d) => void got.push(d.src as number))
         yield* ch.inject([
           ipFrame(PEER_MAC, STACK_MAC, DIRECTED, US, Ip.PROTO_UDP, udpDatagram(DIRECTED, US, 40000, 5001, new Uint8Array(8))),
           ipFrame(PEER_MAC, STACK_MAC, DIRECTED, US, Ip.PROTO_UDP, udpDatagram(DIRECTED, US, 40000, 9, new Uint8Array(8)))

@@ -32,6 +32,8 @@ import { Icmpv6 } from "../../src/layers/Icmpv6.js"
 import { Ipv6, type Ipv6Options } from "../../src/layers/Ipv6.js"
 import * as Stack from "../../src/layers/Stack.js"
 import * as Stats from "../../src/layers/Stats.js"
+import { Udp } from "../../src/layers/Udp.js"
+import * as UdpWire from "../../src/protocols/udp/wire.js"
 import type { Frame } from "../../src/nic/Frame.js"
 import { PEER_MAC, STACK_MAC, channelLayer, makeChannel, type Channel } from "../support/channelNic.js"
 
@@ -380,6 +382,102 @@ describe("IPv6 neighbour discovery and echo", () => {
       })
     )
   )
+})
+
+const udp6 = (src: Ipv6Address, dst: Ipv6Address, srcPort: number, dstPort: number, data: Uint8Array, checksum = true): Uint8Array => {
+  const b = new Uint8Array(UdpWire.HEADER_LEN + data.length)
+  b.set(data, UdpWire.HEADER_LEN)
+  UdpWire.emit({ srcPort, dstPort, payloadLen: data.length }, b, Cs.pseudoV6(src, dst, Ip6.NH_UDP, b.length), checksum)
+  return b
+}
+
+describe("UDP over IPv6", () => {
+  it.scoped("a bound port gets the datagram with IPv6 endpoints; the answer leaves with a valid IPv6 pseudo-header checksum", () =>
+    withV6((ch) =>
+      Effect.gen(function* () {
+        const udp = yield* Udp
+        yield* assigned(ch)
+        yield* ch.inject([nsFrame(PEER_MAC, PEER, US, PEER_MAC)]) // the peer is learnt from its NS: no NS of ours first
+        ch.take()
+        const got: Array<{ src: unknown; srcPort: number; dst: unknown; data: Array<number> }> = []
+        yield* udp.bind(5001, (d) => {
+          got.push({ src: d.src, srcPort: d.srcPort, dst: d.dst, data: [...d.payload] })
+          udp.send(5001, d.src, d.srcPort, d.payload.map((x) => x + 1))
+        })
+        yield* ch.inject([ip6Frame(PEER_MAC, STACK_MAC, PEER, US, Ip6.NH_UDP, udp6(PEER, US, 40000, 5001, Uint8Array.of(1, 2, 3)))])
+        expect(got).toEqual([{ src: PEER, srcPort: 40000, dst: US, data: [1, 2, 3] }])
+        const out = v6Frames(ch.take())
+        expect(out.length).toBe(1)
+        expect(out[0]!.ip).toMatchObject({ src: US, dst: PEER, nextHeader: Ip6.NH_UDP })
+        const u = out[0]!.upper!
+        const r = UdpWire.parseV6(u, Cs.pseudoV6(US, PEER, Ip6.NH_UDP, u.length), true)
+        expect(r).toEqual({ srcPort: 5001, dstPort: 40000, payloadLen: 3 })
+        expect([...UdpWire.payload(u)]).toEqual([2, 3, 4])
+        expect(udp.stats).toMatchObject({ datagramsIn6: 1, datagramsOut6: 1 })
+      })
+    ))
+
+  it.scoped("a zero checksum and a wrong one are dropped and counted; a closed port answers port unreachable, rate limited", () =>
+    withV6(
+      (ch) =>
+        Effect.gen(function* () {
+          const udp = yield* Udp
+          const ip = yield* Ipv6
+          yield* assigned(ch)
+          yield* ch.inject([nsFrame(PEER_MAC, PEER, US, PEER_MAC)])
+          ch.take()
+          let n = 0
+          yield* udp.bind(5001, () => void n++)
+          const bad = udp6(PEER, US, 40000, 5001, Uint8Array.of(9))
+          bad[7] = bad[7]! ^ 0x55
+          yield* ch.inject([
+            ip6Frame(PEER_MAC, STACK_MAC, PEER, US, Ip6.NH_UDP, udp6(PEER, US, 40000, 5001, Uint8Array.of(9), false)),
+            ip6Frame(PEER_MAC, STACK_MAC, PEER, US, Ip6.NH_UDP, bad)
+          ])
+          expect(n).toBe(0)
+          expect(udp.stats.drops["BadChecksum"]).toBe(2)
+          const closed = [1, 2, 3].map(() => ip6Frame(PEER_MAC, STACK_MAC, PEER, US, Ip6.NH_UDP, udp6(PEER, US, 40001, 9, Uint8Array.of(7))))
+          yield* ch.inject(closed)
+          const out = v6Frames(ch.take())
+          // burst 2: two errors, the third rate limited
+          expect(out.map((s) => [s.upper![0], s.upper![1]])).toEqual([
+            [Icmp6.TYPE_DEST_UNREACHABLE, Icmp6.CODE_PORT_UNREACHABLE],
+            [Icmp6.TYPE_DEST_UNREACHABLE, Icmp6.CODE_PORT_UNREACHABLE]
+          ])
+          expect(out[0]!.ip).toMatchObject({ src: US, dst: PEER })
+          // the error quotes the datagram from its IPv6 header on
+          expect(Ip6.parse(out[0]!.upper!.subarray(8))).toMatchObject({ src: PEER, dst: US, nextHeader: Ip6.NH_UDP })
+          expect(udp.stats.noPort).toBe(3)
+          expect(ip.stats.icmpErrorsRateLimited).toBe(1)
+        }),
+      { icmpErrorBurst: 2, icmpErrorRate: 1 }
+    ))
+
+  it.scoped("an ICMPv6 port unreachable about our datagram reaches the sending port's error handler", () =>
+    withV6((ch) =>
+      Effect.gen(function* () {
+        const udp = yield* Udp
+        yield* assigned(ch)
+        yield* ch.inject([nsFrame(PEER_MAC, PEER, US, PEER_MAC)])
+        ch.take()
+        const errors: Array<unknown> = []
+        const port = yield* udp.bind(0, () => {}, (e) => void errors.push({ code: e.code, port: e.portUnreachable, remote: e.remote, remotePort: e.remotePort }))
+        expect(udp.send(port, PEER, 7777, Uint8Array.of(1, 2))).toBe(true)
+        yield* (yield* Ethernet).flush
+        const sent = v6Frames(ch.take())[0]!
+        const quote = sent.packet
+        const err = new Uint8Array(8 + quote.length)
+        err.set(quote, 8)
+        Icmp6.emit(
+          { type: Icmp6.TYPE_DEST_UNREACHABLE, code: Icmp6.CODE_PORT_UNREACHABLE, rest: 0, payloadLen: quote.length },
+          err,
+          Cs.pseudoV6(PEER, US, Ip6.NH_ICMPV6, err.length)
+        )
+        yield* ch.inject([ip6Frame(PEER_MAC, STACK_MAC, PEER, US, Ip6.NH_ICMPV6, err)])
+        expect(errors).toEqual([{ code: 4, port: true, remote: PEER, remotePort: 7777 }])
+        expect(udp.stats.unreachableIn).toBe(1)
+      })
+    ))
 })
 
 describe("IPv6 off", () => {

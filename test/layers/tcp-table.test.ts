@@ -5,7 +5,8 @@
 import { describe, expect, it } from "vitest"
 import * as M from "../../src/protocols/tcp/machine.js"
 import * as W from "../../src/protocols/tcp/wire.js"
-import { Conn, ConnTable, connKey, type Listener, type TableStats } from "../../src/layers/tcp/Table.js"
+import { Conn, ConnTable, connKey, connKey6, type Listener, type TableStats } from "../../src/layers/tcp/Table.js"
+import { parseIpv6 } from "../../src/protocols/ipv6/address.js"
 import type { SeqNum } from "../../src/protocols/tcp/seq.js"
 
 const stats = (): TableStats => ({
@@ -15,7 +16,7 @@ const stats = (): TableStats => ({
 const limits = { maxConnections: 4, perSourceConnections: 3, maxHalfOpen: 10, perSourceHalfOpen: 2, maxTimeWait: 2 }
 const out: M.Output = { segment: () => {}, deliver: () => {} }
 const cfg = M.makeConfig({ sendBufBytes: 8192, recvBufBytes: 8192 })
-const listener = (): Listener => ({ port: 80, backlog: 100, cfg, accept: undefined as never, pending: 0, cookieAt: -Infinity, boundAt: -Infinity })
+const listener = (): Listener => ({ port: 80, backlog: 100, cfg, cfg6: cfg, accept: undefined as never, pending: 0, cookieAt: -Infinity, boundAt: -Infinity })
 
 let id = 0
 const halfOpen = (l: Listener, src: number, port: number): Conn => {
@@ -113,5 +114,37 @@ describe("ConnTable", () => {
     expect(table.admitLive(7)).toBe(true) // TIME-WAIT does not count against the per-source bound
     for (const c of cs) table.remove(c)
     expect(s).toMatchObject({ connections: 0, halfOpen: 0, timeWait: 0, memoryCommitted: 0 })
+  })
+
+  it("IPv6 sources count by their /64 (one host may take any address of it); another /64 is another source", () => {
+    const s = stats()
+    const table = new ConnTable(limits, s)
+    const l = listener()
+    const a1 = parseIpv6("2001:db8:0:1::1")!
+    const a2 = parseIpv6("2001:db8:0:1::ffff:2")!
+    const other = parseIpv6("2001:db8:0:2::1")!
+    const open6 = (src: string, port: number): Conn => {
+      const syn = W.make({ srcPort: port, dstPort: 80, seq: 1 as SeqNum, flags: W.SYN, mss: 1440 })
+      const t = M.acceptSyn(cfg, syn, { addr: parseIpv6("2001:db8::2")!, port: 80 }, { addr: src, port }, 1000, 0, out)
+      l.pending++
+      return new Conn(++id, connKey6(src, port), t, l)
+    }
+    const c1 = open6(a1, 1000)
+    table.insert(c1)
+    table.insert(open6(a2, 1000))
+    expect(table.find(80, connKey6(a1, 1000))).toBe(c1)
+    expect(table.find(80, connKey6(a2, 1000))).not.toBe(c1)
+    // 2 half-open per source: both addresses of 2001:db8:0:1::/64 used them up, the other /64 has its own
+    expect(table.halfOpenFull(l, parseIpv6("2001:db8:0:1::3")!)).toBe(true)
+    expect(table.halfOpenFull(l, other)).toBe(false)
+    table.insert(open6(a1, 1001))
+    // 3 live per source
+    expect(table.admitLive(parseIpv6("2001:db8:0:1:aaaa::9")!)).toBe(false)
+    expect(s.perSourceRefusals).toBe(1)
+    expect(table.admitLive(other)).toBe(true)
+    // an IPv4 key never finds an IPv6 connection
+    expect(table.find(80, connKey(0x20010db8, 1000))).toBeUndefined()
+    for (const c of [...table.all(true)]) table.remove(c)
+    expect(s).toMatchObject({ connections: 0, halfOpen: 0, memoryCommitted: 0 })
   })
 })

@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
-import type { Ipv4Address } from "../../protocols/address.js"
+import type { IpAddress } from "../../protocols/ipAddress.js"
 import * as OneTest from "../../protocols/iperf/oneTest.js"
 import * as Session from "../../protocols/iperf/session.js"
 import { sleepMillis } from "../Sleep.js"
@@ -57,7 +57,7 @@ export interface IperfShell {
   /** A session-start line, under the session cap. */
   readonly logSession: (kind: SessionLineKind, line: string) => void
   /** A stream with a valid header starts: its part of the first test, or undefined when it is not in it. */
-  readonly joinTest: (client: Ipv4Address, threads: number) => TestPart | undefined
+  readonly joinTest: (client: IpAddress, threads: number) => TestPart | undefined
   /** Done once the first test is over (every part ended, its last lines printed): what `--one-off` waits for. */
   readonly firstTestOver: Deferred.Deferred<void>
 }

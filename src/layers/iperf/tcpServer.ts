@@ -15,7 +15,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Stream from "effect/Stream"
-import { formatIpv4, type Ipv4Address } from "../../protocols/address.js"
+import { formatEndpoint, formatIp, type IpAddress } from "../../protocols/ipAddress.js"
 import * as Fmt from "../../protocols/iperf/format.js"
 import * as Guard from "../../protocols/iperf/guard.js"
 import * as Session from "../../protocols/iperf/session.js"
@@ -31,7 +31,7 @@ import type { IperfShell, TestPart } from "./shell.js"
 const SEND_BUF = 1 << 20
 const RECV_WINDOW = 1 << 20 // 64 connections x 1 MiB bounds -P 64 at the default TAP queue (peak RSS 229 -> 183 MB here)
 
-const peer = (c: TcpConnection): string => `${formatIpv4(c.remoteAddress)}:${c.remotePort}`
+const peer = (c: TcpConnection): string => `${formatEndpoint(c.remoteAddress, c.remotePort)}`
 
 /** Listen on the iperf port and serve every connection for the scope's lifetime. */
 export const serveTcp = (sh: IperfShell) =>
@@ -98,7 +98,7 @@ export const serveTcp = (sh: IperfShell) =>
       })
 
     /** Connect back to the client for `-r`/`-d`, retrying while its listener is not up yet, within its window. */
-    const connectBack = (id: number, to: Ipv4Address, cb: Session.ConnectBack, writeLen: number, windowMs: number | undefined) =>
+    const connectBack = (id: number, to: IpAddress, cb: Session.ConnectBack, writeLen: number, windowMs: number | undefined) =>
       Effect.scoped(
         Effect.gen(function* () {
           const started = yield* Clock.currentTimeMillis
@@ -118,14 +118,14 @@ export const serveTcp = (sh: IperfShell) =>
             stats.connectBackFailures++
             logLimited(
               "connect-backs failed",
-              `${Fmt.idCol(id)} connect back to ${formatIpv4(to)}:${cb.port} failed: ${lastError?.message ?? "unknown"}`
+              `${Fmt.idCol(id)} connect back to ${formatEndpoint(to, cb.port)} failed: ${lastError?.message ?? "unknown"}`
             )
             return
           }
           stats.connectBacks++
           const c = conn
-          print(`Connected to ${formatIpv4(to)}:${cb.port}`)
-          print(`${Fmt.transferId(id, true)}local ${formatIpv4(c.localAddress)} port ${c.localPort} connected with ${formatIpv4(to)} port ${cb.port} (reverse)`)
+          print(`Connected to ${formatEndpoint(to, cb.port)}`)
+          print(`${Fmt.transferId(id, true)}local ${formatIp(c.localAddress)} port ${c.localPort} connected with ${formatIp(to)} port ${cb.port} (reverse)`)
           const t0 = yield* Clock.currentTimeMillis
           const watcher = yield* Effect.fork(
             watchStall(c, () => logLimited("stalled sessions reset", `${Fmt.transferId(id, true)}nothing moved for ${stallMs} ms (the client does not read); resetting`))

@@ -10,7 +10,7 @@
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { formatIpv4, type Ipv4Address } from "../../protocols/address.js"
+import { endpointKey, formatEndpoint, formatIp, sourceKey, type EndpointKey, type IpAddress, type SourceKey } from "../../protocols/ipAddress.js"
 import * as Fmt from "../../protocols/iperf/format.js"
 import * as Guard from "../../protocols/iperf/guard.js"
 import * as IperfUdp from "../../protocols/iperf/udp.js"
@@ -22,8 +22,8 @@ import type { IperfShell } from "./shell.js"
 
 export interface SendTarget {
   readonly id: number
-  readonly local: Ipv4Address
-  readonly dst: Ipv4Address
+  readonly local: IpAddress
+  readonly dst: IpAddress
   readonly dstPort: number
   /** Our port: the iperf port (`-R`), or undefined for a new ephemeral one (`-r`, `-d`). */
   readonly srcPort: number | undefined
@@ -41,7 +41,7 @@ export interface SendTarget {
 }
 
 export type StopReason =
-  | { readonly kind: "unreachable"; readonly code: number; readonly reporter: Ipv4Address }
+  | { readonly kind: "unreachable"; readonly code: number; readonly reporter: IpAddress }
   | { readonly kind: "unverified"; readonly why: Guard.SendVerdict }
 
 /** How often a sending stream looks for a stop while it waits between datagrams. */
@@ -68,12 +68,14 @@ export const makeUdpSender = (sh: IperfShell) =>
     const nowMs = Effect.sync(nowSync)
 
     /** Sending streams by destination address: at most `maxPerAddress` each. */
-    const sendingTo = new Map<Ipv4Address, number>()
-    /** `-R` streams (sent from the iperf port) by destination address * 65536 + port, to stop them on ICMP errors. */
-    const reverseStops = new Map<number, (why: StopReason) => void>()
+    const sendingTo = new Map<SourceKey, number>()
+    /** `-R` streams (sent from the iperf port) by destination endpoint (endpointKey), to stop them on ICMP errors. */
+    const reverseStops = new Map<EndpointKey, (why: StopReason) => void>()
 
     /** Reserve one of the sending slots; false (counted, logged) when all are taken. */
-    const takeSenderSlot = (id: number, from: string, dst: Ipv4Address): boolean => {
+    const takeSenderSlot = (id: number, from: string, dstAddress: IpAddress): boolean => {
+      // per destination address, an IPv6 one by its /64 (one host can use any address of its prefix)
+      const dst = sourceKey(dstAddress)
       if (stats.udpSendStreamsActive >= maxSenders) {
         stats.udpSendDrops++
         logLimited("UDP send requests over the cap dropped", `${Fmt.idCol(id)} not sending UDP to ${from}: ${maxSenders} sending streams already run`)
@@ -128,7 +130,7 @@ export const makeUdpSender = (sh: IperfShell) =>
             stopped = why
             replied.notify()
           }
-          const dstKey = t.dst * 65536 + t.dstPort
+          const dstKey = endpointKey(t.dst, t.dstPort)
           if (t.srcPort !== undefined) {
             reverseStops.set(dstKey, stop)
             yield* Effect.addFinalizer(() => Effect.sync(() => reverseStops.get(dstKey) === stop && reverseStops.delete(dstKey)))
@@ -166,11 +168,11 @@ export const makeUdpSender = (sh: IperfShell) =>
           const back = t.srcPort === undefined
           const tag = Fmt.transferId(t.id, back)
           if (back) {
-            print(`Client connecting to ${formatIpv4(t.dst)}, UDP port ${t.dstPort}`)
+            print(`Client connecting to ${formatIp(t.dst)}, UDP port ${t.dstPort}`)
             print(`Sending ${p.datagramLen} byte datagrams, IPG target: ${(p.intervalMs * 1000).toFixed(2)} us`)
           }
           print(
-            `${tag}local ${formatIpv4(t.local)} port ${local} connected with ${formatIpv4(t.dst)} port ${t.dstPort} ` +
+            `${tag}local ${formatIp(t.local)} port ${local} connected with ${formatIp(t.dst)} port ${t.dstPort} ` +
               (back ? "(reverse)" : "(reverse) (no-udp-fin)")
           )
           /** `-d`: the client's stream may pause this long (3 of its gaps, at least 1 s; its header sets our pace too). */
@@ -211,13 +213,13 @@ export const makeUdpSender = (sh: IperfShell) =>
               stats.udpSendUnreachableStops++
               logLimited(
                 "UDP streams stopped by ICMP unreachable",
-                `${tag}stopped sending to ${formatIpv4(t.dst)}:${t.dstPort} after ${s.sent} datagrams: ICMP destination unreachable (code ${st.code}) from ${formatIpv4(st.reporter)}`
+                `${tag}stopped sending to ${formatEndpoint(t.dst, t.dstPort)} after ${s.sent} datagrams: ICMP destination unreachable (code ${st.code}) from ${formatIp(st.reporter)}`
               )
             } else {
               stats.udpSendUnverifiedStops++
               logLimited(
                 "UDP streams stopped (destination not verified)",
-                `${tag}stopped sending to ${formatIpv4(t.dst)}:${t.dstPort} after ${s.sent} datagrams (${s.bytes} bytes): ` +
+                `${tag}stopped sending to ${formatEndpoint(t.dst, t.dstPort)} after ${s.sent} datagrams (${s.bytes} bytes): ` +
                   (st.why === "ClientSilent"
                     ? `its own stream stopped arriving ${Math.round(silence)} ms ago`
                     : `${Guard.AMPLIFICATION}x the ${t.evidence?.bytes ?? 0} bytes it sent us`)
@@ -272,9 +274,9 @@ export const makeUdpSender = (sh: IperfShell) =>
         Effect.ensuring(
           Effect.sync(() => {
             stats.udpSendStreamsActive--
-            const left = (sendingTo.get(t.dst) ?? 1) - 1
-            if (left > 0) sendingTo.set(t.dst, left)
-            else sendingTo.delete(t.dst)
+            const left = (sendingTo.get(sourceKey(t.dst)) ?? 1) - 1
+            if (left > 0) sendingTo.set(sourceKey(t.dst), left)
+            else sendingTo.delete(sourceKey(t.dst))
           })
         )
       )

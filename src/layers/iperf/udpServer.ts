@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
-import { formatIpv4, type Ipv4Address } from "../../protocols/address.js"
+import { endpointKey, endpointKeyAddress, endpointKeyPort, formatEndpoint, formatIp, sourceKey, type EndpointKey, type IpAddress, type SourceKey } from "../../protocols/ipAddress.js"
 import * as Fmt from "../../protocols/iperf/format.js"
 import * as Guard from "../../protocols/iperf/guard.js"
 import * as Session from "../../protocols/iperf/session.js"
@@ -31,12 +31,12 @@ export const serveUdp = (sh: IperfShell) =>
     const { nowMs, nowSync, takeSenderSlot, planFor, noteAdjusted, runUdpSender, reverseStops } = yield* makeUdpSender(sh)
 
     /** `-r`/`-d`: a new stream from an ephemeral port to (client, mPort), after `delayMs`. */
-    const startConnectBack = (id: number, local: Ipv4Address, client: RecvSession, delayMs: number): void => {
+    const startConnectBack = (id: number, local: IpAddress, client: RecvSession, delayMs: number): void => {
       const settings = client.settings
-      const from = `${formatIpv4(client.src)}:${settings.mPort}`
+      const from = `${formatEndpoint(client.src, settings.mPort)}`
       if (settings.mPort === 0) {
         stats.udpSendRefused++
-        logLimited("UDP send requests refused", `${Fmt.idCol(id)} refusing to send UDP to ${formatIpv4(client.src)}: no port in the header`)
+        logLimited("UDP send requests refused", `${Fmt.idCol(id)} refusing to send UDP to ${formatIp(client.src)}: no port in the header`)
         return
       }
       const p = planFor(id, settings, from)
@@ -69,9 +69,9 @@ export const serveUdp = (sh: IperfShell) =>
       readonly kind: "recv"
       readonly id: number
       readonly st: IperfUdp.UdpStream
-      readonly src: Ipv4Address
+      readonly src: IpAddress
       readonly srcPort: number
-      readonly local: Ipv4Address
+      readonly local: IpAddress
       readonly settings: Wire.SettingsRepr
       lastMs: number
       printed: boolean
@@ -98,7 +98,7 @@ export const serveUdp = (sh: IperfShell) =>
     const REVERSE_LINGER_MS = 3_000
     /** The answer to a `-R` request we do not serve: a bare end of stream (sequence -1). */
     const endMarker = UdpSend.makeDatagram(UdpSend.DEFAULT_DATAGRAM_LEN)
-    const streams = new Map<number, UdpSession>()
+    const streams = new Map<EndpointKey, UdpSession>()
     const reportBuf = new Uint8Array(IperfUdp.REPORT_LEN)
     const sendReport = (s: RecvSession, nowMs: number): void => {
       IperfUdp.emitServerReport(IperfUdp.report(s.st), reportBuf)
@@ -138,11 +138,11 @@ export const serveUdp = (sh: IperfShell) =>
         : !o.active && nowMs - Math.max(o.endMs, o.lastMs) > REVERSE_LINGER_MS
 
     /** Entries per source address (Guard.MAX_STREAMS_PER_SOURCE each). */
-    const perSource = new Map<Ipv4Address, number>()
-    const srcOf = (key: number): Ipv4Address => Math.floor(key / 65536) as Ipv4Address
-    const admit = (key: number, o: UdpSession): void => {
+    const perSource = new Map<SourceKey, number>()
+    const srcOf = endpointKeyAddress
+    const admit = (key: EndpointKey, o: UdpSession): void => {
       streams.set(key, o)
-      const src = srcOf(key)
+      const src = sourceKey(srcOf(key))
       perSource.set(src, (perSource.get(src) ?? 0) + 1)
       stats.udpStreams++
       stats.udpStreamsActive++
@@ -152,11 +152,11 @@ export const serveUdp = (sh: IperfShell) =>
       o.kind === "recv"
         ? { datagrams: o.st.datagrams, lastMs: o.lastMs, feedsSender: o.feeding }
         : { datagrams: 0, lastMs: o.lastMs, feedsSender: o.active }
-    function* entriesFrom(src: Ipv4Address | undefined): Generator<readonly [number, Guard.TableEntry]> {
-      for (const [k, o] of streams) if (src === undefined || srcOf(k) === src) yield [k, tableEntry(o)]
+    function* entriesFrom(src: SourceKey | undefined): Generator<readonly [EndpointKey, Guard.TableEntry]> {
+      for (const [k, o] of streams) if (src === undefined || sourceKey(srcOf(k)) === src) yield [k, tableEntry(o)]
     }
     /** Forget the entry Guard.pickVictim picks (among `src`'s own, or all), counted and logged (limited). */
-    const evict = (src: Ipv4Address | undefined, why: string, forKey: number): void => {
+    const evict = (src: SourceKey | undefined, why: string, forKey: EndpointKey): void => {
       const k = Guard.pickVictim(entriesFrom(src))
       const o = k === undefined ? undefined : streams.get(k)
       if (k === undefined || o === undefined) return
@@ -164,13 +164,13 @@ export const serveUdp = (sh: IperfShell) =>
       stats.udpStreamEvictions++
       logLimited(
         "UDP streams evicted (table full)",
-        `${Fmt.idCol(o.id)} ${why}: forgot the least proven, idlest stream to admit ${formatIpv4(srcOf(forKey))}:${forKey % 65536}`
+        `${Fmt.idCol(o.id)} ${why}: forgot the least proven, idlest stream to admit ${formatEndpoint(srcOf(forKey), endpointKeyPort(forKey))}`
       )
     }
 
-    const forget = (key: number, o: UdpSession): void => {
+    const forget = (key: EndpointKey, o: UdpSession): void => {
       streams.delete(key)
-      const src = srcOf(key)
+      const src = sourceKey(srcOf(key))
       const n = (perSource.get(src) ?? 1) - 1
       if (n > 0) perSource.set(src, n)
       else perSource.delete(src)
@@ -184,7 +184,7 @@ export const serveUdp = (sh: IperfShell) =>
 
     yield* udp.bind(port, (d) => {
       const now = nowSync()
-      const key = d.src * 65536 + d.srcPort
+      const key = endpointKey(d.src, d.srcPort)
       let s = streams.get(key)
       if (s !== undefined && ((s.kind === "recv" && s.st.finished && IperfUdp.isSettled(s.st, now)) || (s.kind === "reverse" && forgettable(s, now)))) {
         forget(key, s)
@@ -197,9 +197,9 @@ export const serveUdp = (sh: IperfShell) =>
           stats.rejectedHeaders++
           return
         }
-        if ((perSource.get(d.src) ?? 0) >= Guard.MAX_STREAMS_PER_SOURCE) {
+        if ((perSource.get(sourceKey(d.src)) ?? 0) >= Guard.MAX_STREAMS_PER_SOURCE) {
           // one address (forged source ports) cannot fill the table: it makes room among its own entries
-          evict(d.src, `${formatIpv4(d.src)} holds ${Guard.MAX_STREAMS_PER_SOURCE} UDP streams`, key)
+          evict(sourceKey(d.src), `${formatIp(d.src)} holds ${Guard.MAX_STREAMS_PER_SOURCE} UDP streams`, key)
         }
         if (streams.size >= maxStreams) {
           // make room: forget streams that are done or silent for 10 s
@@ -211,7 +211,7 @@ export const serveUdp = (sh: IperfShell) =>
           if (streams.size >= maxStreams) evict(undefined, `UDP stream table full (${maxStreams})`, key)
         }
         const id = sh.nextId()
-        const from = `${formatIpv4(d.src)}:${d.srcPort}`
+        const from = `${formatEndpoint(d.src, d.srcPort)}`
         if (settings.mode === "reverse") {
           // -R: send from this port to the client's source port; nothing of the client's is accounted
           const rs: ReverseSession = { kind: "reverse", id, lastMs: now, active: true, endMs: 0 }
@@ -269,6 +269,6 @@ export const serveUdp = (sh: IperfShell) =>
       else if (r === "AfterFinal" && IperfUdp.shouldResend(s.st)) sendReport(s, now)
     }, (e) => {
       // an ICMP destination unreachable about a datagram of a -R stream (sent from this port): stop that stream
-      reverseStops.get(e.remote * 65536 + e.remotePort)?.({ kind: "unreachable", code: e.code, reporter: e.reporter })
+      reverseStops.get(endpointKey(e.remote, e.remotePort))?.({ kind: "unreachable", code: e.code, reporter: e.reporter })
     })
   })

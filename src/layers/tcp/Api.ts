@@ -9,7 +9,7 @@ import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import type { Ipv4Address } from "../../protocols/address.js"
+import type { IpAddress } from "../../protocols/ipAddress.js"
 import type * as Cookie from "../../protocols/tcp/cookie.js"
 import type * as M from "../../protocols/tcp/machine.js"
 import type { SynLimitConfig } from "../../protocols/tcp/synLimit.js"
@@ -105,9 +105,9 @@ export type { SinkHandler }
 
 export interface ConnectionInfo {
   readonly id: number
-  readonly localAddress: Ipv4Address
+  readonly localAddress: IpAddress
   readonly localPort: number
-  readonly remoteAddress: Ipv4Address
+  readonly remoteAddress: IpAddress
   readonly remotePort: number
 }
 
@@ -148,7 +148,7 @@ export interface TcpConnection extends ConnectionInfo {
 
 export interface TcpShape {
   readonly listen: (port: number, opts?: ListenOptions) => Effect.Effect<Stream.Stream<TcpConnection>, TcpError, Scope.Scope>
-  readonly connect: (address: Ipv4Address, port: number, opts?: ConnectOptions) => Effect.Effect<TcpConnection, TcpError, Scope.Scope>
+  readonly connect: (address: IpAddress, port: number, opts?: ConnectOptions) => Effect.Effect<TcpConnection, TcpError, Scope.Scope>
   readonly stats: TcpStats
   readonly connectionCount: () => number
   /** Connections waiting in the listeners' accept queues (accepted, not yet taken by the app): a gauge for Stats. */

@@ -2,7 +2,8 @@
  * The TCP connection table and its resource model (design.md §7): which connections exist, and how many
  * of each kind a peer may hold.
  *
- * - live connections (everything not in TIME-WAIT), bounded in all and per source address;
+ * - live connections (everything not in TIME-WAIT), bounded in all and per source address (an IPv6 source
+ *   counted by its /64, protocols/ipAddress.ts `sourceKey`: one host may use any address of its prefix);
  * - half-open (SYN-RECEIVED) entries of listeners, counted in all and per source (the listener asks
  *   `halfOpenFull` and answers with a SYN cookie instead of adding one past a bound);
  * - TIME-WAIT, a list of its own in arrival order, bounded, the oldest recycled first;
@@ -15,6 +16,7 @@
  * its timer fiber and application calls, which all run on the one thread.
  */
 import type * as Queue from "effect/Queue"
+import { sourceKey, type EndpointKey, type SourceKey } from "../../protocols/ipAddress.js"
 import * as M from "../../protocols/tcp/machine.js"
 import { countDrop, type DropCounts } from "../Counters.js"
 import { Signal } from "../Signal.js"
@@ -26,6 +28,8 @@ export interface Listener {
   readonly port: number
   readonly backlog: number
   readonly cfg: M.Config
+  /** The same for connections over IPv6 (the MSS is 20 bytes smaller). */
+  readonly cfg6: M.Config
   readonly accept: Queue.Queue<Conn>
   /** Connections in SYN-RECEIVED or accepted-but-not-taken. */
   pending: number
@@ -61,14 +65,17 @@ export class Conn {
   retransSeen = 0
   constructor(
     readonly id: number,
-    readonly key: number,
+    readonly key: EndpointKey,
     readonly tcb: M.Tcb,
     readonly listener: Listener | undefined
   ) {}
 }
 
-/** The remote endpoint as one number: table key within a local port. */
+/** The remote endpoint as one number: table key within a local port (IPv4, the hot path). */
 export const connKey = (addr: number, port: number): number => addr * 65536 + port
+
+/** The remote IPv6 endpoint as one 9-code-unit string (never equal to a numeric key; same Map). */
+export const connKey6 = (addr: string, port: number): string => addr + String.fromCharCode(port)
 
 /** The counters the table keeps (a part of the layer's TcpStats). */
 export interface TableStats {
@@ -91,7 +98,7 @@ export interface TableLimits {
   readonly maxTimeWait: number
 }
 
-const bump = (m: Map<number, number>, k: number, d: number): void => {
+const bump = (m: Map<SourceKey, number>, k: SourceKey, d: number): void => {
   const n = (m.get(k) ?? 0) + d
   if (n <= 0) m.delete(k)
   else m.set(k, n)
@@ -99,11 +106,12 @@ const bump = (m: Map<number, number>, k: number, d: number): void => {
 
 export class ConnTable {
   /** localPort -> remote key -> connection */
-  private readonly byPort = new Map<number, Map<number, Conn>>()
+  private readonly byPort = new Map<number, Map<EndpointKey, Conn>>()
   private readonly byTcb = new Map<M.Tcb, Conn>()
-  private readonly liveBySource = new Map<number, number>()
-  private readonly halfOpenBySource = new Map<number, number>()
-  private readonly committedBySource = new Map<number, number>()
+  /** Per source (sourceKey: an IPv4 address, or an IPv6 /64). */
+  private readonly liveBySource = new Map<SourceKey, number>()
+  private readonly halfOpenBySource = new Map<SourceKey, number>()
+  private readonly committedBySource = new Map<SourceKey, number>()
   /** TIME-WAIT connections, oldest first (a Set keeps insertion order). */
   private readonly timeWaitList = new Set<Conn>()
 
@@ -112,13 +120,13 @@ export class ConnTable {
     private readonly stats: TableStats
   ) {}
 
-  find(localPort: number, key: number): Conn | undefined {
+  find(localPort: number, key: EndpointKey): Conn | undefined {
     return this.byPort.get(localPort)?.get(key)
   }
 
   /** Ring bytes committed by the connections with this remote address. */
-  committedBy(remote: number): number {
-    return this.committedBySource.get(remote) ?? 0
+  committedBy(remote: number | string): number {
+    return this.committedBySource.get(sourceKey(remote)) ?? 0
   }
 
   ofTcb(tcb: M.Tcb): Conn | undefined {
@@ -133,14 +141,14 @@ export class ConnTable {
   }
 
   /** Whether a new connection from `src` fits the live bounds; counts the refusal when not. */
-  admitLive(src: number): boolean {
+  admitLive(src: number | string): boolean {
     const s = this.stats
     if (s.connections >= this.limits.maxConnections) {
       s.tableFullDrops++
       countDrop(s.drops, "TableFull")
       return false
     }
-    if ((this.liveBySource.get(src) ?? 0) >= this.limits.perSourceConnections) {
+    if ((this.liveBySource.get(sourceKey(src)) ?? 0) >= this.limits.perSourceConnections) {
       s.perSourceRefusals++
       countDrop(s.drops, "PerSourceLimit")
       return false
@@ -149,11 +157,11 @@ export class ConnTable {
   }
 
   /** Whether a half-open bound (the listener's backlog, all, per source) is reached for `src`. */
-  halfOpenFull(l: Listener, src: number): boolean {
+  halfOpenFull(l: Listener, src: number | string): boolean {
     return (
       l.pending >= l.backlog ||
       this.stats.halfOpen >= this.limits.maxHalfOpen ||
-      (this.halfOpenBySource.get(src) ?? 0) >= this.limits.perSourceHalfOpen
+      (this.halfOpenBySource.get(sourceKey(src)) ?? 0) >= this.limits.perSourceHalfOpen
     )
   }
 
@@ -168,11 +176,11 @@ export class ConnTable {
     this.byTcb.set(c.tcb, c)
     c.live = true
     this.stats.connections++
-    bump(this.liveBySource, c.tcb.remote.addr, 1)
+    bump(this.liveBySource, sourceKey(c.tcb.remote.addr), 1)
     if (c.listener !== undefined && c.tcb.state === "SynReceived") {
       c.halfOpen = true
       this.stats.halfOpen++
-      bump(this.halfOpenBySource, c.tcb.remote.addr, 1)
+      bump(this.halfOpenBySource, sourceKey(c.tcb.remote.addr), 1)
     } else {
       this.commit(c)
     }
@@ -182,13 +190,13 @@ export class ConnTable {
   private commit(c: Conn): void {
     c.committed = c.tcb.sendbuf.capacity + c.tcb.recvbuf.capacity
     this.stats.memoryCommitted += c.committed
-    bump(this.committedBySource, c.tcb.remote.addr, c.committed)
+    bump(this.committedBySource, sourceKey(c.tcb.remote.addr), c.committed)
   }
 
   private uncommit(c: Conn): void {
     if (c.committed === 0) return
     this.stats.memoryCommitted -= c.committed
-    bump(this.committedBySource, c.tcb.remote.addr, -c.committed)
+    bump(this.committedBySource, sourceKey(c.tcb.remote.addr), -c.committed)
     c.committed = 0
   }
 
@@ -208,7 +216,7 @@ export class ConnTable {
     if (!c.halfOpen) return
     c.halfOpen = false
     this.stats.halfOpen--
-    bump(this.halfOpenBySource, c.tcb.remote.addr, -1)
+    bump(this.halfOpenBySource, sourceKey(c.tcb.remote.addr), -1)
   }
 
   private endLive(c: Conn): void {
@@ -216,7 +224,7 @@ export class ConnTable {
     if (c.live) {
       c.live = false
       this.stats.connections--
-      bump(this.liveBySource, c.tcb.remote.addr, -1)
+      bump(this.liveBySource, sourceKey(c.tcb.remote.addr), -1)
     }
     M.releaseBuffers(c.tcb)
     if (!c.tcb.sendbuf.allocated && !c.tcb.recvbuf.allocated) this.uncommit(c)

@@ -5,7 +5,7 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { Ipv4Address } from "../../protocols/address.js"
+import type { IpAddress } from "../../protocols/ipAddress.js"
 import * as M from "../../protocols/tcp/machine.js"
 import { TcpError, type TcpConnection } from "./Api.js"
 import type { Conn } from "./Table.js"
@@ -76,9 +76,9 @@ export const makeView = ({ out, settle }: ViewDeps) => {
     })
     return {
       id: c.id,
-      localAddress: t.local.addr as Ipv4Address,
+      localAddress: t.local.addr as IpAddress,
       localPort: t.local.port,
-      remoteAddress: t.remote.addr as Ipv4Address,
+      remoteAddress: t.remote.addr as IpAddress,
       remotePort: t.remote.port,
       state: () => t.state,
       counters: () => t.counters,

@@ -18,8 +18,8 @@
 export const SHORT_GRACE_MS = 2_000
 
 export interface OneTest {
-  /** The client that claimed the test (a 32-bit IPv4 address), once a stream did. */
-  client: number | undefined
+  /** The client that claimed the test (an IPv4 address as a number, or an IPv6 one as its 8-code-unit string), once a stream did. */
+  client: number | string | undefined
   /** Streams the client announced (its -P, at least 1). */
   expected: number
   /** Streams that joined. */
@@ -32,7 +32,7 @@ export interface OneTest {
 export const make = (): OneTest => ({ client: undefined, expected: 0, seen: 0, open: 0, over: false })
 
 /** A stream with a valid header from `client`, announcing `threads` streams, starts: true when it joins the test. */
-export const join = (t: OneTest, client: number, threads: number): boolean => {
+export const join = (t: OneTest, client: number | string, threads: number): boolean => {
   if (t.over) return false
   if (t.client === undefined) {
     t.client = client

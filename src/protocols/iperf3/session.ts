@@ -60,7 +60,7 @@ export interface StreamState {
   /** The TCP connection; for a UDP stream a negative number, and `udpKey` says where it is. */
   readonly conn: number
   /** UDP: the peer as address * 65536 + port. */
-  readonly udpKey: number | undefined
+  readonly udpKey: number | string | undefined
   /** UDP receiving stream: the accounting. */
   readonly udp: U.UdpRecv | undefined
   /** UDP sending stream: datagrams sent (its sequence numbers ran 1..packetsSent). */
@@ -141,7 +141,7 @@ export interface ServerOptions {
 export interface Server {
   readonly conns: Map<number, Role>
   /** UDP streams of the current test by peer (address * 65536 + port). */
-  readonly udpStreams: Map<number, StreamState>
+  readonly udpStreams: Map<number | string, StreamState>
   test: Test | undefined
   pending: number
   nextTest: number
@@ -161,7 +161,7 @@ export type Action =
   /** A console line; `kind` marks a refusal/drop line the shell may aggregate under a flood. */
   | { readonly _tag: "Log"; readonly line: string; readonly kind?: string }
   /** Send the UDP connect reply ("6789") from the iperf3 port to the peer address * 65536 + port. */
-  | { readonly _tag: "UdpReply"; readonly key: number }
+  | { readonly _tag: "UdpReply"; readonly key: number | string }
   | { readonly _tag: "TestOver"; readonly test: Test; readonly completed: boolean }
 
 export const makeServer = (opts: ServerOptions = {}): Server => ({
@@ -314,7 +314,7 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
   streamIn(t, st, nowMs, out)
 }
 
-const addStream = (t: Test, conn: number, udpKey: number | undefined, peer: PeerInfo): StreamState => {
+const addStream = (t: Test, conn: number, udpKey: number | string | undefined, peer: PeerInfo): StreamState => {
   const k = t.streams.length
   const p = t.params!
   const sender = p.reverse || (p.bidirectional && k >= p.parallel)
@@ -362,11 +362,11 @@ const streamIn = (t: Test, st: StreamState, nowMs: number, out: Array<Action>): 
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
- * A datagram to the iperf3 port from `key` (address * 65536 + port), arrived at wall-clock `arrivalUs`. The hot path:
+ * A datagram to the iperf3 port from `key` (protocols/ipAddress.ts endpointKey: a number for IPv4, a string for IPv6), arrived at wall-clock `arrivalUs`. The hot path:
  * a receiving stream's datagram is accounted here. Returns false when the datagram belongs to no stream; the shell then
  * calls `onUdpConnect` if it is a connect message.
  */
-export const onUdp = (s: Server, key: number, payload: Uint8Array, arrivalUs: number): boolean => {
+export const onUdp = (s: Server, key: number | string, payload: Uint8Array, arrivalUs: number): boolean => {
   const st = s.udpStreams.get(key)
   if (st === undefined) return false
   const t = s.test
@@ -378,7 +378,7 @@ export const onUdp = (s: Server, key: number, payload: Uint8Array, arrivalUs: nu
 }
 
 /** A 4-byte connect datagram from a new peer: the next stream of a UDP test awaiting streams; otherwise ignored (false). */
-export const onUdpConnect = (s: Server, key: number, peer: PeerInfo, nowMs: number, out: Array<Action>): boolean => {
+export const onUdpConnect = (s: Server, key: number | string, peer: PeerInfo, nowMs: number, out: Array<Action>): boolean => {
   const t = s.test
   const known = s.udpStreams.get(key)
   if (known !== undefined) {

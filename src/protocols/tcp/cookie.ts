@@ -67,15 +67,34 @@ export const halfSipHash = (key: CookieKey, w: ArrayLike<number>, n: number): nu
   return (v1 ^ v3) >>> 0
 }
 
-const words = new Uint32Array(5)
+const words = new Uint32Array(11)
 
-const hash24 = (key: CookieKey, src: number, dst: number, srcPort: number, dstPort: number, peerIsn: number, period: number): number => {
-  words[0] = src
-  words[1] = dst
-  words[2] = ((srcPort << 16) | dstPort) >>> 0
-  words[3] = peerIsn >>> 0
-  words[4] = period
-  return halfSipHash(key, words, 5) & 0xffffff
+/** The two 16-bit groups `i` and `i + 1` of an IPv6 address (an 8-code-unit string) as one word. */
+const word6 = (a: string, i: number): number => ((a.charCodeAt(i) << 16) | a.charCodeAt(i + 1)) >>> 0
+
+/**
+ * The keyed hash of the 4-tuple, the peer's ISN and the period. IPv4 addresses are numbers (5 words);
+ * IPv6 ones are 8-code-unit strings and go in whole (4 words each, 11 in all).
+ */
+const hash24 = (key: CookieKey, src: number | string, dst: number | string, srcPort: number, dstPort: number, peerIsn: number, period: number): number => {
+  if (typeof src === "number" && typeof dst === "number") {
+    words[0] = src
+    words[1] = dst
+    words[2] = ((srcPort << 16) | dstPort) >>> 0
+    words[3] = peerIsn >>> 0
+    words[4] = period
+    return halfSipHash(key, words, 5) & 0xffffff
+  }
+  const s = String(src)
+  const d = String(dst)
+  for (let i = 0; i < 4; i++) {
+    words[i] = word6(s, 2 * i)
+    words[4 + i] = word6(d, 2 * i)
+  }
+  words[8] = ((srcPort << 16) | dstPort) >>> 0
+  words[9] = peerIsn >>> 0
+  words[10] = period
+  return halfSipHash(key, words, 11) & 0xffffff
 }
 
 /** The whole period count (its low 5 bits travel in the cookie). */
@@ -93,8 +112,8 @@ export const mssIndex = (peerMss: number): number => {
 /** The cookie (our ISS) for a SYN from src:srcPort to dst:dstPort with sequence number `peerIsn`. */
 export const make = (
   key: CookieKey,
-  src: number,
-  dst: number,
+  src: number | string,
+  dst: number | string,
   srcPort: number,
   dstPort: number,
   peerIsn: number,
@@ -111,8 +130,8 @@ export const make = (
  */
 export const check = (
   key: CookieKey,
-  src: number,
-  dst: number,
+  src: number | string,
+  dst: number | string,
   srcPort: number,
   dstPort: number,
   peerIsn: number,

@@ -81,7 +81,8 @@ export type State =
 export type ErrorReason = "Refused" | "Reset" | "TimedOut" | "Aborted"
 
 export interface Endpoint {
-  readonly addr: number
+  /** An IPv4 address (a number) or an IPv6 one (protocols/ipv6/address.ts: 8 code units); the machine only carries it. */
+  readonly addr: number | string
   readonly port: number
 }
 

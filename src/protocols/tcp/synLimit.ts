@@ -29,7 +29,7 @@ export const DEFAULT_SYN_LIMIT: SynLimitConfig = { perSource: 1000, total: 20_00
 
 export class SynLimiter {
   /** Refilled in place: deleting and re-inserting on every SYN made V8 shrink and grow the map's table. */
-  private readonly sources = new Map<number, TokenBucket>()
+  private readonly sources = new Map<number | string, TokenBucket>()
   private readonly total: TokenBucket
   private readonly sourceBurst: number
   constructor(readonly cfg: SynLimitConfig = DEFAULT_SYN_LIMIT) {
@@ -37,13 +37,16 @@ export class SynLimiter {
     this.total = new TokenBucket(cfg.total, Math.max(1, (cfg.total * cfg.burstMs) / 1000), 0)
   }
 
-  /** Whether a cookie SYN-ACK may go to `src` now (takes a token from both buckets when it may). */
-  admit(src: number, nowMs: number): boolean {
+  /**
+   * Whether a cookie SYN-ACK may go to `src` now (takes a token from both buckets when it may). `src` is the
+   * source's key: an IPv4 address, or the /64 of an IPv6 one (protocols/ipAddress.ts sourceKey).
+   */
+  admit(src: number | string, nowMs: number): boolean {
     if (this.total.refill(nowMs) < 1) return false
     let b = this.sources.get(src)
     if (b === undefined) {
       if (this.sources.size >= this.cfg.maxSources) {
-        const oldest = this.sources.keys().next().value as number
+        const oldest = this.sources.keys().next().value as number | string
         this.sources.delete(oldest)
       }
       b = new TokenBucket(this.cfg.perSource, this.sourceBurst, nowMs)
@@ -56,7 +59,7 @@ export class SynLimiter {
   }
 
   /** Whether `admit` would refuse `src` now (nothing is taken or recorded). */
-  refuses(src: number, nowMs: number): boolean {
+  refuses(src: number | string, nowMs: number): boolean {
     if (this.total.level(nowMs) < 1) return true
     const b = this.sources.get(src)
     return b !== undefined && b.level(nowMs) < 1

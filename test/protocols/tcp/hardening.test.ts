@@ -3,6 +3,7 @@
  * FIN-WAIT-2 timeout, bounded zero-window probing after close, the scoreboard after an RTO, and the
  * SYN cookie codec with the machine's cookie open. Pure: nowMs is passed in.
  */
+import { parseIpv6 } from "../../../src/protocols/ipv6/address.js"
 import { describe, expect, it } from "vitest"
 import * as Cookie from "../../../src/protocols/tcp/cookie.js"
 import * as Tcp from "../../../src/protocols/tcp/machine.js"
@@ -196,6 +197,21 @@ describe("SYN cookies (cookie.ts)", () => {
     expect(Cookie.check(key, A, B, 49500, 80, RISS + 1, c, 5_000)).toBe(0)
     expect(Cookie.check({ k0: key.k0, k1: key.k1 ^ 1 }, A, B, 49500, 80, RISS, c, 5_000)).toBe(0)
     for (let bit = 0; bit < 24; bit++) expect(Cookie.check(key, A, B, 49500, 80, RISS, (c ^ (1 << bit)) >>> 0, 5_000)).toBe(0)
+  })
+  it("IPv6: the whole of both addresses is hashed (a cookie fails for any other group of either), and 1440 travels", () => {
+    const a6 = parseIpv6("2001:db8::1")!
+    const b6 = parseIpv6("2001:db8::2")!
+    const c = Cookie.make(key, a6, b6, 49500, 5001, RISS, 1440, 5_000)
+    expect(Cookie.check(key, a6, b6, 49500, 5001, RISS, c, 5_000)).toBe(1440)
+    for (let g = 0; g < 8; g++) {
+      const other = (x: string): string => x.slice(0, g) + String.fromCharCode(x.charCodeAt(g) ^ 1) + x.slice(g + 1)
+      expect(Cookie.check(key, other(a6), b6, 49500, 5001, RISS, c, 5_000)).toBe(0)
+      expect(Cookie.check(key, a6, other(b6), 49500, 5001, RISS, c, 5_000)).toBe(0)
+    }
+    expect(Cookie.check(key, b6, a6, 49500, 5001, RISS, c, 5_000)).toBe(0)
+    expect(Cookie.check(key, a6, b6, 49501, 5001, RISS, c, 5_000)).toBe(0)
+    // the IPv4 cookie of the same ports and ISN is not this one
+    expect(Cookie.check(key, A, B, 49500, 5001, RISS, c, 5_000)).toBe(0)
   })
   it("the MSS is the largest table value not above the peer's", () => {
     expect(Cookie.MSS_TABLE[Cookie.mssIndex(0)]).toBe(536)
