@@ -8,8 +8,9 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Fmt from "../protocols/iperf/format.js"
 import { makeShell } from "./iperf/shell.js"
-import { serveTcp } from "./iperf/tcpServer.js"
+import { RECV_WINDOW as TCP_RECV_WINDOW, serveTcp } from "./iperf/tcpServer.js"
 import { serveUdp } from "./iperf/udpServer.js"
 import type { Tcp, TcpError } from "./Tcp.js"
 import type { Udp, UdpError } from "./Udp.js"
@@ -113,10 +114,12 @@ export const make = (opts: IperfOptions = {}) =>
   Effect.gen(function* () {
     const sh = yield* makeShell(opts)
     yield* serveTcp(sh)
-    sh.print(`Server listening on TCP port ${sh.port}`)
+    // the real server's banner, once per protocol (it serves one of them; we serve both on the same port). Our UDP has
+    // no socket buffer to report, so that block has no size line.
+    for (const l of Fmt.listeningBanner("TCP", sh.port, TCP_RECV_WINDOW)) sh.print(l)
     if (opts.udp !== false) {
       yield* serveUdp(sh)
-      sh.print(`Server listening on UDP port ${sh.port}`)
+      for (const l of Fmt.listeningBanner("UDP", sh.port)) sh.print(l)
     }
     return Iperf.of({ port: sh.port, stats: sh.stats, firstTestOver: Deferred.await(sh.firstTestOver) })
   })

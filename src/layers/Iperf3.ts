@@ -19,7 +19,8 @@ import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { formatIpv4, type Ipv4Address } from "../protocols/address.js"
+import type { Ipv4Address } from "../protocols/address.js"
+import { formatHost } from "../protocols/iperf/format.js"
 import * as Session from "../protocols/iperf3/session.js"
 import * as U from "../protocols/iperf3/udp.js"
 import * as W from "../protocols/iperf3/wire.js"
@@ -252,9 +253,9 @@ export const make = (opts: Iperf3Options = {}) =>
         conns.set(c.id, c)
         outboxes.set(c.id, box)
         const peer: Session.PeerInfo = {
-          local: formatIpv4(c.localAddress),
+          local: formatHost(c.localAddress),
           localPort: c.localPort,
-          remote: formatIpv4(c.remoteAddress),
+          remote: formatHost(c.remoteAddress),
           remotePort: c.remotePort
         }
         Session.onAccept(server, c.id, peer, now(), out)
@@ -331,7 +332,7 @@ export const make = (opts: Iperf3Options = {}) =>
           stats.udpIgnored++
           return
         }
-        const peer: Session.PeerInfo = { local: formatIpv4(d.dst), localPort: port, remote: formatIpv4(d.src), remotePort: d.srcPort }
+        const peer: Session.PeerInfo = { local: formatHost(d.dst), localPort: port, remote: formatHost(d.src), remotePort: d.srcPort }
         if (!Session.onUdpConnect(server, key, peer, now(), out)) stats.udpIgnored++
         if (out.length > 0) dispatch()
       })

@@ -70,10 +70,10 @@ describeRoot("e2e: -1/--one-off and --logfile with the real clients", () => {
         expect(r.stdout, r.stdout + r.stderr).toMatch(/\[SUM\].*bits\/sec/)
         yield* exitedCleanly(s)
         const out = s.output()
-        // both streams were served to the end: two result lines and two closed lines
-        expect(out.match(/ Connection from /g)?.length, out).toBe(2)
-        expect(out.match(/^\[\s*\d+\] closed$/gm)?.length, out).toBe(2)
-        expect(out.trimEnd().split("\n").at(-1), out).toMatch(/^\[\s*\d+\] closed$/)
+        // both streams were served to the end: two connection lines, two result lines, and their [SUM] last
+        expect(out.match(/^\[\s*\d+\] local 198\.51\.100\.2 port 5001 connected with 198\.51\.100\.1 port \d+$/gm)?.length, out).toBe(2)
+        expect(out.match(/^\[\s*\d+\] 0\.0000-\d+\.\d{4} sec .*bits\/sec$/gm)?.length, out).toBe(2)
+        expect(out.trimEnd().split("\n").at(-1), out).toMatch(/^\[SUM\] 0\.0000-\d+\.\d{4} sec .*bits\/sec$/)
       })
     )
   )
@@ -115,7 +115,7 @@ describeRoot("e2e: -1/--one-off and --logfile with the real clients", () => {
         yield* waitInFile(log, /^Entering main event loop$/m)
         const r2 = yield* s.client("iperf", ["-c", SERVER_IP, "-t", "1"])
         expect(r2.stdout, r2.stdout + r2.stderr).toMatch(/bits\/sec/)
-        yield* waitInFile(log, /^\[\s*\d+\] closed$/m)
+        yield* waitInFile(log, /^\[\s*\d+\] 0\.0000-\d+\.\d{4} sec .*bits\/sec$/m)
         const r3 = yield* s.client("iperf3", ["-c", SERVER_IP, "-t", "1"])
         expect(r3.code, r3.stdout + r3.stderr).toBe(0)
         yield* waitInFile(log, /^Test #1:[\s\S]*receiver$/m)
@@ -123,7 +123,7 @@ describeRoot("e2e: -1/--one-off and --logfile with the real clients", () => {
         expect(first).toMatch(/^Interface mp/m) // the banner
         expect(first).toMatch(/^Server listening on TCP port 5001$/m)
         expect(first).toMatch(/^Server listening on TCP port 5201$/m)
-        expect(first).toMatch(/ Connection from 198\.51\.100\.1:\d+$/m)
+        expect(first).toMatch(/ connected with 198\.51\.100\.1 port \d+$/m)
         expect(first).toMatch(/^link: /m) // the -d dump
         expect(s.output()).toBe("") // nothing on stdout or stderr
 
@@ -133,11 +133,11 @@ describeRoot("e2e: -1/--one-off and --logfile with the real clients", () => {
         yield* waitInFile(log, /^link: /m) // the next dump lands in the new file
         const r4 = yield* s.client("iperf", ["-c", SERVER_IP, "-t", "1"])
         expect(r4.stdout, r4.stdout + r4.stderr).toMatch(/bits\/sec/)
-        yield* waitInFile(log, /^\[\s*\d+\] closed$/m)
+        yield* waitInFile(log, /^\[\s*\d+\] 0\.0000-\d+\.\d{4} sec .*bits\/sec$/m)
         const rotated = read(log + ".1")
         const fresh = read(log)
-        expect(fresh).toMatch(/ Connection from 198\.51\.100\.1:\d+$/m)
-        expect(rotated.match(/ Connection from /g)?.length, rotated).toBe(1) // only the first iperf 2 test
+        expect(fresh).toMatch(/ port 5001 connected with 198\.51\.100\.1 port \d+$/m)
+        expect(rotated.match(/ port 5001 connected with /g)?.length, rotated).toBe(1) // only the first iperf 2 test
         expect(s.child.exitCode).toBe(null) // SIGHUP did not end the server
         expect(s.output()).toBe("")
         // every line is whole: a dump line or a server line, never two run together

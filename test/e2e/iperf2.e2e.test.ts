@@ -52,8 +52,9 @@ describeRoot("e2e: iperf 2.1.8 client, every TCP mode and UDP (iperf-wire.md §E
         expect(t!.end).toBeGreaterThanOrEqual(2)
         expect(t!.end).toBeLessThan(2.5)
         expect(r.elapsedS, r.stdout + s.output()).toBeLessThan(3)
-        // our own per-connection line
-        yield* s.waitFor(/\[\s*1\] 0\.0000-\d\.\d{4} sec .*bits\/sec\n\[\s*1\] closed/)
+        // our own lines, as iperf -s prints them: the connection, then the column header and the total
+        yield* s.waitFor(/^\[ ID\] Interval {7}Transfer {5}Bandwidth\n\[\s*1\] 0\.0000-\d\.\d{4} sec .*bits\/sec$/m)
+        expect(s.output()).toMatch(/^\[\s*1\] local 198\.51\.100\.2 port 5001 connected with 198\.51\.100\.1 port \d+$/m)
       })
     )
   )
@@ -232,7 +233,9 @@ describeRoot("e2e: iperf 2.1.8 client, every TCP mode and UDP (iperf-wire.md §E
         const s = yield* withServer("ival", { args: ["--interval", "0.5"] })
         const r = yield* s.client("iperf", ["-c", SERVER_IP, "-t", "2"])
         noFailure(r)
-        yield* s.waitFor(/\[\s*1\] closed/)
+        // the whole-test line comes last: the first line starting at 0 that ends past 1.9 s
+        yield* s.waitFor(/^\[\s*1\] 0\.0000-(?:1\.9|[2-9]\.)\d+ sec /m)
+        expect(s.output()).toMatch(/^\[ ID\] Interval {7}Transfer {5}Bandwidth\n\[\s*1\] 0\.0000-0\.5000 sec /m)
         const ours = reportLines(s.output()).filter((l) => l.id === "1")
         for (const [a, b] of [[0, 0.5], [0.5, 1], [1, 1.5]] as const) {
           expect(ours.some((l) => l.start === a && l.end === b), s.output()).toBe(true)

@@ -9,6 +9,7 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import type { Ipv4Address } from "../../protocols/address.js"
+import * as Fmt from "../../protocols/iperf/format.js"
 import * as OneTest from "../../protocols/iperf/oneTest.js"
 import * as Session from "../../protocols/iperf/session.js"
 import { sleepMillis } from "../Sleep.js"
@@ -54,14 +55,78 @@ export interface IperfShell {
   readonly nextId: () => number
   /** A refusal or drop line: a few a second per kind, then one summary line. */
   readonly logLimited: (kind: string, line: string) => void
-  /** A session-start line, under the session cap. */
-  readonly logSession: (kind: SessionLineKind, line: string) => void
+  /** A session-start or result line, under the session cap; `before` (a column header) only with it. */
+  readonly logSession: (kind: SessionLineKind, line: string, before?: string) => void
   /** A stream with a valid header starts: its part of the first test, or undefined when it is not in it. */
   readonly joinTest: (client: Ipv4Address, threads: number) => TestPart | undefined
   /** Done once the first test is over (every part ended, its last lines printed): what `--one-off` waits for. */
   readonly firstTestOver: Deferred.Deferred<void>
+  /**
+   * A connection line (`[  1] local A port 5001 connected with B port P`): the next report line is preceded by its
+   * column header again, as the real server does. `via`: how it is printed (default `print`; accepted connections
+   * go under the session-line cap).
+   */
+  readonly connectionLine: (line: string, via?: (line: string) => void) => void
+  /** The next report line gets its column header again (a `Server Report:` block). */
+  readonly headerAgain: () => void
+  /**
+   * A report line, after the column header (`[ ID] Interval ...`) when a connection line came since the last one or
+   * the header differs (TCP, UDP). `via` prints the line, with the header before it when given (a rate-limited
+   * line takes its header along, so a flood of streams cannot print headers without their lines).
+   */
+  readonly reportLine: (line: string, header?: string, via?: (line: string, header: string | undefined) => void) => void
 }
 
+/**
+ * The `[SUM]` line of a `-d` test (and of `--full-duplex`): each of the two streams adds its total when it ends; the
+ * second prints the sum over the earlier end, as the real server does.
+ */
+export interface PairSum {
+  readonly add: (bytes: number, endS: number) => void
+}
+
+
+/**
+ * A `[SUM]` over `n` streams of one test, printed through `sh.reportLine` by the last to end: for the two streams of
+ * `-d` and `--full-duplex` over the earlier end, for the `-P` streams over the latest (as the real server's lines show).
+ */
+export const groupSum = (sh: IperfShell, n: number, end: "earliest" | "latest"): PairSum => {
+  let left = n
+  let bytes = 0
+  let endS = end === "earliest" ? Infinity : 0
+  return {
+    add: (b, e) => {
+      bytes += b
+      endS = end === "earliest" ? Math.min(endS, e) : Math.max(endS, e)
+      if (--left === 0) sh.reportLine(Fmt.formatSum(0, endS, bytes))
+    }
+  }
+}
+
+/** `-d`, `--full-duplex`: the two streams' sum. */
+export const pairSum = (sh: IperfShell): PairSum => groupSum(sh, 2, "earliest")
+
+/** `-P` groups still filling, per client address; past this many the oldest is forgotten (its sum never prints). */
+const MAX_OPEN_GROUPS = 64
+
+/**
+ * The `-P k` streams of one client, grouped for their `[SUM]`: each joins the client's open group until k have
+ * joined (a client's next test opens a new one). A stream of a group that never fills ends without a sum line.
+ */
+export const makeParallelGroups = (sh: IperfShell) => {
+  const open = new Map<number, { joined: number; readonly threads: number; readonly sum: PairSum }>()
+  return (client: number, threads: number): PairSum => {
+    let g = open.get(client)
+    if (g === undefined || g.threads !== threads) {
+      if (g !== undefined) open.delete(client)
+      if (open.size >= MAX_OPEN_GROUPS) open.delete(open.keys().next().value!)
+      g = { joined: 0, threads, sum: groupSum(sh, threads, "latest") }
+      open.set(client, g)
+    }
+    if (++g.joined === threads) open.delete(client)
+    return g.sum
+  }
+}
 
 export const makeStats = (): IperfStats => ({
   tcpSessions: 0,
@@ -134,6 +199,8 @@ export const makeShell = (opts: IperfOptions) =>
         }
       }
     }
+    let needHeader = true
+    let lastHeader = ""
     const shell: IperfShell = {
       opts,
       port: opts.port ?? 5001,
@@ -151,12 +218,29 @@ export const makeShell = (opts: IperfOptions) =>
         limiter.line(kind, line)
         stats.logSuppressed = limiter.suppressed() + sessionLimiter.suppressed()
       },
-      logSession: (kind, line) => {
-        sessionLimiter.line(kind, line)
+      logSession: (kind, line, before) => {
+        sessionLimiter.line(kind, line, before)
         stats.logSuppressed = limiter.suppressed() + sessionLimiter.suppressed()
       },
       joinTest: (client, threads) => (OneTest.join(oneTest, client, threads) ? part() : undefined),
-      firstTestOver
+      firstTestOver,
+      connectionLine: (line, via = print) => {
+        via(line)
+        needHeader = true
+      },
+      headerAgain: () => {
+        needHeader = true
+      },
+      reportLine: (line, header = Fmt.BW_HEADER, via) => {
+        const h = needHeader || header !== lastHeader ? header : undefined
+        needHeader = false
+        lastHeader = header
+        if (via !== undefined) via(line, h)
+        else {
+          if (h !== undefined) print(h)
+          print(line)
+        }
+      }
     }
     return shell
   })

@@ -10,7 +10,7 @@
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { formatIpv4, type Ipv4Address } from "../../protocols/address.js"
+import type { Ipv4Address } from "../../protocols/address.js"
 import * as Fmt from "../../protocols/iperf/format.js"
 import * as Guard from "../../protocols/iperf/guard.js"
 import * as IperfUdp from "../../protocols/iperf/udp.js"
@@ -166,12 +166,14 @@ export const makeUdpSender = (sh: IperfShell) =>
           const back = t.srcPort === undefined
           const tag = Fmt.transferId(t.id, back)
           if (back) {
-            print(`Client connecting to ${formatIpv4(t.dst)}, UDP port ${t.dstPort}`)
+            // the client's block, as the real server prints it for its connect-back (no buffer line: no socket here)
+            print(Fmt.RULE)
+            print(`Client connecting to ${Fmt.formatHost(t.dst)}, UDP port ${t.dstPort}`)
             print(`Sending ${p.datagramLen} byte datagrams, IPG target: ${(p.intervalMs * 1000).toFixed(2)} us`)
+            print(Fmt.RULE)
           }
-          print(
-            `${tag}local ${formatIpv4(t.local)} port ${local} connected with ${formatIpv4(t.dst)} port ${t.dstPort} ` +
-              (back ? "(reverse)" : "(reverse) (no-udp-fin)")
+          sh.connectionLine(
+            Fmt.connectedWith(t.id, back, Fmt.formatHost(t.local), local, Fmt.formatHost(t.dst), t.dstPort, back ? ["(reverse)"] : ["(reverse)", "(no-udp-fin)"])
           )
           /** `-d`: the client's stream may pause this long (3 of its gaps, at least 1 s; its header sets our pace too). */
           const silence = Guard.silenceMs(p.intervalMs)
@@ -211,13 +213,13 @@ export const makeUdpSender = (sh: IperfShell) =>
               stats.udpSendUnreachableStops++
               logLimited(
                 "UDP streams stopped by ICMP unreachable",
-                `${tag}stopped sending to ${formatIpv4(t.dst)}:${t.dstPort} after ${s.sent} datagrams: ICMP destination unreachable (code ${st.code}) from ${formatIpv4(st.reporter)}`
+                `${tag}stopped sending to ${Fmt.formatHost(t.dst)}:${t.dstPort} after ${s.sent} datagrams: ICMP destination unreachable (code ${st.code}) from ${Fmt.formatHost(st.reporter)}`
               )
             } else {
               stats.udpSendUnverifiedStops++
               logLimited(
                 "UDP streams stopped (destination not verified)",
-                `${tag}stopped sending to ${formatIpv4(t.dst)}:${t.dstPort} after ${s.sent} datagrams (${s.bytes} bytes): ` +
+                `${tag}stopped sending to ${Fmt.formatHost(t.dst)}:${t.dstPort} after ${s.sent} datagrams (${s.bytes} bytes): ` +
                   (st.why === "ClientSilent"
                     ? `its own stream stopped arriving ${Math.round(silence)} ms ago`
                     : `${Guard.AMPLIFICATION}x the ${t.evidence?.bytes ?? 0} bytes it sent us`)
@@ -226,8 +228,7 @@ export const makeUdpSender = (sh: IperfShell) =>
             return
           }
           stats.udpSendSkipped += s.skipped
-          print(Fmt.BW_HEADER)
-          print(Fmt.formatInterval(t.id, 0, UdpSend.elapsedS(s, 0), s.bytes, back))
+          sh.reportLine(Fmt.formatInterval(t.id, 0, UdpSend.elapsedS(s, 0), s.bytes, back))
           // end of stream: the negated next sequence, repeated with backoff until the report (bounded); `-R`: once
           if (t.awaitReport) {
             while (UdpSend.finDue(s) && stopped === undefined && mayGo(yield* nowMs, p.datagramLen, false)) {
@@ -244,11 +245,11 @@ export const makeUdpSender = (sh: IperfShell) =>
           const r = s.report
           if (r !== undefined) {
             print(`${plainTag}Server Report:`)
-            print(Fmt.UDP_HEADER)
             const line = Fmt.formatUdpInterval(
               t.id, 0, IperfUdp.pairSeconds(r.stop), r.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams
             )
-            print(tag + line.slice(plainTag.length))
+            sh.headerAgain() // the report gets its own header, as the client prints it
+            sh.reportLine(tag + line.slice(plainTag.length), Fmt.UDP_HEADER)
           } else if (t.awaitReport) {
             print(`${plainTag}WARNING: did not receive ack of last datagram after ${s.finSends} tries.`)
           }

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
-import { formatIpv4, type Ipv4Address } from "../../protocols/address.js"
+import type { Ipv4Address } from "../../protocols/address.js"
 import * as Fmt from "../../protocols/iperf/format.js"
 import * as Guard from "../../protocols/iperf/guard.js"
 import * as Session from "../../protocols/iperf/session.js"
@@ -33,10 +33,10 @@ export const serveUdp = (sh: IperfShell) =>
     /** `-r`/`-d`: a new stream from an ephemeral port to (client, mPort), after `delayMs`. */
     const startConnectBack = (id: number, local: Ipv4Address, client: RecvSession, delayMs: number): void => {
       const settings = client.settings
-      const from = `${formatIpv4(client.src)}:${settings.mPort}`
+      const from = `${Fmt.formatHost(client.src)}:${settings.mPort}`
       if (settings.mPort === 0) {
         stats.udpSendRefused++
-        logLimited("UDP send requests refused", `${Fmt.idCol(id)} refusing to send UDP to ${formatIpv4(client.src)}: no port in the header`)
+        logLimited("UDP send requests refused", `${Fmt.idCol(id)} refusing to send UDP to ${Fmt.formatHost(client.src)}: no port in the header`)
         return
       }
       const p = planFor(id, settings, from)
@@ -81,6 +81,8 @@ export const serveUdp = (sh: IperfShell) =>
       watchdog: Fiber.RuntimeFiber<void> | undefined
       /** This stream's part of the first test (--one-off), if it is in it; ends with its result line. */
       part: TestPart | undefined
+      /** `--interval`: the stream's interval reports, stopped by its result line. */
+      intervals: { readonly stop: () => void } | undefined
     }
     /**
      * `-R`: the entry absorbs the client's header datagrams (repeated until our data arrives) so that they start
@@ -113,13 +115,46 @@ export const serveUdp = (sh: IperfShell) =>
       s.watchdog?.unsafeInterruptAsFork(FiberId.none)
       s.watchdog = undefined
       const r = IperfUdp.report(s.st)
-      logSession(
-        "UDP stream results",
-        Fmt.formatUdpInterval(s.id, 0, IperfUdp.pairSeconds(r.stop), s.st.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams) + note
+      s.intervals?.stop()
+      sh.reportLine(
+        Fmt.formatUdpInterval(s.id, 0, IperfUdp.pairSeconds(r.stop), s.st.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams) + note,
+        Fmt.UDP_HEADER,
+        (l, h) => logSession("UDP stream results", l, h)
       )
       if (s.settings.mode === "tradeoff") startConnectBack(sh.nextId(), s.local, s, IperfUdp.REPORT_SILENCE_MS)
       s.part?.end()
     }
+    /**
+     * `--interval` for a received stream: every step from its first datagram, the bytes, the datagrams (highest
+     * sequence) and the losses of the step, with the jitter so far, as `iperf -s -u -i` prints them.
+     */
+    const udpIntervals = (s: RecvSession, stepMs: number, t0: number): { readonly stop: () => void } => {
+      let k = 0
+      let last = { bytes: 0, datagrams: 0, lost: 0 }
+      const fiber = forkSession(
+        Effect.gen(function* () {
+          for (;;) {
+            yield* sleepMillis(t0 + (k + 1) * stepMs - (yield* nowMs))
+            // a stream silent for 10 s (its end lost, never forgotten) stops reporting
+            if ((yield* nowMs) - s.lastMs > 10_000) return
+            const r = IperfUdp.report(s.st)
+            const cur = { bytes: s.st.bytes, datagrams: r.datagrams, lost: r.lost }
+            sh.reportLine(
+              Fmt.formatUdpInterval(
+                s.id, (k * stepMs) / 1000, ((k + 1) * stepMs) / 1000, cur.bytes - last.bytes, IperfUdp.pairSeconds(r.jitter),
+                cur.lost - last.lost, cur.datagrams - last.datagrams
+              ),
+              Fmt.UDP_HEADER,
+              (l, h) => logSession("UDP stream results", l, h)
+            )
+            last = cur
+            k++
+          }
+        })
+      )
+      return { stop: () => fiber.unsafeInterruptAsFork(FiberId.none) }
+    }
+
     /**
      * `-r` in time mode when the client's final datagrams are all lost: like the real server (T + 2 s, `SLOPSECS`),
      * end the receive side anyway, so the client's listener still gets our stream.
@@ -164,7 +199,7 @@ export const serveUdp = (sh: IperfShell) =>
       stats.udpStreamEvictions++
       logLimited(
         "UDP streams evicted (table full)",
-        `${Fmt.idCol(o.id)} ${why}: forgot the least proven, idlest stream to admit ${formatIpv4(srcOf(forKey))}:${forKey % 65536}`
+        `${Fmt.idCol(o.id)} ${why}: forgot the least proven, idlest stream to admit ${Fmt.formatHost(srcOf(forKey))}:${forKey % 65536}`
       )
     }
 
@@ -178,6 +213,7 @@ export const serveUdp = (sh: IperfShell) =>
       if (o.kind === "recv") {
         o.watchdog?.unsafeInterruptAsFork(FiberId.none)
         o.watchdog = undefined
+        o.intervals?.stop()
         o.part?.end() // a stream forgotten before its result line (evicted, silent) still ends its part
       }
     }
@@ -199,7 +235,7 @@ export const serveUdp = (sh: IperfShell) =>
         }
         if ((perSource.get(d.src) ?? 0) >= Guard.MAX_STREAMS_PER_SOURCE) {
           // one address (forged source ports) cannot fill the table: it makes room among its own entries
-          evict(d.src, `${formatIpv4(d.src)} holds ${Guard.MAX_STREAMS_PER_SOURCE} UDP streams`, key)
+          evict(d.src, `${Fmt.formatHost(d.src)} holds ${Guard.MAX_STREAMS_PER_SOURCE} UDP streams`, key)
         }
         if (streams.size >= maxStreams) {
           // make room: forget streams that are done or silent for 10 s
@@ -211,7 +247,7 @@ export const serveUdp = (sh: IperfShell) =>
           if (streams.size >= maxStreams) evict(undefined, `UDP stream table full (${maxStreams})`, key)
         }
         const id = sh.nextId()
-        const from = `${formatIpv4(d.src)}:${d.srcPort}`
+        const from = `${Fmt.formatHost(d.src)}:${d.srcPort}`
         if (settings.mode === "reverse") {
           // -R: send from this port to the client's source port; nothing of the client's is accounted
           const rs: ReverseSession = { kind: "reverse", id, lastMs: now, active: true, endMs: 0 }
@@ -247,13 +283,16 @@ export const serveUdp = (sh: IperfShell) =>
         }
         const rs: RecvSession = {
           kind: "recv", id, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, local: d.dst, settings, lastMs: now,
-          printed: false, feeding: false, watchdog: undefined, part: sh.joinTest(d.src, settings.numThreads)
+          printed: false, feeding: false, watchdog: undefined, part: sh.joinTest(d.src, settings.numThreads), intervals: undefined
         }
         s = rs
         admit(key, rs)
-        const label = settings.mode === "dual" ? " (dual)" : settings.mode === "tradeoff" ? " (tradeoff)" : ""
         // a 20-byte datagram from any (forged) source port starts a header-less stream: capped, like all starts
-        logSession("UDP streams started", `${Fmt.idCol(id)} UDP stream from ${from}${label}`)
+        sh.connectionLine(
+          Fmt.connectedWith(id, false, Fmt.formatHost(d.dst), port, Fmt.formatHost(d.src), d.srcPort),
+          (l) => logSession("UDP streams started", l)
+        )
+        if (opts.intervalS !== undefined) rs.intervals = udpIntervals(rs, opts.intervalS * 1000, now)
         // -d: the server's own test starts at once, beside this one
         if (settings.mode === "dual") startConnectBack(sh.nextId(), d.dst, rs, Session.CONNECT_BACK_DELAY_MS)
         if (settings.mode === "tradeoff" && settings.amount.kind === "time" && settings.amount.durationMs <= UdpSend.MAX_DURATION_MS) {

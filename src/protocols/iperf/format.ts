@@ -16,14 +16,71 @@
  * Pure functions of numbers: the shell supplies byte counts and seconds.
  */
 
+import { formatIpv4, type Ipv4Address } from "../address.js"
+
 /**
  * iperf's `SMALLEST_INTERVAL_SEC` for fast-sampling builds (Debian's 2.1.8 is one: it printed
  * `0.0000-0.0001 sec   100 KBytes  0.000 bits/sec` but a rate for 0.0001 s and up); other builds use 0.005.
  */
 export const SMALLEST_INTERVAL_S = 0.0001
 
+/**
+ * The one place a printed peer or local address is made, for every iperf 2 and iperf3 console line (and the CSV and
+ * JSON results). IPv4 prints dotted; an IPv6 address plugs in here (iperf prints it bare, without brackets).
+ */
+export const formatHost = (a: Ipv4Address): string => formatIpv4(a)
+
+/** The rule iperf 2 draws around its banners: 60 dashes. */
+export const RULE = "-".repeat(60)
+
 export const BW_HEADER = "[ ID] Interval       Transfer     Bandwidth"
 export const UDP_HEADER = "[ ID] Interval       Transfer     Bandwidth        Jitter   Lost/Total Datagrams"
+
+/**
+ * A size as iperf prints a window or buffer (adaptive, base 1024, no trailing "s"): `128 KByte`, `1.00 MByte`.
+ */
+export const formatSize = (bytes: number): string => formatBytes(bytes).slice(0, -1)
+
+/**
+ * iperf 2's listening banner, for one protocol:
+ * ```
+ * ------------------------------------------------------------
+ * Server listening on TCP port 5001
+ * TCP window size: 1.00 MByte (default)
+ * ------------------------------------------------------------
+ * ```
+ */
+export const listeningBanner = (proto: "TCP" | "UDP", port: number, bufferBytes?: number): ReadonlyArray<string> => [
+  RULE,
+  `Server listening on ${proto} port ${port}`,
+  ...(bufferBytes === undefined ? [] : [`${proto === "TCP" ? "TCP window" : "UDP buffer"} size: ${formatSize(bufferBytes)} (default)`]),
+  RULE
+]
+
+/** The block the real server prints before it connects back (`-r`, `-d`). */
+export const clientConnecting = (host: string, proto: "TCP" | "UDP", port: number, bufferBytes: number): ReadonlyArray<string> => [
+  RULE,
+  `Client connecting to ${host}, ${proto} port ${port}`,
+  `${proto === "TCP" ? "TCP window" : "UDP buffer"} size: ${formatSize(bufferBytes)} (default)`,
+  RULE
+]
+
+/**
+ * `[  1] local 198.51.100.1 port 5001 connected with 198.51.100.2 port 44756`, `[ *2] ... (reverse)`. The real
+ * server adds the kernel's `(icwnd/mss/irtt=14/1448/25)` from TCP_INFO; our stack has no such record, so we leave it
+ * out rather than print numbers that mean something else.
+ */
+export const connectedWith = (
+  id: number,
+  reverse: boolean,
+  local: string,
+  localPort: number,
+  remote: string,
+  remotePort: number,
+  tags: ReadonlyArray<string> = []
+): string =>
+  `${transferId(id, reverse)}local ${local} port ${localPort} connected with ${remote} port ${remotePort}` +
+  tags.map((t) => ` ${t}`).join("")
 
 const BYTE_LABELS = ["Byte", "KByte", "MByte", "GByte", "TByte", "PByte"] as const
 const BIT_LABELS = ["bit", "Kbit", "Mbit", "Gbit", "Tbit", "Pbit"] as const

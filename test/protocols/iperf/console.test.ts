@@ -1,0 +1,109 @@
+/**
+ * Golden console layout of `iperf -s` 2.1.8: every expected line below is in the real server's captured output
+ * (test/fixtures/iperf-console/, README there), and our formatter makes it from fixed numbers. Lines the real server
+ * ends with the kernel's `(icwnd/mss/irtt=...)` are compared up to that suffix, which we do not print (format.ts).
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { describe, expect, it } from "vitest"
+import * as Fmt from "../../../src/protocols/iperf/format.js"
+import { ipv4 } from "../../../src/protocols/address.js"
+
+const DIR = path.resolve(__dirname, "../../fixtures/iperf-console")
+const real = (name: string): ReadonlyArray<string> => fs.readFileSync(path.join(DIR, `${name}.server.txt`), "utf8").split("\n")
+const withoutTcpInfo = (l: string): string => l.replace(/ \(icwnd\/mss\/irtt=\d+\/\d+\/\d+\)$/, "")
+
+const S = "198.51.100.1"
+const C = "198.51.100.2"
+const GiB = 1024 ** 3
+const MiB = 1024 ** 2
+
+describe("iperf 2 server console, line for line against iperf -s 2.1.8", () => {
+  it("formatHost is the one address formatter (dotted IPv4)", () => {
+    expect(Fmt.formatHost(ipv4(198, 51, 100, 1))).toBe(S)
+  })
+
+  it("listening banner (TCP) and the -r/-d client block", () => {
+    const tcp = real("iperf2-tcp")
+    // the real TCP window is the kernel's 128 KByte; ours prints its own receive window the same way
+    expect(Fmt.listeningBanner("TCP", 5001, 128 * 1024)).toEqual(tcp.slice(0, 4))
+    const r = real("iperf2-r")
+    expect(Fmt.clientConnecting(C, "TCP", 5001, 67.5 * 1024)).toEqual(r.slice(7, 11))
+    expect(Fmt.clientConnecting(C, "TCP", 5001, 1.98 * MiB)).toEqual(real("iperf2-r-i1").slice(9, 13))
+  })
+
+  it("UDP banner with its buffer line, and without one (ours: no socket buffer)", () => {
+    expect(Fmt.listeningBanner("UDP", 5001, 208 * 1024)).toEqual(real("iperf2-udp").slice(0, 4))
+    expect(Fmt.listeningBanner("UDP", 5001)).toEqual(real("iperf2-udp").filter((l, i) => i < 4 && !l.startsWith("UDP buffer")))
+  })
+
+  it("connection lines: accepted, connect-back (reverse), UDP", () => {
+    expect(Fmt.connectedWith(1, false, S, 5001, C, 44756)).toBe(withoutTcpInfo(real("iperf2-tcp")[4]!))
+    expect(Fmt.connectedWith(2, true, S, 43446, C, 5001, ["(reverse)"])).toBe(withoutTcpInfo(real("iperf2-r")[11]!))
+    expect(Fmt.connectedWith(1, false, S, 5001, C, 34641)).toBe(real("iperf2-udp")[4])
+  })
+
+  it("headers", () => {
+    expect(real("iperf2-tcp")[5]).toBe(Fmt.BW_HEADER)
+    expect(real("iperf2-udp")[5]).toBe(Fmt.UDP_HEADER)
+  })
+
+  it("TCP -r: the whole session after the banner, from fixed numbers", () => {
+    const ours = [
+      Fmt.connectedWith(1, false, S, 5001, C, 51822),
+      Fmt.BW_HEADER,
+      Fmt.formatInterval(1, 0, 2.0032, 3.21 * GiB),
+      ...Fmt.clientConnecting(C, "TCP", 5001, 67.5 * 1024),
+      Fmt.connectedWith(2, true, S, 43446, C, 5001, ["(reverse)"]),
+      Fmt.BW_HEADER,
+      Fmt.formatInterval(2, 0, 2.0152, 3.14 * GiB, true)
+    ]
+    expect(ours).toEqual(real("iperf2-r").slice(4, 14).map(withoutTcpInfo))
+  })
+
+  it("TCP -d: both connection lines, one header, the two totals and their [SUM]", () => {
+    const ours = [
+      Fmt.connectedWith(1, false, S, 5001, C, 57202),
+      ...Fmt.clientConnecting(C, "TCP", 5001, 4 * MiB),
+      Fmt.connectedWith(2, true, S, 44310, C, 5001, ["(reverse)"]),
+      Fmt.BW_HEADER,
+      Fmt.formatInterval(1, 0, 2.0087, 1.4334 * GiB),
+      Fmt.formatInterval(2, 0, 2.0209, 1.87 * GiB, true),
+      Fmt.formatSum(0, 2.0087, 3.3 * GiB)
+    ]
+    expect(ours).toEqual(real("iperf2-d").slice(4, 14).map(withoutTcpInfo))
+  })
+
+  it("TCP -P 2: two connection lines, the header, the totals and [SUM]", () => {
+    const ours = [
+      Fmt.connectedWith(1, false, S, 5001, C, 53758),
+      Fmt.connectedWith(2, false, S, 5001, C, 53770),
+      Fmt.BW_HEADER,
+      Fmt.formatInterval(1, 0, 2.0028, 2.0937 * GiB),
+      Fmt.formatInterval(2, 0, 1.9975, 1.5929 * GiB),
+      Fmt.formatSum(0, 2.0047, 3.69 * GiB)
+    ]
+    expect(ours).toEqual(real("iperf2-P2").slice(4, 10).map(withoutTcpInfo))
+  })
+
+  it("TCP -i 1: interval lines under the header, then the total", () => {
+    const ours = [
+      Fmt.BW_HEADER,
+      Fmt.formatInterval(1, 0, 1, 1.58 * GiB),
+      Fmt.formatInterval(1, 1, 2, 1.72 * GiB),
+      Fmt.formatInterval(1, 0, 2.0011, 3.31 * GiB)
+    ]
+    expect(ours).toEqual(real("iperf2-tcp-i1").slice(5, 9))
+  })
+
+  it("UDP -i 1: interval lines with jitter and loss, then the total", () => {
+    const ours = [
+      Fmt.connectedWith(1, false, S, 5001, C, 53123),
+      Fmt.UDP_HEADER,
+      Fmt.formatUdpInterval(1, 0, 1, 131 * 1024, 0.000011, 0, 91),
+      Fmt.formatUdpInterval(1, 1, 2, 128 * 1024, 0.00001, 0, 89),
+      Fmt.formatUdpInterval(1, 0, 2.0057, 260 * 1024, 0.00001, 0, 181)
+    ]
+    expect(ours).toEqual(real("iperf2-udp-i1").slice(4, 9))
+  })
+})
