@@ -117,7 +117,7 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
   spec("--iperf3-port", "value", "N", "expected a port number", "--iperf3-port 5201",
     "iperf3 TCP/UDP port, 1..65535, not the iperf 2 port (default 5201; the client's -p)"),
   spec("--interval", "value", "SECONDS", "expected a number of seconds", "--interval 0.5",
-    "server-side iperf interval reports every SECONDS (0.001..86400, decimals allowed)"),
+    "interval report lines every SECONDS, 0.001..86400 (decimals allowed), or 0 for none; iperf 2 tests default to none, iperf3 tests to 1 s, as iperf -s and iperf3 -s"),
   spec("--max-connections", "value", "N", "expected a connection count", "--max-connections 4096",
     "limit on live TCP connections (TIME-WAIT and half-open entries have bounds of their own), 1..65535 (default 4096; half of it per client address)"),
   spec("--busy-poll", "value", "US", "expected a number of microseconds", "--busy-poll 5000",

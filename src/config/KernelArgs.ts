@@ -252,6 +252,15 @@ const checkDecimal = (s: string, min: number, max: number, what: string): number
   return n
 }
 
+/** `--interval`: 0 (no interval lines, iperf 2 and iperf3 alike) or INTERVAL_S_MIN..INTERVAL_S_MAX seconds. */
+const checkInterval = (s: string): number | Invalid => {
+  const n = checkDecimal(s, 0, INTERVAL_S_MAX, "the interval in seconds")
+  if (typeof n === "number" && n > 0 && n < INTERVAL_S_MIN) {
+    return new Invalid(`the interval in seconds must be 0 (off) or ${INTERVAL_S_MIN}..${INTERVAL_S_MAX}`)
+  }
+  return n
+}
+
 const checkTap = (s: string): string | Invalid => {
   const bytes = Buffer.byteLength(s, "utf8")
   if (bytes === 0) return new Invalid("the name is empty")
@@ -373,7 +382,7 @@ export const Flags = Schema.Struct({
   "--corrupt-chance": withDefault(Percent, DEFAULTS.corruptChance),
   "--port": withDefault(intIn(1, 65535, "the port"), DEFAULTS.port),
   "--iperf3-port": withDefault(intIn(1, 65535, "the port"), DEFAULTS.iperf3Port),
-  "--interval": opt(decimalIn(INTERVAL_S_MIN, INTERVAL_S_MAX, "the interval in seconds")),
+  "--interval": opt(fromString(Schema.Number, (s) => checkInterval(s), String)),
   "--max-connections": withDefault(intIn(1, MAX_CONNECTIONS_MAX, "the connection limit"), DEFAULTS.maxConnections),
   "--busy-poll": withDefault(intIn(0, BUSY_POLL_US_MAX, "the busy-poll time in microseconds"), DEFAULTS.busyPollUs),
   "--stall-timeout": withDefault(intIn(1, STALL_TIMEOUT_S_MAX, "the stall timeout in seconds"), DEFAULTS.stallTimeoutS),

@@ -21,6 +21,7 @@ import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import type { Ipv4Address } from "../protocols/address.js"
 import { formatHost } from "../protocols/iperf/format.js"
+import * as F from "../protocols/iperf3/format.js"
 import * as Session from "../protocols/iperf3/session.js"
 import * as U from "../protocols/iperf3/udp.js"
 import * as W from "../protocols/iperf3/wire.js"
@@ -80,6 +81,8 @@ export interface Iperf3Options {
   readonly wallClockUs?: () => number
   /** A running test in which no stream moves a byte for this long ends (default 10 s). */
   readonly stallTimeoutMs?: number
+  /** Interval report lines every this many seconds while a test runs, as `iperf3 -s` (default 1; 0: none). */
+  readonly intervalS?: number
 }
 
 
@@ -103,7 +106,11 @@ export const make = (opts: Iperf3Options = {}) =>
     const port = opts.port ?? W.PORT
     const print = yield* printer(opts.print)
     const ioTimeout = Duration.millis(opts.ioTimeoutMs ?? 10_000)
-    const server = Session.makeServer({ udp: udpOn, ...(opts.stallTimeoutMs !== undefined ? { stallMs: opts.stallTimeoutMs } : {}) })
+    const server = Session.makeServer({
+      udp: udpOn,
+      intervalMs: (opts.intervalS ?? 1) * 1000,
+      ...(opts.stallTimeoutMs !== undefined ? { stallMs: opts.stallTimeoutMs } : {})
+    })
     const stats: Iperf3Stats = {
       connections: 0, tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, bytesIn: 0, bytesOut: 0, writeTimeouts: 0, udpIgnored: 0,
       udpDatagramsOut: 0, udpSendErrors: 0, stalled: 0, pendingEvicted: 0, badCookies: 0, udpWrongPeer: 0, logSuppressed: 0
@@ -178,6 +185,8 @@ export const make = (opts: Iperf3Options = {}) =>
           case "TestOver":
             if (a.completed) stats.testsCompleted++
             else stats.testsAborted++
+            // ready for the next test, as 3.12 says after every test
+            for (const l of F.listening(port, server.nextTest)) print(l)
             // over once its control connection is closed too (the client gets our FIN, not a reset at exit)
             if (conns.has(a.test.control)) firstTestControl ??= a.test.control
             else Deferred.unsafeDone(firstTestOver, Exit.void)
@@ -207,7 +216,7 @@ export const make = (opts: Iperf3Options = {}) =>
           }
           const k = yield* c.tryWrite(payload, 0, n)
           if (k > 0) {
-            Session.commitSent(t, st, k, c.counters().retransSegs)
+            Session.commitSent(t, st, k, c.counters().retransSegs, c.cwnd())
             stats.bytesOut += k
           } else yield* c.awaitWritable
         }
@@ -351,8 +360,8 @@ export const make = (opts: Iperf3Options = {}) =>
       }
     }).pipe(Effect.forkScoped)
 
-    print(`Server listening on TCP port ${port}`)
-    if (udpOn) print(`Server listening on UDP port ${port}`)
+    // 3.12's banner (its UDP tests come over the same port, so one block tells both)
+    for (const l of F.listening(port, server.nextTest)) print(l)
     return Iperf3.of({ port, stats, server, firstTestOver: Deferred.await(firstTestOver) })
   })
 

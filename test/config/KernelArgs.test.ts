@@ -284,7 +284,7 @@ describe("boundaries", () => {
     refuses(["-i", "198.51.100.2/024"], "-i")
   })
 
-  it("--port 1..65535, -d >= 1, --interval >= 0.001, --max-connections >= 1, --busy-poll 0..1000000", () => {
+  it("--port 1..65535, -d >= 1, --interval 0 or >= 0.001, --max-connections >= 1, --busy-poll 0..1000000", () => {
     refuses(["--port", "0"], "--port")
     accepts(["--port", "1"])
     accepts(["--port", "65535"])
@@ -298,7 +298,8 @@ describe("boundaries", () => {
     expect(ok(["--port", "5201", "--iperf3-port", "5001"])).toMatchObject({ port: 5201, iperf3Port: 5001 })
     refuses(["-d", "0"], "-d")
     expect(ok(["-d", "1"]).debugMs).toBe(1)
-    refuses(["--interval", "0"], "--interval")
+    expect(ok(["--interval", "0"]).intervalS).toBe(0) // off
+    refuses(["--interval", "0.0005"], "--interval")
     expect(ok(["--interval", "0.001"]).intervalS).toBe(0.001)
     expect(ok(["--interval", "2"]).intervalS).toBe(2)
     refuses(["--interval", "86401"], "--interval")
@@ -418,7 +419,8 @@ const ROWS: ReadonlyArray<Row> = [
   row(["--drop-chance", "101"], "InvalidValue", "--drop-chance", "101", "0..100"),
   row(["--corrupt-chance", "-1"], "InvalidValue", "--corrupt-chance", "-1", "0..100"),
   row(["--port", "http"], "InvalidValue", "--port", "http", "1..65535"),
-  row(["--interval", "-1"], "InvalidValue", "--interval", "-1", "0.001..86400"),
+  row(["--interval", "-1"], "InvalidValue", "--interval", "-1", "0..86400"),
+  row(["--interval", "0.0001"], "InvalidValue", "--interval", "0.0001", "0 (off) or 0.001..86400"),
   row(["--max-connections", "1e3"], "InvalidValue", "--max-connections", "1e3", "whole number"),
   row(["--busy-poll", "2.5"], "InvalidValue", "--busy-poll", "2.5", "whole number"),
   row(["--stall-timeout", "0"], "InvalidValue", "--stall-timeout", "0", "1..3600"),

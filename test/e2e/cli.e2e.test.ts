@@ -118,11 +118,11 @@ describeRoot("e2e: -1/--one-off and --logfile with the real clients", () => {
         yield* waitInFile(log, /^\[\s*\d+\] 0\.0000-\d+\.\d{4} sec .*bits\/sec$/m)
         const r3 = yield* s.client("iperf3", ["-c", SERVER_IP, "-t", "1"])
         expect(r3.code, r3.stdout + r3.stderr).toBe(0)
-        yield* waitInFile(log, /^Test #1:[\s\S]*receiver$/m)
+        yield* waitInFile(log, /^Accepted connection from 198\.51\.100\.1, port \d+$[\s\S]*receiver$/m)
         const first = read(log)
         expect(first).toMatch(/^Interface mp/m) // the banner
         expect(first).toMatch(/^Server listening on TCP port 5001$/m)
-        expect(first).toMatch(/^Server listening on TCP port 5201$/m)
+        expect(first).toMatch(/^Server listening on 5201 \(test #1\)$/m)
         expect(first).toMatch(/ connected with 198\.51\.100\.1 port \d+$/m)
         expect(first).toMatch(/^link: /m) // the -d dump
         expect(s.output()).toBe("") // nothing on stdout or stderr
