@@ -86,7 +86,8 @@ export const iperfLayer = (cfg: Config) =>
     port: cfg.port,
     ...(cfg.intervalS !== undefined && cfg.intervalS > 0 ? { intervalS: cfg.intervalS } : {}),
     stallTimeoutMs: cfg.stallTimeoutS * 1000,
-    udpSendMaxMs: cfg.udpSendMaxS * 1000
+    udpSendMaxMs: cfg.udpSendMaxS * 1000,
+    ...(cfg.report === "csv" ? { report: "csv" as const } : {})
   })
 
 /** The iperf3 server, on TCP (and UDP) 5201 unless --iperf3-port says otherwise (iperf-wire.md §C). */

@@ -39,6 +39,8 @@ export interface RawArgs {
   readonly "--udp-send-max"?: string
   readonly "--one-off": boolean
   readonly "--logfile"?: string
+  readonly "-y"?: string
+  readonly "--json": boolean
   readonly hostname: string
 }
 
@@ -60,9 +62,10 @@ export type ValueFlag =
   | "--stall-timeout"
   | "--udp-send-max"
   | "--logfile"
+  | "-y"
 
 /** The plain switches (no value): true when given. */
-export type SwitchFlag = "--no-offload" | "--one-off" | "--no-ipv6"
+export type SwitchFlag = "--no-offload" | "--one-off" | "--no-ipv6" | "--json"
 
 type Kind = "value" | "repeat" | "switch" | "help" | "version" | "args"
 
@@ -131,6 +134,11 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
     ["-1", "--one-off"]),
   spec("--logfile", "value", "FILE", "expected a file name", "--logfile /var/log/miniperf.log",
     "append every console line to FILE instead of stdout, one write per line; SIGHUP reopens FILE (logrotate)"),
+  spec("-y", "value", "C", "expected C (CSV, the one report style)", "-y C",
+    "iperf 2 results as CSV lines, as iperf -s -y C prints them (and no banner or connection lines)", ["-y", "--reportstyle"]),
+  spec("--json", "switch", "", "", "--json",
+    "results as JSON, one document per line per finished test: iperf3 tests in iperf3 -s -J's layout, iperf 2 streams with the -y C fields (README); no other iperf lines",
+    ["-J", "--json"]),
   spec("--args", "args", "STRING", "expected the flags as one string", "--args '-i 198.51.100.2/24 -g 198.51.100.1'",
     "the flags above as one kernel-style string, split like a shell would (quotes allowed); may be mixed with argv"),
   spec("-h", "help", "", "", "miniperf --help", "print this help and exit", ["-h", "--help"]),
@@ -334,6 +342,7 @@ export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult =>
     "--no-offload": switches.has("--no-offload"),
     "--one-off": switches.has("--one-off"),
     "--no-ipv6": switches.has("--no-ipv6"),
+    "--json": switches.has("--json"),
     hostname
   }
   for (const [k, v] of values) raw[k] = v

@@ -97,6 +97,8 @@ export interface Config {
   readonly oneOff: boolean
   /** `--logfile`: console lines appended to this file instead of stdout (reopened on SIGHUP). */
   readonly logfile?: string
+  /** How iperf results are printed: as the servers do (default), `-y C` CSV lines, or `-J` JSON documents. */
+  readonly report: "human" | "csv" | "json"
 }
 
 export interface Help {
@@ -261,6 +263,9 @@ const checkInterval = (s: string): number | Invalid => {
   return n
 }
 
+/** `-y C`: iperf 2.1.8 takes `c` or `C` (CSV); its other styles are not report formats of a server. */
+const checkReportStyle = (s: string): "C" | Invalid => (s === "C" || s === "c" ? "C" : new Invalid("the only report style is C (CSV)"))
+
 const checkTap = (s: string): string | Invalid => {
   const bytes = Buffer.byteLength(s, "utf8")
   if (bytes === 0) return new Invalid("the name is empty")
@@ -389,6 +394,8 @@ export const Flags = Schema.Struct({
   "--udp-send-max": withDefault(intIn(1, UDP_SEND_MAX_S_MAX, "the UDP send limit in seconds"), DEFAULTS.udpSendMaxS),
   "--one-off": Schema.Boolean,
   "--logfile": opt(LogfilePath),
+  "-y": opt(fromString(Schema.Literal("C"), checkReportStyle, (s) => s)),
+  "--json": Schema.Boolean,
   hostname: Schema.String
 })
 
@@ -420,7 +427,8 @@ export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
   stallTimeoutS: Schema.Number,
   udpSendMaxS: Schema.Number,
   oneOff: Schema.Boolean,
-  logfile: Schema.optionalWith(Schema.String, { exact: true })
+  logfile: Schema.optionalWith(Schema.String, { exact: true }),
+  report: Schema.Literal("human", "csv", "json")
 })
 
 const at = (path: readonly [PropertyKey, ...Array<PropertyKey>], actual: unknown, ast: Schema.Schema.Any["ast"], message: string) =>
@@ -492,6 +500,9 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
           `${formatIpv6(ip6[k]!.address)} was already given (--ip6 number ${first + 1}); each address once`))
       }
     }
+    if (f["-y"] !== undefined && f["--json"]) {
+      return ParseResult.fail(at(["-y"], f["-y"], ast, "-J/--json is given too; choose one report format"))
+    }
     const tap = f["--tap"]
     const config: Config = {
       ip,
@@ -514,7 +525,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       stallTimeoutS: f["--stall-timeout"],
       udpSendMaxS: f["--udp-send-max"],
       oneOff: f["--one-off"],
-      ...(f["--logfile"] !== undefined ? { logfile: f["--logfile"] } : {})
+      ...(f["--logfile"] !== undefined ? { logfile: f["--logfile"] } : {}),
+      report: f["-y"] !== undefined ? "csv" : f["--json"] ? "json" : "human"
     }
     return ParseResult.succeed(config)
   },
@@ -542,6 +554,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       "--udp-send-max": c.udpSendMaxS,
       "--one-off": c.oneOff,
       ...(c.logfile !== undefined ? { "--logfile": c.logfile } : {}),
+      ...(c.report === "csv" ? { "-y": "C" as const } : {}),
+      "--json": c.report === "json",
       hostname: ""
     }
     return ParseResult.succeed(f)

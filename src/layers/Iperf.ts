@@ -84,6 +84,8 @@ export interface IperfOptions {
   readonly intervalS?: number
   /** Where console lines go (default: stdout). */
   readonly print?: (line: string) => void
+  /** How results are printed: as `iperf -s` (default) or `-y C` CSV lines, as `iperf -s -y C` (no banner either). */
+  readonly report?: "human" | "csv"
   /** Serve UDP too (default true). */
   readonly udp?: boolean
   /** Concurrent UDP streams kept (default 64); datagrams of further new streams are dropped and counted. */
@@ -116,10 +118,10 @@ export const make = (opts: IperfOptions = {}) =>
     yield* serveTcp(sh)
     // the real server's banner, once per protocol (it serves one of them; we serve both on the same port). Our UDP has
     // no socket buffer to report, so that block has no size line.
-    for (const l of Fmt.listeningBanner("TCP", sh.port, TCP_RECV_WINDOW)) sh.print(l)
+    for (const l of Fmt.listeningBanner("TCP", sh.port, TCP_RECV_WINDOW)) sh.human(l)
     if (opts.udp !== false) {
       yield* serveUdp(sh)
-      for (const l of Fmt.listeningBanner("UDP", sh.port)) sh.print(l)
+      for (const l of Fmt.listeningBanner("UDP", sh.port)) sh.human(l)
     }
     return Iperf.of({ port: sh.port, stats: sh.stats, firstTestOver: Deferred.await(sh.firstTestOver) })
   })

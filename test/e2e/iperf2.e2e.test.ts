@@ -246,4 +246,45 @@ describeRoot("e2e: iperf 2.1.8 client, every TCP mode and UDP (iperf-wire.md §E
       })
     )
   )
+
+  it.live("-y C: -t 2 -r and -u -t 2 give CSV lines only (no banner, no connection lines), with the real byte counts", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* withServer("csv", { args: ["-y", "C"] })
+        const r = yield* s.client("iperf", ["-c", SERVER_IP, "-t", "2", "-r", "-y", "C"])
+        noFailure(r)
+        const u = yield* s.client("iperf", ["-c", SERVER_IP, "-u", "-t", "2"])
+        noFailure(u)
+        const sent = Number(/Sent (\d+) datagrams/.exec(u.stdout)?.[1])
+        const csvRe = /^\d{14},198\.51\.100\.\d,\d+,198\.51\.100\.\d,\d+,\d+,\d+\.\d-\d+\.\d,\d+,\d+(?:,\d+\.\d{3},\d+,\d+,\d+\.\d{3},\d+)?$/
+        const t0 = Date.now()
+        let lines: Array<Array<string>> = []
+        while (Date.now() - t0 < 5000) {
+          lines = s.output().split("\n").filter((l) => csvRe.test(l)).map((l) => l.split(","))
+          if (lines.length >= 3) break
+          yield* Effect.sleep("100 millis")
+        }
+        expect(lines.length, s.output()).toBe(3)
+        const [recv, back, udp] = lines as [Array<string>, Array<string>, Array<string>]
+        // what we received: the client's end first; what we sent back: ours first, to the client's port 5001
+        expect(recv.slice(1, 5)).toEqual(["198.51.100.1", recv[2], "198.51.100.2", "5001"])
+        expect(back.slice(1, 5)).toEqual(["198.51.100.2", back[2], "198.51.100.1", "5001"])
+        // the client's own CSV report of each direction has the same byte count as ours
+        const theirs = r.stdout.split("\n").filter((l) => csvRe.test(l)).map((l) => l.split(","))
+        expect(theirs.map((l) => l[7]).sort()).toEqual([recv[7], back[7]].sort())
+        for (const l of [recv, back]) {
+          expect(l).toHaveLength(9)
+          expect(l[6]).toMatch(/^0\.0-2\.\d$/)
+          const bps = Number(l[8])
+          expect(bps).toBeGreaterThan(Number(l[7]) * 8 / 2.6)
+          expect(bps).toBeLessThan(Number(l[7]) * 8 / 1.8)
+        }
+        // UDP: 14 fields, the total is one less than the client sent (its final datagram is not data)
+        expect(udp).toHaveLength(14)
+        expect(Number(udp[11])).toBe(sent - 1)
+        expect(Number(udp[10])).toBe(0)
+        expect(s.output()).not.toMatch(/Server listening on (?:TCP|UDP) port|connected with|\[ ID\]|Client connecting/)
+      })
+    )
+  )
 })

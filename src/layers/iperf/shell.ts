@@ -70,11 +70,16 @@ export interface IperfShell {
   /** The next report line gets its column header again (a `Server Report:` block). */
   readonly headerAgain: () => void
   /**
-   * A report line, after the column header (`[ ID] Interval ...`) when a connection line came since the last one or
-   * the header differs (TCP, UDP). `via` prints the line, with the header before it when given (a rate-limited
-   * line takes its header along, so a flood of streams cannot print headers without their lines).
+   * A report of a stream (an interval or the whole test), printed in the report format: on the console after the
+   * column header (`[ ID] Interval ...`) when a connection line came since the last one or the header differs (TCP,
+   * UDP); a CSV line with `-y C`. `via` prints the line, with the header before it when given (a rate-limited line
+   * takes its header along, so a flood of streams cannot print headers without their lines).
    */
-  readonly reportLine: (line: string, header?: string, via?: (line: string, header: string | undefined) => void) => void
+  readonly report: (r: Fmt.StreamReport, via?: (line: string, header: string | undefined) => void) => void
+  /** A console line that only the human-readable format has (banners, [SUM], `Server Report:` blocks). */
+  readonly human: (line: string) => void
+  /** The `[SUM]` line of streams that ended (console only: `-y C` has none, as 2.1.8's). */
+  readonly sumLine: (startS: number, endS: number, bytes: number) => void
 }
 
 /**
@@ -98,7 +103,7 @@ export const groupSum = (sh: IperfShell, n: number, end: "earliest" | "latest"):
     add: (b, e) => {
       bytes += b
       endS = end === "earliest" ? Math.min(endS, e) : Math.max(endS, e)
-      if (--left === 0) sh.reportLine(Fmt.formatSum(0, endS, bytes))
+      if (--left === 0) sh.sumLine(0, endS, bytes)
     }
   }
 }
@@ -201,6 +206,20 @@ export const makeShell = (opts: IperfOptions) =>
     }
     let needHeader = true
     let lastHeader = ""
+    const csv = opts.report === "csv"
+    const human = (line: string): void => {
+      if (!csv) print(line)
+    }
+    const headed = (line: string, header: string, via?: (line: string, header: string | undefined) => void): void => {
+      const h = needHeader || header !== lastHeader ? header : undefined
+      needHeader = false
+      lastHeader = header
+      if (via !== undefined) via(line, h)
+      else {
+        if (h !== undefined) print(h)
+        print(line)
+      }
+    }
     const shell: IperfShell = {
       opts,
       port: opts.port ?? 5001,
@@ -225,21 +244,29 @@ export const makeShell = (opts: IperfOptions) =>
       joinTest: (client, threads) => (OneTest.join(oneTest, client, threads) ? part() : undefined),
       firstTestOver,
       connectionLine: (line, via = print) => {
+        if (csv) return
         via(line)
         needHeader = true
       },
       headerAgain: () => {
         needHeader = true
       },
-      reportLine: (line, header = Fmt.BW_HEADER, via) => {
-        const h = needHeader || header !== lastHeader ? header : undefined
-        needHeader = false
-        lastHeader = header
-        if (via !== undefined) via(line, h)
-        else {
-          if (h !== undefined) print(h)
-          print(line)
+      report: (r, via) => {
+        if (csv) {
+          const line = Fmt.csvLine(shell.wallUs() / 1000, r)
+          if (via !== undefined) via(line, undefined)
+          else print(line)
+          return
         }
+        if (r.udp === undefined) headed(Fmt.formatInterval(r.id, r.startS, r.endS, r.bytes, r.sent), Fmt.BW_HEADER, via)
+        else {
+          const u = r.udp
+          headed(Fmt.formatUdpInterval(r.id, r.startS, r.endS, r.bytes, u.jitterS, u.lost, u.datagrams, r.sent), Fmt.UDP_HEADER, via)
+        }
+      },
+      human,
+      sumLine: (startS, endS, bytes) => {
+        if (!csv) headed(Fmt.formatSum(startS, endS, bytes), Fmt.BW_HEADER)
       }
     }
     return shell

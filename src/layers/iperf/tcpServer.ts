@@ -33,19 +33,23 @@ export const RECV_WINDOW = 1 << 20 // 64 connections x 1 MiB bounds -P 64 at the
 
 const peer = (c: TcpConnection): string => `${Fmt.formatHost(c.remoteAddress)}:${c.remotePort}`
 const host = Fmt.formatHost
+type Ends = Pick<Fmt.StreamReport, "local" | "localPort" | "remote" | "remotePort">
+const endsOf = (c: TcpConnection): Ends => ({
+  local: host(c.localAddress), localPort: c.localPort, remote: host(c.remoteAddress), remotePort: c.remotePort
+})
 
 /** Listen on the iperf port and serve every connection for the scope's lifetime. */
 export const serveTcp = (sh: IperfShell) =>
   Effect.gen(function* () {
     const tcp = yield* Tcp
-    const { opts, port, stats, stallMs, graceMs, headerTimeoutMs, pattern, sessions, logLimited, reportLine } = sh
+    const { opts, port, stats, stallMs, graceMs, headerTimeoutMs, pattern, sessions, logLimited } = sh
     const parallelSum = makeParallelGroups(sh)
 
     /**
      * Interval reports of one stream (server side, like `iperf -s -i`): `bytes` read every step; `finish` prints the
      * last, partial interval (unless it is very short), as the real server does before the total.
      */
-    const intervals = (id: number, reverse: boolean, bytes: () => number, t0: number) =>
+    const intervals = (id: number, reverse: boolean, bytes: () => number, t0: number, ends: Ends) =>
       Effect.gen(function* () {
         const ival = { step: (opts.intervalS ?? 0) * 1000, k: 0, lastBytes: 0 }
         const fiber =
@@ -56,7 +60,7 @@ export const serveTcp = (sh: IperfShell) =>
                   while (true) {
                     yield* sleepMillis(t0 + (ival.k + 1) * ival.step - (yield* Clock.currentTimeMillis))
                     const b = bytes()
-                    reportLine(Fmt.formatInterval(id, (ival.k * ival.step) / 1000, ((ival.k + 1) * ival.step) / 1000, b - ival.lastBytes, reverse))
+                    sh.report({ id, sent: reverse, startS: (ival.k * ival.step) / 1000, endS: ((ival.k + 1) * ival.step) / 1000, bytes: b - ival.lastBytes, ...ends })
                     ival.lastBytes = b
                     ival.k++
                   }
@@ -71,7 +75,9 @@ export const serveTcp = (sh: IperfShell) =>
               const from = ival.k * ival.step
               // the real server printed no final partial interval of 1 to 16 ms in our captures (1 s steps): a
               // partial shorter than a tenth of the step is left out, a longer one printed before the total
-              if (tEnd - t0 - from >= Math.max(1, ival.step / 10)) reportLine(Fmt.formatInterval(id, from / 1000, (tEnd - t0) / 1000, bytes() - ival.lastBytes, reverse))
+              if (tEnd - t0 - from >= Math.max(1, ival.step / 10)) {
+                sh.report({ id, sent: reverse, startS: from / 1000, endS: (tEnd - t0) / 1000, bytes: bytes() - ival.lastBytes, ...ends })
+              }
             })
         }
       })
@@ -162,11 +168,12 @@ export const serveTcp = (sh: IperfShell) =>
           }
           stats.connectBacks++
           const c = conn
-          for (const l of Fmt.clientConnecting(host(to), "TCP", cb.port, SEND_BUF)) sh.print(l)
+          for (const l of Fmt.clientConnecting(host(to), "TCP", cb.port, SEND_BUF)) sh.human(l)
+          const ends = endsOf(c)
           sh.connectionLine(Fmt.connectedWith(id, true, host(c.localAddress), c.localPort, host(to), cb.port, ["(reverse)"]))
           const t0 = yield* Clock.currentTimeMillis
           const progress = { sent: 0 }
-          const ival = yield* intervals(id, true, () => progress.sent, t0)
+          const ival = yield* intervals(id, true, () => progress.sent, t0, ends)
           const watcher = yield* Effect.fork(
             watchStall(c, () => logLimited("stalled sessions reset", `${Fmt.transferId(id, true)}nothing moved for ${stallMs} ms (the client does not read); resetting`))
           )
@@ -175,7 +182,7 @@ export const serveTcp = (sh: IperfShell) =>
           // the client's listener reads until our FIN, then closes its side
           const t1 = yield* Clock.currentTimeMillis
           yield* ival.finish(t1)
-          reportLine(Fmt.formatInterval(id, 0, (t1 - t0) / 1000, sent, true))
+          sh.report({ id, sent: true, startS: 0, endS: (t1 - t0) / 1000, bytes: sent, ...ends })
           sum?.add(sent, (t1 - t0) / 1000)
           yield* closeWithin(c, Math.max(graceMs, 5_000))
         })
@@ -312,7 +319,8 @@ export const serveTcp = (sh: IperfShell) =>
         const progress = { sent: 0 }
         // interval reports of what this connection carries: what we send for -R, what we receive otherwise
         // (--full-duplex: the received side; its sent side gets only its total)
-        const ival = yield* intervals(id, reverseOnly, () => (reverseOnly ? progress.sent : bytes), t0)
+        const ends = endsOf(c)
+        const ival = yield* intervals(id, reverseOnly, () => (reverseOnly ? progress.sent : bytes), t0, ends)
         const sender =
           plan.sendHere === undefined
             ? undefined
@@ -363,8 +371,8 @@ export const serveTcp = (sh: IperfShell) =>
           sh.print(`${Fmt.idCol(id)} ${peer(c)} did not finish within the test time + 2 s; closing`)
         }
         const endS = (tEnd - t0) / 1000
-        if (!reverseOnly) reportLine(Fmt.formatInterval(id, 0, endS, bytes))
-        if (sender !== undefined) reportLine(Fmt.formatInterval(id, 0, endS, sentHere, true))
+        if (!reverseOnly) sh.report({ id, sent: false, startS: 0, endS, bytes, ...ends })
+        if (sender !== undefined) sh.report({ id, sent: true, startS: 0, endS, bytes: sentHere, ...ends })
         if (sum !== undefined) {
           if (sender !== undefined) sum.add(sentHere, endS)
           sum.add(bytes, endS)

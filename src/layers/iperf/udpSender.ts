@@ -165,7 +165,7 @@ export const makeUdpSender = (sh: IperfShell) =>
           // the console, shaped like the real server's (`[ *2]` marks a connect-back stream, as iperf does)
           const back = t.srcPort === undefined
           const tag = Fmt.transferId(t.id, back)
-          if (back) {
+          if (back && sh.opts.report !== "csv") {
             // the client's block, as the real server prints it for its connect-back (no buffer line: no socket here)
             print(Fmt.RULE)
             print(`Client connecting to ${Fmt.formatHost(t.dst)}, UDP port ${t.dstPort}`)
@@ -228,7 +228,8 @@ export const makeUdpSender = (sh: IperfShell) =>
             return
           }
           stats.udpSendSkipped += s.skipped
-          sh.reportLine(Fmt.formatInterval(t.id, 0, UdpSend.elapsedS(s, 0), s.bytes, back))
+          const ends = { local: Fmt.formatHost(t.local), localPort: local, remote: Fmt.formatHost(t.dst), remotePort: t.dstPort }
+          sh.report({ id: t.id, sent: true, startS: 0, endS: UdpSend.elapsedS(s, 0), bytes: s.bytes, ...ends })
           // end of stream: the negated next sequence, repeated with backoff until the report (bounded); `-R`: once
           if (t.awaitReport) {
             while (UdpSend.finDue(s) && stopped === undefined && mayGo(yield* nowMs, p.datagramLen, false)) {
@@ -241,15 +242,19 @@ export const makeUdpSender = (sh: IperfShell) =>
             sendOne()
           }
           const plainTag = Fmt.transferId(t.id)
-          print(`${plainTag}Sent ${s.nextSeq} datagrams`)
+          sh.human(`${plainTag}Sent ${s.nextSeq} datagrams`)
           const r = s.report
           if (r !== undefined) {
-            print(`${plainTag}Server Report:`)
-            const line = Fmt.formatUdpInterval(
-              t.id, 0, IperfUdp.pairSeconds(r.stop), r.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams
-            )
-            sh.headerAgain() // the report gets its own header, as the client prints it
-            sh.reportLine(tag + line.slice(plainTag.length), Fmt.UDP_HEADER)
+            // the client's report on our stream: on the console as the client prints it, with its own header (the
+            // CSV has no such line: the client's -y C hides it too)
+            if (sh.opts.report !== "csv") {
+              sh.human(`${plainTag}Server Report:`)
+              sh.headerAgain()
+              sh.report({
+                id: t.id, sent: back, startS: 0, endS: IperfUdp.pairSeconds(r.stop), bytes: r.bytes, ...ends,
+                udp: { jitterS: IperfUdp.pairSeconds(r.jitter), lost: r.lost, datagrams: r.datagrams, outOfOrder: r.outOfOrder }
+              })
+            }
           } else if (t.awaitReport) {
             print(`${plainTag}WARNING: did not receive ack of last datagram after ${s.finSends} tries.`)
           }

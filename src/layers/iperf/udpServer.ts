@@ -109,6 +109,7 @@ export const serveUdp = (sh: IperfShell) =>
       finishReceive(s, "")
     }
     /** Print a receive stream's line once; for `-r` start the server's own stream 250 ms later (after our report). */
+    const endsOf = (s: RecvSession) => ({ local: Fmt.formatHost(s.local), localPort: port, remote: Fmt.formatHost(s.src), remotePort: s.srcPort })
     const finishReceive = (s: RecvSession, note: string): void => {
       if (s.printed) return
       s.printed = true
@@ -116,10 +117,12 @@ export const serveUdp = (sh: IperfShell) =>
       s.watchdog = undefined
       const r = IperfUdp.report(s.st)
       s.intervals?.stop()
-      sh.reportLine(
-        Fmt.formatUdpInterval(s.id, 0, IperfUdp.pairSeconds(r.stop), s.st.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams) + note,
-        Fmt.UDP_HEADER,
-        (l, h) => logSession("UDP stream results", l, h)
+      sh.report(
+        {
+          id: s.id, sent: false, startS: 0, endS: IperfUdp.pairSeconds(r.stop), bytes: s.st.bytes, ...endsOf(s),
+          udp: { jitterS: IperfUdp.pairSeconds(r.jitter), lost: r.lost, datagrams: r.datagrams, outOfOrder: r.outOfOrder }
+        },
+        (l, h) => logSession("UDP stream results", note === "" ? l : `${l}${note}`, h)
       )
       if (s.settings.mode === "tradeoff") startConnectBack(sh.nextId(), s.local, s, IperfUdp.REPORT_SILENCE_MS)
       s.part?.end()
@@ -130,7 +133,7 @@ export const serveUdp = (sh: IperfShell) =>
      */
     const udpIntervals = (s: RecvSession, stepMs: number, t0: number): { readonly stop: () => void } => {
       let k = 0
-      let last = { bytes: 0, datagrams: 0, lost: 0 }
+      let last = { bytes: 0, datagrams: 0, lost: 0, outOfOrder: 0 }
       const fiber = forkSession(
         Effect.gen(function* () {
           for (;;) {
@@ -138,13 +141,15 @@ export const serveUdp = (sh: IperfShell) =>
             // a stream silent for 10 s (its end lost, never forgotten) stops reporting
             if ((yield* nowMs) - s.lastMs > 10_000) return
             const r = IperfUdp.report(s.st)
-            const cur = { bytes: s.st.bytes, datagrams: r.datagrams, lost: r.lost }
-            sh.reportLine(
-              Fmt.formatUdpInterval(
-                s.id, (k * stepMs) / 1000, ((k + 1) * stepMs) / 1000, cur.bytes - last.bytes, IperfUdp.pairSeconds(r.jitter),
-                cur.lost - last.lost, cur.datagrams - last.datagrams
-              ),
-              Fmt.UDP_HEADER,
+            const cur = { bytes: s.st.bytes, datagrams: r.datagrams, lost: r.lost, outOfOrder: r.outOfOrder }
+            sh.report(
+              {
+                id: s.id, sent: false, startS: (k * stepMs) / 1000, endS: ((k + 1) * stepMs) / 1000, bytes: cur.bytes - last.bytes, ...endsOf(s),
+                udp: {
+                  jitterS: IperfUdp.pairSeconds(r.jitter), lost: cur.lost - last.lost, datagrams: cur.datagrams - last.datagrams,
+                  outOfOrder: r.outOfOrder - last.outOfOrder
+                }
+              },
               (l, h) => logSession("UDP stream results", l, h)
             )
             last = cur

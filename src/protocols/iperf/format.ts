@@ -164,11 +164,72 @@ export const formatUdpInterval = (
   bytes: number,
   jitterS: number,
   lost: number,
-  datagrams: number
+  datagrams: number,
+  reverse = false
 ): string => {
   const pct = datagrams === 0 ? Number.NaN : (100 * lost) / datagrams
   return (
-    `${transferId(id)}${startS.toFixed(4)}-${endS.toFixed(4)} sec  ${formatBytes(bytes)}  ` +
+    `${transferId(id, reverse)}${startS.toFixed(4)}-${endS.toFixed(4)} sec  ${formatBytes(bytes)}  ` +
     `${formatBitsPerSec(rate(bytes, startS, endS))}  ${fixed(jitterS * 1e3, 3, 6)} ms ${lost}/${datagrams} (${formatG(pct, 2)}%)`
   )
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Machine-readable reports: `-y C` (CSV, as `iperf -s -y C` 2.1.8 prints it) and the JSON layout with the same fields
+// ---------------------------------------------------------------------------------------------------------------
+
+/** One report of one stream, an interval or the whole test: what the console, CSV and JSON lines are made from. */
+export interface StreamReport {
+  readonly id: number
+  /** We send this stream (`[ *n]` on the console). */
+  readonly sent: boolean
+  readonly startS: number
+  readonly endS: number
+  readonly bytes: number
+  /** Our end and the client's end of the stream (addresses already through formatHost). */
+  readonly local: string
+  readonly localPort: number
+  readonly remote: string
+  readonly remotePort: number
+  /** A received UDP stream: its jitter (seconds), losses, datagrams and out-of-order count. */
+  readonly udp?: { readonly jitterS: number; readonly lost: number; readonly datagrams: number; readonly outOfOrder: number }
+}
+
+/** The CSV timestamp, local time as `YYYYMMDDHHMMSS`. */
+export const csvTimestamp = (epochMs: number): string => {
+  const d = new Date(epochMs)
+  const two = (n: number): string => String(n).padStart(2, "0")
+  return `${d.getFullYear()}${two(d.getMonth() + 1)}${two(d.getDate())}${two(d.getHours())}${two(d.getMinutes())}${two(d.getSeconds())}`
+}
+
+/** Bits per second as the CSV prints them: a whole number (truncated), 0 for an empty interval. */
+export const csvBitsPerSec = (bytes: number, seconds: number): number => (seconds > 0 ? Math.trunc((bytes * 8) / seconds) : 0)
+
+/** The column names of the CSV lines (and the keys of the JSON reports), in order; UDP lines have five more. */
+export const CSV_FIELDS = [
+  "timestamp", "source_address", "source_port", "destination_address", "destination_port", "transfer_id", "interval",
+  "transferred_bytes", "bits_per_second"
+] as const
+export const CSV_UDP_FIELDS = ["jitter_ms", "lost_datagrams", "total_datagrams", "lost_percent", "out_of_order_datagrams"] as const
+
+/** The sender's end first, as 2.1.8 prints it: the client for a stream we receive, we for a stream we send. */
+const csvEnds = (r: StreamReport): readonly [string, number, string, number] =>
+  r.sent ? [r.local, r.localPort, r.remote, r.remotePort] : [r.remote, r.remotePort, r.local, r.localPort]
+
+/** The CSV values of a report, in CSV_FIELDS (+ CSV_UDP_FIELDS) order. */
+export const csvValues = (epochMs: number, r: StreamReport): ReadonlyArray<string | number> => {
+  const [sa, sp, da, dp] = csvEnds(r)
+  const base = [
+    csvTimestamp(epochMs), sa, sp, da, dp, r.id, `${r.startS.toFixed(1)}-${r.endS.toFixed(1)}`, r.bytes, csvBitsPerSec(r.bytes, r.endS - r.startS)
+  ]
+  if (r.udp === undefined) return base
+  const u = r.udp
+  return [...base, (u.jitterS * 1000).toFixed(3), u.lost, u.datagrams, (u.datagrams > 0 ? (100 * u.lost) / u.datagrams : 0).toFixed(3), u.outOfOrder]
+}
+
+/**
+ * `-y C`: `20261207045512,198.51.100.2,33938,198.51.100.1,5001,1,0.0-1.0,581220252,4649762016` (TCP), with
+ * `,jitter_ms,lost,total,lost_percent,out_of_order` after it for a received UDP stream
+ * (`...,0.0-2.0,267540,1059901,0.007,0,182,0.000,0`).
+ */
+export const csvLine = (epochMs: number, r: StreamReport): string => csvValues(epochMs, r).join(",")

@@ -107,3 +107,47 @@ describe("iperf 2 server console, line for line against iperf -s 2.1.8", () => {
     expect(ours).toEqual(real("iperf2-udp-i1").slice(4, 9))
   })
 })
+
+describe("iperf 2 -y C, field for field against iperf -s -y C 2.1.8", () => {
+  const ends = { local: S, localPort: 5001, remote: C, remotePort: 33938 }
+  /** The real line's timestamp as a local-time epoch (what our lines are stamped with). */
+  const stamp = (line: string): number => {
+    const t = line.slice(0, 14)
+    return new Date(+t.slice(0, 4), +t.slice(4, 6) - 1, +t.slice(6, 8), +t.slice(8, 10), +t.slice(10, 12), +t.slice(12, 14)).getTime()
+  }
+
+  it("TCP with -i 1: interval lines and the total, the client's end first", () => {
+    const r = real("iperf2-i1-csv")
+    expect(Fmt.csvLine(stamp(r[0]!), { id: 1, sent: false, startS: 0, endS: 1, bytes: 581220252, ...ends })).toBe(r[0])
+    expect(Fmt.csvLine(stamp(r[1]!), { id: 1, sent: false, startS: 1, endS: 2, bytes: 851235840, ...ends })).toBe(r[1])
+    // the whole test: 2.001391 s (the bit rate is the byte count over the real duration, truncated)
+    expect(Fmt.csvLine(stamp(r[2]!), { id: 1, sent: false, startS: 0, endS: 2.001391, bytes: 1432485948, ...ends })).toBe(r[2])
+  })
+
+  it("-d: the stream we send has our end first (no [SUM] line in CSV)", () => {
+    const r = real("iperf2-d-csv").filter((l) => /^\d{14},/.test(l))
+    expect(r).toHaveLength(2)
+    const back = { local: S, localPort: 44324, remote: C, remotePort: 5001 }
+    const ours = Fmt.csvLine(stamp(r[1]!), { id: 2, sent: true, startS: 0, endS: 2.01741, bytes: 3716022272, ...back })
+    expect(ours).toBe(r[1])
+  })
+
+  it("UDP: jitter in ms, lost, total, lost percent and out-of-order after the TCP fields", () => {
+    const r = real("iperf2-udp-i1-csv")
+    const u = { local: S, localPort: 5001, remote: C, remotePort: 33002 }
+    expect(Fmt.csvLine(stamp(r[0]!), {
+      id: 1, sent: false, startS: 0, endS: 1, bytes: 133770, ...u, udp: { jitterS: 0.00001, lost: 0, datagrams: 91, outOfOrder: 0 }
+    })).toBe(r[0])
+    expect(Fmt.csvLine(stamp(r[2]!), {
+      id: 1, sent: false, startS: 0, endS: 2.022386, bytes: 267540, ...u, udp: { jitterS: 0.000015, lost: 0, datagrams: 182, outOfOrder: 0 }
+    })).toBe(r[2])
+    expect(Fmt.csvLine(0, { id: 3, sent: false, startS: 0, endS: 2, bytes: 1000, ...u, udp: { jitterS: 0.0012345, lost: 1, datagrams: 3, outOfOrder: 2 } }))
+      .toMatch(/,3,0\.0-2\.0,1000,4000,1\.234,1,3,33\.333,2$/)
+  })
+
+  it("2.1.8 stamps whole-test lines without -i with 19700101000000; ours carry the real time", () => {
+    expect(real("iperf2-tcp-csv")[0]).toMatch(/^19700101000000,/)
+    const d = new Date(2026, 11, 7, 4, 55, 12)
+    expect(Fmt.csvTimestamp(d.getTime())).toBe("20261207045512")
+  })
+})
