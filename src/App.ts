@@ -87,7 +87,7 @@ export const iperfLayer = (cfg: Config) =>
     ...(cfg.intervalS !== undefined && cfg.intervalS > 0 ? { intervalS: cfg.intervalS } : {}),
     stallTimeoutMs: cfg.stallTimeoutS * 1000,
     udpSendMaxMs: cfg.udpSendMaxS * 1000,
-    ...(cfg.report === "csv" ? { report: "csv" as const } : {})
+    ...(cfg.report !== "human" ? { report: cfg.report } : {})
   })
 
 /** The iperf3 server, on TCP (and UDP) 5201 unless --iperf3-port says otherwise (iperf-wire.md §C). */
@@ -95,7 +95,8 @@ export const iperf3Layer = (cfg: Config) =>
   Iperf3.layer({
     port: cfg.iperf3Port,
     stallTimeoutMs: cfg.stallTimeoutS * 1000,
-    ...(cfg.intervalS !== undefined ? { intervalS: cfg.intervalS } : {})
+    ...(cfg.intervalS !== undefined ? { intervalS: cfg.intervalS } : {}),
+    ...(cfg.report === "json" ? { json: true } : {})
   })
 
 /** The DHCP client when no -i was given (prints the lease when bound). */

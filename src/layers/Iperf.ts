@@ -84,8 +84,11 @@ export interface IperfOptions {
   readonly intervalS?: number
   /** Where console lines go (default: stdout). */
   readonly print?: (line: string) => void
-  /** How results are printed: as `iperf -s` (default) or `-y C` CSV lines, as `iperf -s -y C` (no banner either). */
-  readonly report?: "human" | "csv"
+  /**
+   * How results are printed: as `iperf -s` (default), `-y C` CSV lines as `iperf -s -y C` (no banner either), or
+   * `-J`: one JSON document per finished stream with the CSV fields (Fmt.jsonDocument).
+   */
+  readonly report?: "human" | "csv" | "json"
   /** Serve UDP too (default true). */
   readonly udp?: boolean
   /** Concurrent UDP streams kept (default 64); datagrams of further new streams are dropped and counted. */

@@ -21,7 +21,9 @@ import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import type { Ipv4Address } from "../protocols/address.js"
 import { formatHost } from "../protocols/iperf/format.js"
+import * as os from "node:os"
 import * as F from "../protocols/iperf3/format.js"
+import * as Json from "../protocols/iperf3/json.js"
 import * as Session from "../protocols/iperf3/session.js"
 import * as U from "../protocols/iperf3/udp.js"
 import * as W from "../protocols/iperf3/wire.js"
@@ -83,6 +85,11 @@ export interface Iperf3Options {
   readonly stallTimeoutMs?: number
   /** Interval report lines every this many seconds while a test runs, as `iperf3 -s` (default 1; 0: none). */
   readonly intervalS?: number
+  /**
+   * `-J`: each finished test is one JSON document on one line, in 3.12's `-J` layout (protocols/iperf3/json.ts),
+   * instead of its console lines and the listening banner (refusal lines still print).
+   */
+  readonly json?: boolean
 }
 
 
@@ -132,6 +139,19 @@ export const make = (opts: Iperf3Options = {}) =>
     /** Per running test: the stop signal its senders wait on, and the CPU baseline. */
     const running = new Map<Session.Test, { readonly stop: Deferred.Deferred<void>; readonly cpu0: NodeJS.CpuUsage; readonly t0: number }>()
 
+    const json = opts.json === true
+    /** The `-J` document of a test that is over, stamped with the wall-clock time its streams started. */
+    const document = (t: Session.Test) => {
+      const wallMs = wallUs() / 1000
+      return Json.testDocument(t, {
+        startedEpochMs: t.startMs > 0 ? wallMs - (now() - t.startMs) : wallMs,
+        systemInfo: `${os.type()} ${os.hostname()} ${os.release()} ${os.arch()}`,
+        sendBufBytes: SEND_BUF,
+        recvBufBytes: RECV_WINDOW,
+        congestion: "cubic",
+        ...(t.endReason !== undefined ? { error: t.endReason } : {})
+      })
+    }
     const out: Array<Session.Action> = []
     /** Perform what the machine asked for; called right after every machine call. */
     const dispatch = (): void => {
@@ -150,6 +170,7 @@ export const make = (opts: Iperf3Options = {}) =>
             break
           }
           case "Log":
+            if (json && a.test === true) break // the test's lines: its document says it all
             if (a.kind === undefined) print(a.line)
             else limiter.line(a.kind, a.line)
             break
@@ -185,8 +206,9 @@ export const make = (opts: Iperf3Options = {}) =>
           case "TestOver":
             if (a.completed) stats.testsCompleted++
             else stats.testsAborted++
+            if (json) print(JSON.stringify(document(a.test)))
             // ready for the next test, as 3.12 says after every test
-            for (const l of F.listening(port, server.nextTest)) print(l)
+            else for (const l of F.listening(port, server.nextTest)) print(l)
             // over once its control connection is closed too (the client gets our FIN, not a reset at exit)
             if (conns.has(a.test.control)) firstTestControl ??= a.test.control
             else Deferred.unsafeDone(firstTestOver, Exit.void)
@@ -361,7 +383,7 @@ export const make = (opts: Iperf3Options = {}) =>
     }).pipe(Effect.forkScoped)
 
     // 3.12's banner (its UDP tests come over the same port, so one block tells both)
-    for (const l of F.listening(port, server.nextTest)) print(l)
+    if (!json) for (const l of F.listening(port, server.nextTest)) print(l)
     return Iperf3.of({ port, stats, server, firstTestOver: Deferred.await(firstTestOver) })
   })
 

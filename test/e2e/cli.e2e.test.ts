@@ -161,3 +161,46 @@ describe("e2e: --logfile that cannot be opened", () => {
     })
   )
 })
+
+describeRoot("e2e: -J/--json with the real clients", () => {
+  /** The JSON documents our server printed (one per line), waiting up to 10 s for `n`. */
+  const documents = (s: Server, n: number) =>
+    Effect.gen(function* () {
+      const t0 = Date.now()
+      let docs: Array<Record<string, any>> = []
+      while (Date.now() - t0 < 10_000) {
+        docs = s.output().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, any>)
+        if (docs.length >= n) break
+        yield* Effect.sleep("100 millis")
+      }
+      return docs
+    })
+
+  it.live("-J: an iperf3 test and an iperf 2 test give one JSON document each, with the clients' own numbers; no report lines", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* withServer("json", { args: ["-J"] })
+        const r3 = yield* s.client("iperf3", ["-c", SERVER_IP, "-t", "2", "-J"])
+        expect(r3.code, r3.stdout + r3.stderr).toBe(0)
+        const client = JSON.parse(r3.stdout) as Record<string, any>
+        const r2 = yield* s.client("iperf", ["-c", SERVER_IP, "-t", "2", "-y", "C"])
+        const theirs = r2.stdout.trim().split("\n").at(-1)!.split(",")
+        const docs = yield* documents(s, 2)
+        expect(docs.length, s.output()).toBe(2)
+        const [d3, d2] = docs as [Record<string, any>, Record<string, any>]
+        // iperf3: 3.12's layout; what we received is what the client's results say the server received
+        expect(Object.keys(d3)).toEqual(["start", "intervals", "end"])
+        expect(d3["start"].cookie).toBe(client["start"].cookie)
+        expect(d3["start"].test_start).toMatchObject({ protocol: "TCP", num_streams: 1, duration: 2 })
+        expect(d3["end"].sum_received.bytes).toBeGreaterThan(0)
+        expect(d3["end"].sum_received.bytes).toBe(client["end"].sum_received.bytes)
+        expect(d3["intervals"].length).toBeGreaterThanOrEqual(2) // 1 s intervals by default
+        // iperf 2: the CSV columns as fields; the byte count is the client's own
+        expect(d2).toMatchObject({ protocol: "TCP", transfer_id: expect.any(Number), source_address: "198.51.100.1", destination_address: "198.51.100.2", destination_port: 5001 })
+        expect(d2["total"].transferred_bytes).toBe(Number(theirs[7]))
+        expect(d2["total"].interval).toMatch(/^0\.0-2\.\d$/)
+        expect(s.output()).not.toMatch(/Server listening on|connected with|connected to|\[ ID\]|receiver$/m)
+      })
+    )
+  )
+})

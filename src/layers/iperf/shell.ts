@@ -169,6 +169,10 @@ export const makeStats = (): IperfStats => ({
   logSuppressed: 0
 })
 
+/** `-J`: streams with interval reports waiting for their total, and interval reports kept per stream. */
+const MAX_PENDING_JSON = 1024
+const MAX_JSON_INTERVALS = 100_000
+
 export const makeShell = (opts: IperfOptions) =>
   Effect.gen(function* () {
     const print = yield* printer(opts.print)
@@ -206,7 +210,10 @@ export const makeShell = (opts: IperfOptions) =>
     }
     let needHeader = true
     let lastHeader = ""
-    const csv = opts.report === "csv"
+    const csv = opts.report === "csv" || opts.report === "json" // neither prints console report lines
+    const json = opts.report === "json"
+    /** `-J`: each stream's interval reports until its total (streams that never end are forgotten past the cap). */
+    const pending = new Map<string, Array<{ readonly epochMs: number; readonly r: Fmt.StreamReport }>>()
     const human = (line: string): void => {
       if (!csv) print(line)
     }
@@ -252,6 +259,26 @@ export const makeShell = (opts: IperfOptions) =>
         needHeader = true
       },
       report: (r, via) => {
+        if (json) {
+          const key = `${r.id}${r.sent ? "s" : "r"}`
+          const item = { epochMs: shell.wallUs() / 1000, r }
+          if (r.total !== true) {
+            let list = pending.get(key)
+            if (list === undefined) {
+              if (pending.size >= MAX_PENDING_JSON) pending.delete(pending.keys().next().value!)
+              list = []
+              pending.set(key, list)
+            }
+            if (list.length < MAX_JSON_INTERVALS) list.push(item)
+            return
+          }
+          const list = pending.get(key) ?? []
+          pending.delete(key)
+          const line = JSON.stringify(Fmt.jsonDocument(item, list))
+          if (via !== undefined) via(line, undefined)
+          else print(line)
+          return
+        }
         if (csv) {
           const line = Fmt.csvLine(shell.wallUs() / 1000, r)
           if (via !== undefined) via(line, undefined)

@@ -182,7 +182,7 @@ export const serveTcp = (sh: IperfShell) =>
           // the client's listener reads until our FIN, then closes its side
           const t1 = yield* Clock.currentTimeMillis
           yield* ival.finish(t1)
-          sh.report({ id, sent: true, startS: 0, endS: (t1 - t0) / 1000, bytes: sent, ...ends })
+          sh.report({ id, sent: true, startS: 0, endS: (t1 - t0) / 1000, bytes: sent, ...ends, total: true })
           sum?.add(sent, (t1 - t0) / 1000)
           yield* closeWithin(c, Math.max(graceMs, 5_000))
         })
@@ -371,8 +371,8 @@ export const serveTcp = (sh: IperfShell) =>
           sh.print(`${Fmt.idCol(id)} ${peer(c)} did not finish within the test time + 2 s; closing`)
         }
         const endS = (tEnd - t0) / 1000
-        if (!reverseOnly) sh.report({ id, sent: false, startS: 0, endS, bytes, ...ends })
-        if (sender !== undefined) sh.report({ id, sent: true, startS: 0, endS, bytes: sentHere, ...ends })
+        if (!reverseOnly) sh.report({ id, sent: false, startS: 0, endS, bytes, ...ends, total: true })
+        if (sender !== undefined) sh.report({ id, sent: true, startS: 0, endS, bytes: sentHere, ...ends, total: true })
         if (sum !== undefined) {
           if (sender !== undefined) sum.add(sentHere, endS)
           sum.add(bytes, endS)

@@ -165,7 +165,7 @@ export const makeUdpSender = (sh: IperfShell) =>
           // the console, shaped like the real server's (`[ *2]` marks a connect-back stream, as iperf does)
           const back = t.srcPort === undefined
           const tag = Fmt.transferId(t.id, back)
-          if (back && sh.opts.report !== "csv") {
+          if (back && (sh.opts.report === undefined || sh.opts.report === "human")) {
             // the client's block, as the real server prints it for its connect-back (no buffer line: no socket here)
             print(Fmt.RULE)
             print(`Client connecting to ${Fmt.formatHost(t.dst)}, UDP port ${t.dstPort}`)
@@ -229,7 +229,7 @@ export const makeUdpSender = (sh: IperfShell) =>
           }
           stats.udpSendSkipped += s.skipped
           const ends = { local: Fmt.formatHost(t.local), localPort: local, remote: Fmt.formatHost(t.dst), remotePort: t.dstPort }
-          sh.report({ id: t.id, sent: true, startS: 0, endS: UdpSend.elapsedS(s, 0), bytes: s.bytes, ...ends })
+          sh.report({ id: t.id, sent: true, startS: 0, endS: UdpSend.elapsedS(s, 0), bytes: s.bytes, ...ends, total: true })
           // end of stream: the negated next sequence, repeated with backoff until the report (bounded); `-R`: once
           if (t.awaitReport) {
             while (UdpSend.finDue(s) && stopped === undefined && mayGo(yield* nowMs, p.datagramLen, false)) {
@@ -247,7 +247,7 @@ export const makeUdpSender = (sh: IperfShell) =>
           if (r !== undefined) {
             // the client's report on our stream: on the console as the client prints it, with its own header (the
             // CSV has no such line: the client's -y C hides it too)
-            if (sh.opts.report !== "csv") {
+            if (sh.opts.report === undefined || sh.opts.report === "human") {
               sh.human(`${plainTag}Server Report:`)
               sh.headerAgain()
               sh.report({

@@ -119,7 +119,7 @@ export const serveUdp = (sh: IperfShell) =>
       s.intervals?.stop()
       sh.report(
         {
-          id: s.id, sent: false, startS: 0, endS: IperfUdp.pairSeconds(r.stop), bytes: s.st.bytes, ...endsOf(s),
+          id: s.id, sent: false, startS: 0, endS: IperfUdp.pairSeconds(r.stop), bytes: s.st.bytes, ...endsOf(s), total: true,
           udp: { jitterS: IperfUdp.pairSeconds(r.jitter), lost: r.lost, datagrams: r.datagrams, outOfOrder: r.outOfOrder }
         },
         (l, h) => logSession("UDP stream results", note === "" ? l : `${l}${note}`, h)

@@ -191,6 +191,8 @@ export interface StreamReport {
   readonly localPort: number
   readonly remote: string
   readonly remotePort: number
+  /** The whole-test report of the stream (its last); otherwise an interval. */
+  readonly total?: boolean
   /** A received UDP stream: its jitter (seconds), losses, datagrams and out-of-order count. */
   readonly udp?: { readonly jitterS: number; readonly lost: number; readonly datagrams: number; readonly outOfOrder: number }
 }
@@ -233,3 +235,42 @@ export const csvValues = (epochMs: number, r: StreamReport): ReadonlyArray<strin
  * (`...,0.0-2.0,267540,1059901,0.007,0,182,0.000,0`).
  */
 export const csvLine = (epochMs: number, r: StreamReport): string => csvValues(epochMs, r).join(",")
+
+/** The CSV fields of a report as a JSON object (same names as CSV_FIELDS; numbers stay numbers). */
+export const jsonFields = (epochMs: number, r: StreamReport): Record<string, string | number> => {
+  const v = csvValues(epochMs, r)
+  const names: ReadonlyArray<string> = r.udp === undefined ? CSV_FIELDS : [...CSV_FIELDS, ...CSV_UDP_FIELDS]
+  const o: Record<string, string | number> = {}
+  names.forEach((n, i) => {
+    const x = v[i]!
+    o[n] = n === "timestamp" || n === "source_address" || n === "destination_address" || n === "interval" ? String(x) : Number(x)
+  })
+  return o
+}
+
+/**
+ * `-J` for an iperf 2 stream: one document when the stream ends, its fields named as the `-y C` columns:
+ * `{"protocol":"TCP","transfer_id":1,"source_address":...,"intervals":[{...},...],"total":{...}}`, where every interval
+ * and the total carry `timestamp`, `interval`, `transferred_bytes`, `bits_per_second` (and the five UDP columns
+ * for a received UDP stream). Documented in the README.
+ */
+export const jsonDocument = (
+  total: { readonly epochMs: number; readonly r: StreamReport },
+  intervals: ReadonlyArray<{ readonly epochMs: number; readonly r: StreamReport }>
+): Record<string, unknown> => {
+  const per = (x: { readonly epochMs: number; readonly r: StreamReport }) => {
+    const { source_address: _a, source_port: _b, destination_address: _c, destination_port: _d, transfer_id: _e, ...rest } = jsonFields(x.epochMs, x.r)
+    return rest
+  }
+  const head = jsonFields(total.epochMs, total.r)
+  return {
+    protocol: total.r.udp === undefined && !intervals.some((i) => i.r.udp !== undefined) ? "TCP" : "UDP",
+    transfer_id: head["transfer_id"],
+    source_address: head["source_address"],
+    source_port: head["source_port"],
+    destination_address: head["destination_address"],
+    destination_port: head["destination_port"],
+    intervals: intervals.map(per),
+    total: per(total)
+  }
+}

@@ -117,7 +117,37 @@ export interface Test {
   ivStartMs: number
   ivNextMs: number
   ivGroups: number
+  /** The interval reports as numbers, for `-J` (at most MAX_INTERVAL_RECORDS; later ones are counted only). */
+  readonly intervals: Array<IntervalRecord>
+  intervalsDropped: number
+  /** Largest congestion window seen per sending stream id, for `-J`'s max_snd_cwnd. */
+  readonly maxCwnd: Map<number, number>
+  /** Why the test ended early (undefined for a completed test). */
+  endReason: string | undefined
 }
+
+/** One stream's part of an interval report. */
+export interface IntervalStream {
+  readonly id: number
+  readonly sender: boolean
+  readonly bytes: number
+  /** TCP sender. */
+  readonly retransmits?: number
+  readonly cwnd?: number
+  /** UDP receiver. */
+  readonly jitterS?: number
+  readonly lost?: number
+  readonly packets?: number
+}
+
+export interface IntervalRecord {
+  readonly startS: number
+  readonly endS: number
+  readonly streams: ReadonlyArray<IntervalStream>
+}
+
+/** Interval records kept per test for `-J` (a day of 1 s intervals with room to spare; more are only counted). */
+export const MAX_INTERVAL_RECORDS = 100_000
 
 type Role =
   | { readonly kind: "pending"; readonly cookie: Uint8Array; got: number; readonly deadlineMs: number; readonly peer: PeerInfo }
@@ -170,8 +200,11 @@ export type Action =
   | { readonly _tag: "StartStreams"; readonly test: Test }
   /** Stop the sending streams now, and call `setCpu`. */
   | { readonly _tag: "StopStreams"; readonly test: Test }
-  /** A console line; `kind` marks a refusal/drop line the shell may aggregate under a flood. */
-  | { readonly _tag: "Log"; readonly line: string; readonly kind?: string }
+  /**
+   * A console line; `kind` marks a refusal/drop line the shell may aggregate under a flood; `test`: one of a test's
+   * report lines (what `-J` replaces with its document).
+   */
+  | { readonly _tag: "Log"; readonly line: string; readonly kind?: string; readonly test?: true }
   /** Send the UDP connect reply ("6789") from the iperf3 port to the peer address * 65536 + port. */
   | { readonly _tag: "UdpReply"; readonly key: number }
   | { readonly _tag: "TestOver"; readonly test: Test; readonly completed: boolean }
@@ -189,7 +222,7 @@ export const makeServer = (opts: ServerOptions = {}): Server => ({
 })
 
 const log = (out: Array<Action>, line: string, t?: Test): void => {
-  out.push({ _tag: "Log", line })
+  out.push(t === undefined ? { _tag: "Log", line } : { _tag: "Log", line, test: true })
   if (t !== undefined && t.lines.length < MAX_TEST_LINES) t.lines.push(line)
 }
 
@@ -309,7 +342,11 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
       lines: [],
       ivStartMs: 0,
       ivNextMs: Infinity,
-      ivGroups: 0
+      ivGroups: 0,
+      intervals: [],
+      intervalsDropped: 0,
+      maxCwnd: new Map(),
+      endReason: undefined
     }
     s.test = test
     s.stats.tests++
@@ -575,6 +612,7 @@ const endTest = (s: Server, t: Test, why: string, nowMs: number, out: Array<Acti
   s.test = undefined
   s.udpStreams.clear()
   s.stats.testsAborted++
+  t.endReason = why
   log(out, `Test #${t.n} with ${who(t.peer)} ended: ${why}`, t)
   for (const st of t.streams) st.stopped = true
   if (wasRunning) out.push({ _tag: "StopStreams", test: t })
@@ -693,6 +731,7 @@ export const commitSent = (t: Test, st: StreamState, n: number, retransmits: num
   t.sentTotal += n
   st.retransmits = retransmits
   st.cwnd = cwnd
+  if (cwnd > (t.maxCwnd.get(st.id) ?? 0)) t.maxCwnd.set(st.id, cwnd)
 }
 
 /** UDP: datagrams stream `st` should send now (pacing to `bandwidth`, the `-n`/`-k` budget, at most U.MAX_BURST). */
@@ -788,6 +827,7 @@ const intervalLines = (t: Test, nowMs: number, out: Array<Action>): void => {
   } else if (sums.length > 0) log(out, F.SEPARATOR, t)
   t.ivGroups++
   const total = { bytes: [0, 0], retr: [0, 0], packets: [0, 0], errors: [0, 0], jitter: [0, 0] }
+  const rec: Array<IntervalStream> = []
   for (const st of t.streams) {
     const bytes = st.bytes - st.ivBytes
     const retr = st.retransmits - st.ivRetransmits
@@ -807,6 +847,15 @@ const intervalLines = (t: Test, nowMs: number, out: Array<Action>): void => {
         ? F.udpSenderInterval(st.id, startS, endS, bytes, packets, bidir ? "TX-S" : undefined)
         : F.udpSummary({ id: st.id, ...role(st), startS, endS, bytes, jitterS: st.udp?.jitterS ?? 0, lost: errors, packets, side: "" })
     log(out, line, t)
+    rec.push(
+      udp
+        ? st.sender
+          ? { id: st.id, sender: true, bytes, packets }
+          : { id: st.id, sender: false, bytes, jitterS: st.udp?.jitterS ?? 0, lost: errors, packets }
+        : st.sender
+          ? { id: st.id, sender: true, bytes, retransmits: retr, cwnd: st.cwnd }
+          : { id: st.id, sender: false, bytes }
+    )
     st.ivBytes = st.bytes
     st.ivRetransmits = st.retransmits
     st.ivPackets = st.udp?.packets ?? st.packetsSent
@@ -828,6 +877,8 @@ const intervalLines = (t: Test, nowMs: number, out: Array<Action>): void => {
       t
     )
   }
+  if (t.intervals.length < MAX_INTERVAL_RECORDS) t.intervals.push({ startS, endS, streams: rec })
+  else t.intervalsDropped++
   t.ivStartMs = nowMs
 }
 

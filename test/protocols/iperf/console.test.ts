@@ -151,3 +151,36 @@ describe("iperf 2 -y C, field for field against iperf -s -y C 2.1.8", () => {
     expect(Fmt.csvTimestamp(d.getTime())).toBe("20261207045512")
   })
 })
+
+describe("iperf 2 -J: one document per finished stream, named as the -y C columns", () => {
+  const ends = { local: S, localPort: 5001, remote: C, remotePort: 33002 }
+  it("UDP with two intervals: the stream's ends once, intervals and total with the CSV fields and values", () => {
+    const stamp = new Date(2026, 11, 7, 4, 55, 7).getTime()
+    const iv = (startS: number, endS: number, bytes: number, datagrams: number) => ({
+      epochMs: stamp, r: { id: 1, sent: false, startS, endS, bytes, ...ends, udp: { jitterS: 0.00001, lost: 0, datagrams, outOfOrder: 0 } }
+    })
+    const total = { epochMs: stamp + 1000, r: { ...iv(0, 2.022386, 267540, 182).r, total: true, udp: { jitterS: 0.000015, lost: 0, datagrams: 182, outOfOrder: 0 } } }
+    const d = Fmt.jsonDocument(total, [iv(0, 1, 133770, 91), iv(1, 2, 130830, 89)])
+    expect(d).toEqual({
+      protocol: "UDP", transfer_id: 1, source_address: C, source_port: 33002, destination_address: S, destination_port: 5001,
+      intervals: [
+        { timestamp: "20261207045507", interval: "0.0-1.0", transferred_bytes: 133770, bits_per_second: 1070160, jitter_ms: 0.01, lost_datagrams: 0, total_datagrams: 91, lost_percent: 0, out_of_order_datagrams: 0 },
+        { timestamp: "20261207045507", interval: "1.0-2.0", transferred_bytes: 130830, bits_per_second: 1046640, jitter_ms: 0.01, lost_datagrams: 0, total_datagrams: 89, lost_percent: 0, out_of_order_datagrams: 0 }
+      ],
+      total: { timestamp: "20261207045508", interval: "0.0-2.0", transferred_bytes: 267540, bits_per_second: 1058314, jitter_ms: 0.015, lost_datagrams: 0, total_datagrams: 182, lost_percent: 0, out_of_order_datagrams: 0 }
+    })
+    // the same numbers as the CSV line of the real server for that stream
+    const csv = real("iperf2-udp-i1-csv")[2]!.split(",")
+    expect([d.source_address, d.source_port, d.destination_address, d.destination_port, d.transfer_id].map(String)).toEqual(csv.slice(1, 6))
+    // (numbers as numbers: the CSV's "0.000" is 0)
+    expect(Object.values(d.total as object).map(String).slice(1)).toEqual(csv.slice(6).map((x) => (/^\d+\.\d+$/.test(x) ? String(Number(x)) : x)))
+  })
+
+  it("TCP: the CSV field names, in order", () => {
+    const d = Fmt.jsonDocument({ epochMs: 0, r: { id: 2, sent: true, startS: 0, endS: 2, bytes: 1000, ...ends, total: true } }, [])
+    expect(d.protocol).toBe("TCP")
+    expect(d.source_address).toBe(S) // we sent it: our end first, as in the CSV
+    expect(Object.keys(d.total as object)).toEqual(["timestamp", "interval", "transferred_bytes", "bits_per_second"])
+    expect([...Fmt.CSV_FIELDS]).toEqual(["timestamp", "source_address", "source_port", "destination_address", "destination_port", "transfer_id", "interval", "transferred_bytes", "bits_per_second"])
+  })
+})
