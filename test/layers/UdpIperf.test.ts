@@ -167,6 +167,33 @@ describe("iperf layer: UDP streams the server sends", () => {
     })
   )
 
+  it.scoped("--interval 0.5 and -y C: a received stream's intervals as CSV lines (the last partial one too), then its total; no other lines", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 12, delay: "1 millis" })
+      const lines: Array<string> = []
+      // arrivals 12 ms apart on the wall clock too (each reading moves it on, as the client's gaps do)
+      let wall = 1_700_000_000_000_000
+      yield* withIperf(net, lines, { intervalS: 0.5, report: "csv", wallClockUs: () => (wall += 12_000) })
+      const h = headerDatagram({ mode: "plain", durationMs: 1200 })
+      // 100 datagrams 12 ms apart: 1.188 s from the first to the last
+      const c = yield* Effect.fork(clientStream(40_001, h, 100, true, 12).pipe(Effect.provide(net.a)))
+      const done = yield* runVirtual(c, 4, 5_000)
+      expect(done.value).toBe(true)
+      const csv = lines.filter((l) => /^\d{14},/.test(l)).map((l) => l.split(","))
+      expect(lines.filter((l) => !/^\d{14},/.test(l)), lines.join("\n")).toEqual([]) // no banner, no connection line
+      expect(csv.map((l) => l[6])).toEqual(["0.0-0.5", "0.5-1.0", expect.stringMatching(/^1\.0-1\.[1-4]$/), expect.stringMatching(/^0\.0-1\.[1-4]$/)])
+      for (const l of csv) {
+        expect(l).toHaveLength(14)
+        expect(l.slice(1, 6)).toEqual(["198.51.100.1", "40001", "198.51.100.2", "5001", l[5]])
+      }
+      // the intervals add up to the total: bytes and datagrams
+      const sum = (k: number) => csv.slice(0, 3).reduce((a, l) => a + Number(l[k]), 0)
+      expect(sum(7)).toBe(Number(csv[3]![7]))
+      expect(sum(11)).toBe(Number(csv[3]![11]))
+      expect(Number(csv[3]![11])).toBe(101) // the highest sequence, the final datagram (-101) included, as 2.1.8 counts
+    })
+  )
+
   it.scoped("-u -r whose final datagrams are all lost: the receive side ends at T + 2 s and our stream still goes", () =>
     Effect.gen(function* () {
       const net = yield* make({ seed: 18, delay: "1 millis" })

@@ -82,7 +82,7 @@ export const serveUdp = (sh: IperfShell) =>
       /** This stream's part of the first test (--one-off), if it is in it; ends with its result line. */
       part: TestPart | undefined
       /** `--interval`: the stream's interval reports, stopped by its result line. */
-      intervals: { readonly stop: () => void } | undefined
+      intervals: { readonly stop: () => void; readonly finish: (endS: number) => void } | undefined
     }
     /**
      * `-R`: the entry absorbs the client's header datagrams (repeated until our data arrives) so that they start
@@ -116,7 +116,7 @@ export const serveUdp = (sh: IperfShell) =>
       s.watchdog?.unsafeInterruptAsFork(FiberId.none)
       s.watchdog = undefined
       const r = IperfUdp.report(s.st)
-      s.intervals?.stop()
+      s.intervals?.finish(IperfUdp.pairSeconds(r.stop))
       sh.report(
         {
           id: s.id, sent: false, startS: 0, endS: IperfUdp.pairSeconds(r.stop), bytes: s.st.bytes, ...endsOf(s), total: true,
@@ -131,33 +131,45 @@ export const serveUdp = (sh: IperfShell) =>
      * `--interval` for a received stream: every step from its first datagram, the bytes, the datagrams (highest
      * sequence) and the losses of the step, with the jitter so far, as `iperf -s -u -i` prints them.
      */
-    const udpIntervals = (s: RecvSession, stepMs: number, t0: number): { readonly stop: () => void } => {
+    const udpIntervals = (s: RecvSession, stepMs: number, t0: number): { readonly stop: () => void; readonly finish: (endS: number) => void } => {
       let k = 0
       let last = { bytes: 0, datagrams: 0, lost: 0, outOfOrder: 0 }
+      /** The report of the step from `k` to `endS` (seconds), and the next step's start. */
+      const step = (endS: number): void => {
+        const r = IperfUdp.report(s.st)
+        const cur = { bytes: s.st.bytes, datagrams: r.datagrams, lost: r.lost, outOfOrder: r.outOfOrder }
+        sh.report(
+          {
+            id: s.id, sent: false, startS: (k * stepMs) / 1000, endS, bytes: cur.bytes - last.bytes, ...endsOf(s),
+            udp: {
+              jitterS: IperfUdp.pairSeconds(r.jitter), lost: cur.lost - last.lost, datagrams: cur.datagrams - last.datagrams,
+              outOfOrder: cur.outOfOrder - last.outOfOrder
+            }
+          },
+          (l, h) => logSession("UDP stream results", l, h)
+        )
+        last = cur
+        k++
+      }
       const fiber = forkSession(
         Effect.gen(function* () {
           for (;;) {
             yield* sleepMillis(t0 + (k + 1) * stepMs - (yield* nowMs))
             // a stream silent for 10 s (its end lost, never forgotten) stops reporting
             if ((yield* nowMs) - s.lastMs > 10_000) return
-            const r = IperfUdp.report(s.st)
-            const cur = { bytes: s.st.bytes, datagrams: r.datagrams, lost: r.lost, outOfOrder: r.outOfOrder }
-            sh.report(
-              {
-                id: s.id, sent: false, startS: (k * stepMs) / 1000, endS: ((k + 1) * stepMs) / 1000, bytes: cur.bytes - last.bytes, ...endsOf(s),
-                udp: {
-                  jitterS: IperfUdp.pairSeconds(r.jitter), lost: cur.lost - last.lost, datagrams: cur.datagrams - last.datagrams,
-                  outOfOrder: r.outOfOrder - last.outOfOrder
-                }
-              },
-              (l, h) => logSession("UDP stream results", l, h)
-            )
-            last = cur
-            k++
+            step(((k + 1) * stepMs) / 1000)
           }
         })
       )
-      return { stop: () => fiber.unsafeInterruptAsFork(FiberId.none) }
+      const stop = (): void => fiber.unsafeInterruptAsFork(FiberId.none)
+      return {
+        stop,
+        // the last, partial step before the total, as the real server prints it (not one under a tenth of a step)
+        finish: (endS) => {
+          stop()
+          if (endS * 1000 - k * stepMs >= Math.max(1, stepMs / 10)) step(endS)
+        }
+      }
     }
 
     /**
