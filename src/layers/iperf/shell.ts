@@ -88,6 +88,8 @@ export interface IperfShell {
  */
 export interface PairSum {
   readonly add: (bytes: number, endS: number) => void
+  /** A member's interval report `k` (from startS to endS): the [SUM] of step k prints when every member gave it. */
+  readonly addInterval: (k: number, startS: number, endS: number, bytes: number) => void
 }
 
 
@@ -99,14 +101,33 @@ export const groupSum = (sh: IperfShell, n: number, end: "earliest" | "latest"):
   let left = n
   let bytes = 0
   let endS = end === "earliest" ? Infinity : 0
+  /** Interval steps still missing a member (a member that ends early leaves its later steps open: they go with the group). */
+  const steps = new Map<number, { got: number; bytes: number; readonly startS: number; endS: number }>()
   return {
     add: (b, e) => {
       bytes += b
       endS = end === "earliest" ? Math.min(endS, e) : Math.max(endS, e)
-      if (--left === 0) sh.sumLine(0, endS, bytes)
+      if (--left === 0) {
+        steps.clear()
+        sh.sumLine(0, endS, bytes)
+      }
+    },
+    addInterval: (k, startS, e, b) => {
+      if (left === 0 || (!steps.has(k) && steps.size >= MAX_OPEN_STEPS)) return
+      const st = steps.get(k) ?? { got: 0, bytes: 0, startS, endS: e }
+      steps.set(k, st)
+      st.bytes += b
+      st.endS = end === "earliest" ? Math.min(st.endS, e) : Math.max(st.endS, e)
+      if (++st.got === n) {
+        steps.delete(k)
+        sh.sumLine(st.startS, st.endS, st.bytes)
+      }
     }
   }
 }
+
+/** Interval steps of one group waiting for their members (a member far behind does not grow this). */
+const MAX_OPEN_STEPS = 64
 
 /** `-d`, `--full-duplex`: the two streams' sum. */
 export const pairSum = (sh: IperfShell): PairSum => groupSum(sh, 2, "earliest")

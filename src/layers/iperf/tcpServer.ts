@@ -49,7 +49,7 @@ export const serveTcp = (sh: IperfShell) =>
      * Interval reports of one stream (server side, like `iperf -s -i`): `bytes` read every step; `finish` prints the
      * last, partial interval (unless it is very short), as the real server does before the total.
      */
-    const intervals = (id: number, reverse: boolean, bytes: () => number, t0: number, ends: Ends) =>
+    const intervals = (id: number, reverse: boolean, bytes: () => number, t0: number, ends: Ends, sum?: PairSum) =>
       Effect.gen(function* () {
         const ival = { step: (opts.intervalS ?? 0) * 1000, k: 0, lastBytes: 0 }
         const fiber =
@@ -60,7 +60,10 @@ export const serveTcp = (sh: IperfShell) =>
                   while (true) {
                     yield* sleepMillis(t0 + (ival.k + 1) * ival.step - (yield* Clock.currentTimeMillis))
                     const b = bytes()
-                    sh.report({ id, sent: reverse, startS: (ival.k * ival.step) / 1000, endS: ((ival.k + 1) * ival.step) / 1000, bytes: b - ival.lastBytes, ...ends })
+                    const startS = (ival.k * ival.step) / 1000
+                    const endS = ((ival.k + 1) * ival.step) / 1000
+                    sh.report({ id, sent: reverse, startS, endS, bytes: b - ival.lastBytes, ...ends })
+                    sum?.addInterval(ival.k, startS, endS, b - ival.lastBytes)
                     ival.lastBytes = b
                     ival.k++
                   }
@@ -77,6 +80,7 @@ export const serveTcp = (sh: IperfShell) =>
               // partial shorter than a tenth of the step is left out, a longer one printed before the total
               if (tEnd - t0 - from >= Math.max(1, ival.step / 10)) {
                 sh.report({ id, sent: reverse, startS: from / 1000, endS: (tEnd - t0) / 1000, bytes: bytes() - ival.lastBytes, ...ends })
+                sum?.addInterval(ival.k, from / 1000, (tEnd - t0) / 1000, bytes() - ival.lastBytes)
               }
             })
         }
@@ -173,7 +177,7 @@ export const serveTcp = (sh: IperfShell) =>
           sh.connectionLine(Fmt.connectedWith(id, true, host(c.localAddress), c.localPort, host(to), cb.port, ["(reverse)"]))
           const t0 = yield* Clock.currentTimeMillis
           const progress = { sent: 0 }
-          const ival = yield* intervals(id, true, () => progress.sent, t0, ends)
+          const ival = yield* intervals(id, true, () => progress.sent, t0, ends, sum)
           const watcher = yield* Effect.fork(
             watchStall(c, () => logLimited("stalled sessions reset", `${Fmt.transferId(id, true)}nothing moved for ${stallMs} ms (the client does not read); resetting`))
           )
@@ -320,7 +324,8 @@ export const serveTcp = (sh: IperfShell) =>
         // interval reports of what this connection carries: what we send for -R, what we receive otherwise
         // (--full-duplex: the received side; its sent side gets only its total)
         const ends = endsOf(c)
-        const ival = yield* intervals(id, reverseOnly, () => (reverseOnly ? progress.sent : bytes), t0, ends)
+        // (--full-duplex: the [SUM] of its two directions has no interval part, only this side reports intervals)
+        const ival = yield* intervals(id, reverseOnly, () => (reverseOnly ? progress.sent : bytes), t0, ends, plan.sendHere !== undefined ? undefined : sum)
         const sender =
           plan.sendHere === undefined
             ? undefined
