@@ -88,13 +88,20 @@ export const tcpLayer = (cfg: Config): Layer.Layer<Tcp.Tcp, never, Stack.StackSe
 export const iperfLayer = (cfg: Config) =>
   Iperf.layer({
     port: cfg.port,
-    ...(cfg.intervalS !== undefined ? { intervalS: cfg.intervalS } : {}),
+    ...(cfg.intervalS !== undefined && cfg.intervalS > 0 ? { intervalS: cfg.intervalS } : {}),
     stallTimeoutMs: cfg.stallTimeoutS * 1000,
-    udpSendMaxMs: cfg.udpSendMaxS * 1000
+    udpSendMaxMs: cfg.udpSendMaxS * 1000,
+    ...(cfg.report !== "human" ? { report: cfg.report } : {})
   })
 
 /** The iperf3 server, on TCP (and UDP) 5201 unless --iperf3-port says otherwise (iperf-wire.md §C). */
-export const iperf3Layer = (cfg: Config) => Iperf3.layer({ port: cfg.iperf3Port, stallTimeoutMs: cfg.stallTimeoutS * 1000 })
+export const iperf3Layer = (cfg: Config) =>
+  Iperf3.layer({
+    port: cfg.iperf3Port,
+    stallTimeoutMs: cfg.stallTimeoutS * 1000,
+    ...(cfg.intervalS !== undefined ? { intervalS: cfg.intervalS } : {}),
+    ...(cfg.report === "json" ? { json: true } : {})
+  })
 
 /** The DHCP client when no -i was given (prints the lease when bound). */
 export const dhcpLayer = (cfg: Config) => (cfg.ip._tag === "Dhcp" ? Dhcp.layer({}) : Layer.empty)

@@ -41,6 +41,8 @@ export interface RawArgs {
   readonly "--one-off": boolean
   readonly "--logfile"?: string
   readonly "--metrics"?: string
+  readonly "-y"?: string
+  readonly "--json": boolean
   readonly hostname: string
 }
 
@@ -64,9 +66,10 @@ export type ValueFlag =
   | "--logfile"
   | "--metrics"
   | "--gw6"
+  | "-y"
 
 /** The plain switches (no value): true when given. */
-export type SwitchFlag = "--no-offload" | "--one-off" | "--no-ipv6"
+export type SwitchFlag = "--no-offload" | "--one-off" | "--no-ipv6" | "--json"
 
 type Kind = "value" | "repeat" | "switch" | "help" | "version" | "args"
 
@@ -123,7 +126,7 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
   spec("--iperf3-port", "value", "N", "expected a port number", "--iperf3-port 5201",
     "iperf3 TCP/UDP port, 1..65535, not the iperf 2 port (default 5201; the client's -p)"),
   spec("--interval", "value", "SECONDS", "expected a number of seconds", "--interval 0.5",
-    "server-side iperf interval reports every SECONDS (0.001..86400, decimals allowed)"),
+    "interval report lines every SECONDS, 0.001..86400 (decimals allowed), or 0 for none; iperf 2 tests default to none, iperf3 tests to 1 s, as iperf -s and iperf3 -s"),
   spec("--max-connections", "value", "N", "expected a connection count", "--max-connections 4096",
     "limit on live TCP connections (TIME-WAIT and half-open entries have bounds of their own), 1..65535 (default 4096; half of it per client address)"),
   spec("--busy-poll", "value", "US", "expected a number of microseconds", "--busy-poll 5000",
@@ -139,6 +142,11 @@ export const FLAGS: ReadonlyArray<FlagSpec> = [
     "append every console line to FILE instead of stdout, one write per line; SIGHUP reopens FILE (logrotate)"),
   spec("--metrics", "value", "HOST:PORT", "expected a loopback address and a port", "--metrics 127.0.0.1:9100",
     "serve GET /metrics (Prometheus text format) over the host's own loopback, 127.0.0.0/8 or [::1], never on the TAP; off by default"),
+  spec("-y", "value", "C", "expected C (CSV, the one report style)", "-y C",
+    "iperf 2 results as CSV lines, as iperf -s -y C prints them (and no banner or connection lines)", ["-y", "--reportstyle"]),
+  spec("--json", "switch", "", "", "--json",
+    "results as JSON, one document per line per finished test: iperf3 tests in iperf3 -s -J's layout, iperf 2 streams with the -y C fields (README); no other iperf lines",
+    ["-J", "--json"]),
   spec("--args", "args", "STRING", "expected the flags as one string", "--args '-i 198.51.100.2/24 -g 198.51.100.1'",
     "the flags above as one kernel-style string, split like a shell would (quotes allowed); may be mixed with argv"),
   spec("-h", "help", "", "", "miniperf --help", "print this help and exit", ["-h", "--help"]),
@@ -342,6 +350,7 @@ export const lex = (argv: ReadonlyArray<string>, hostname: string): LexResult =>
     "--no-offload": switches.has("--no-offload"),
     "--one-off": switches.has("--one-off"),
     "--no-ipv6": switches.has("--no-ipv6"),
+    "--json": switches.has("--json"),
     hostname
   }
   for (const [k, v] of values) raw[k] = v

@@ -111,6 +111,8 @@ export interface Config {
   readonly logfile?: string
   /** `--metrics`: the Prometheus endpoint's address, a loopback address of the host (`127.0.0.1`, `::1`) and a port. */
   readonly metrics?: MetricsAddress
+  /** How iperf results are printed: as the servers do (default), `-y C` CSV lines, or `-J` JSON documents. */
+  readonly report: "human" | "csv" | "json"
 }
 
 export interface MetricsAddress {
@@ -331,6 +333,17 @@ const checkMetrics = (s: string): MetricsAddress | Invalid => {
 
 /** `--metrics` back to text: `127.0.0.1:9100`, `[::1]:9100`. */
 export const formatMetricsAddress = (m: MetricsAddress): string => (m.host.includes(":") ? `[${m.host}]:${m.port}` : `${m.host}:${m.port}`)
+/** `--interval`: 0 (no interval lines, iperf 2 and iperf3 alike) or INTERVAL_S_MIN..INTERVAL_S_MAX seconds. */
+const checkInterval = (s: string): number | Invalid => {
+  const n = checkDecimal(s, 0, INTERVAL_S_MAX, "the interval in seconds")
+  if (typeof n === "number" && n > 0 && n < INTERVAL_S_MIN) {
+    return new Invalid(`the interval in seconds must be 0 (off) or ${INTERVAL_S_MIN}..${INTERVAL_S_MAX}`)
+  }
+  return n
+}
+
+/** `-y C`: iperf 2.1.8 takes `c` or `C` (CSV); its other styles are not report formats of a server. */
+const checkReportStyle = (s: string): "C" | Invalid => (s === "C" || s === "c" ? "C" : new Invalid("the only report style is C (CSV)"))
 
 const checkTap = (s: string): string | Invalid => {
   const bytes = Buffer.byteLength(s, "utf8")
@@ -461,7 +474,7 @@ export const Flags = Schema.Struct({
   "--corrupt-chance": withDefault(Percent, DEFAULTS.corruptChance),
   "--port": withDefault(intIn(1, 65535, "the port"), DEFAULTS.port),
   "--iperf3-port": withDefault(intIn(1, 65535, "the port"), DEFAULTS.iperf3Port),
-  "--interval": opt(decimalIn(INTERVAL_S_MIN, INTERVAL_S_MAX, "the interval in seconds")),
+  "--interval": opt(fromString(Schema.Number, (s) => checkInterval(s), String)),
   "--max-connections": withDefault(intIn(1, MAX_CONNECTIONS_MAX, "the connection limit"), DEFAULTS.maxConnections),
   "--busy-poll": withDefault(intIn(0, BUSY_POLL_US_MAX, "the busy-poll time in microseconds"), DEFAULTS.busyPollUs),
   "--stall-timeout": withDefault(intIn(1, STALL_TIMEOUT_S_MAX, "the stall timeout in seconds"), DEFAULTS.stallTimeoutS),
@@ -469,6 +482,8 @@ export const Flags = Schema.Struct({
   "--one-off": Schema.Boolean,
   "--logfile": opt(LogfilePath),
   "--metrics": opt(MetricsAddr),
+  "-y": opt(fromString(Schema.Literal("C"), checkReportStyle, (s) => s)),
+  "--json": Schema.Boolean,
   hostname: Schema.String
 })
 
@@ -503,7 +518,8 @@ export const ConfigSchema: Schema.Schema<Config> = Schema.Struct({
   udpSendMaxS: Schema.Number,
   oneOff: Schema.Boolean,
   logfile: Schema.optionalWith(Schema.String, { exact: true }),
-  metrics: Schema.optionalWith(Schema.Struct({ host: Schema.String, port: Schema.Number }), { exact: true })
+  metrics: Schema.optionalWith(Schema.Struct({ host: Schema.String, port: Schema.Number }), { exact: true }),
+  report: Schema.Literal("human", "csv", "json")
 })
 
 const at = (path: readonly [PropertyKey, ...Array<PropertyKey>], actual: unknown, ast: Schema.Schema.Any["ast"], message: string) =>
@@ -583,6 +599,9 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       return ParseResult.fail(at(["--gw6"], gw6, ast,
         `${formatIpv6(gw6)} is on no link of ours: give a link-local router address (fe80::/10) or one inside an --ip6 prefix`))
     }
+    if (f["-y"] !== undefined && f["--json"]) {
+      return ParseResult.fail(at(["-y"], f["-y"], ast, "-J/--json is given too; choose one report format"))
+    }
     const tap = f["--tap"]
     const config: Config = {
       ip,
@@ -608,7 +627,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       udpSendMaxS: f["--udp-send-max"],
       oneOff: f["--one-off"],
       ...(f["--logfile"] !== undefined ? { logfile: f["--logfile"] } : {}),
-      ...(f["--metrics"] !== undefined ? { metrics: { host: f["--metrics"].host, port: f["--metrics"].port } } : {})
+      ...(f["--metrics"] !== undefined ? { metrics: { host: f["--metrics"].host, port: f["--metrics"].port } } : {}),
+      report: f["-y"] !== undefined ? "csv" : f["--json"] ? "json" : "human"
     }
     return ParseResult.succeed(config)
   },
@@ -638,6 +658,8 @@ export const KernelArgs: Schema.Schema<Config, RawArgs> = Schema.transformOrFail
       "--one-off": c.oneOff,
       ...(c.logfile !== undefined ? { "--logfile": c.logfile } : {}),
       ...(c.metrics !== undefined ? { "--metrics": c.metrics } : {}),
+      ...(c.report === "csv" ? { "-y": "C" as const } : {}),
+      "--json": c.report === "json",
       hostname: ""
     }
     return ParseResult.succeed(f)

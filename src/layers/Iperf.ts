@@ -8,8 +8,9 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Fmt from "../protocols/iperf/format.js"
 import { makeShell } from "./iperf/shell.js"
-import { serveTcp } from "./iperf/tcpServer.js"
+import { RECV_WINDOW as TCP_RECV_WINDOW, serveTcp } from "./iperf/tcpServer.js"
 import { serveUdp } from "./iperf/udpServer.js"
 import type { Tcp, TcpError } from "./Tcp.js"
 import type { Udp, UdpError } from "./Udp.js"
@@ -83,6 +84,11 @@ export interface IperfOptions {
   readonly intervalS?: number
   /** Where console lines go (default: stdout). */
   readonly print?: (line: string) => void
+  /**
+   * How results are printed: as `iperf -s` (default), `-y C` CSV lines as `iperf -s -y C` (no banner either), or
+   * `-J`: one JSON document per finished stream with the CSV fields (Fmt.jsonDocument).
+   */
+  readonly report?: "human" | "csv" | "json"
   /** Serve UDP too (default true). */
   readonly udp?: boolean
   /** Concurrent UDP streams kept (default 64); datagrams of further new streams are dropped and counted. */
@@ -113,10 +119,12 @@ export const make = (opts: IperfOptions = {}) =>
   Effect.gen(function* () {
     const sh = yield* makeShell(opts)
     yield* serveTcp(sh)
-    sh.print(`Server listening on TCP port ${sh.port}`)
+    // the real server's banner, once per protocol (it serves one of them; we serve both on the same port). Our UDP has
+    // no socket buffer to report, so that block has no size line.
+    for (const l of Fmt.listeningBanner("TCP", sh.port, TCP_RECV_WINDOW)) sh.human(l)
     if (opts.udp !== false) {
       yield* serveUdp(sh)
-      sh.print(`Server listening on UDP port ${sh.port}`)
+      for (const l of Fmt.listeningBanner("UDP", sh.port)) sh.human(l)
     }
     return Iperf.of({ port: sh.port, stats: sh.stats, firstTestOver: Deferred.await(sh.firstTestOver) })
   })

@@ -19,7 +19,11 @@ import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { endpointKey, endpointKeyAddress, endpointKeyPort, formatIp, type EndpointKey } from "../protocols/ipAddress.js"
+import { endpointKey, endpointKeyAddress, endpointKeyPort, type EndpointKey } from "../protocols/ipAddress.js"
+import { formatHost } from "../protocols/iperf/format.js"
+import * as os from "node:os"
+import * as F from "../protocols/iperf3/format.js"
+import * as Json from "../protocols/iperf3/json.js"
 import * as Session from "../protocols/iperf3/session.js"
 import * as U from "../protocols/iperf3/udp.js"
 import * as W from "../protocols/iperf3/wire.js"
@@ -86,6 +90,13 @@ export interface Iperf3Options {
   readonly wallClockUs?: () => number
   /** A running test in which no stream moves a byte for this long ends (default 10 s). */
   readonly stallTimeoutMs?: number
+  /** Interval report lines every this many seconds while a test runs, as `iperf3 -s` (default 1; 0: none). */
+  readonly intervalS?: number
+  /**
+   * `-J`: each finished test is one JSON document on one line, in 3.12's `-J` layout (protocols/iperf3/json.ts),
+   * instead of its console lines and the listening banner (refusal lines still print).
+   */
+  readonly json?: boolean
 }
 
 
@@ -109,7 +120,11 @@ export const make = (opts: Iperf3Options = {}) =>
     const port = opts.port ?? W.PORT
     const print = yield* printer(opts.print)
     const ioTimeout = Duration.millis(opts.ioTimeoutMs ?? 10_000)
-    const server = Session.makeServer({ udp: udpOn, ...(opts.stallTimeoutMs !== undefined ? { stallMs: opts.stallTimeoutMs } : {}) })
+    const server = Session.makeServer({
+      udp: udpOn,
+      intervalMs: (opts.intervalS ?? 1) * 1000,
+      ...(opts.stallTimeoutMs !== undefined ? { stallMs: opts.stallTimeoutMs } : {})
+    })
     const stats: Iperf3Stats = {
       connections: 0, tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, bytesIn: 0, bytesOut: 0, streams: 0, udpDatagramsIn: 0,
       udpBytesIn: 0, writeTimeouts: 0, udpIgnored: 0,
@@ -132,6 +147,19 @@ export const make = (opts: Iperf3Options = {}) =>
     /** Per running test: the stop signal its senders wait on, and the CPU baseline. */
     const running = new Map<Session.Test, { readonly stop: Deferred.Deferred<void>; readonly cpu0: NodeJS.CpuUsage; readonly t0: number }>()
 
+    const json = opts.json === true
+    /** The `-J` document of a test that is over, stamped with the wall-clock time its streams started. */
+    const document = (t: Session.Test) => {
+      const wallMs = wallUs() / 1000
+      return Json.testDocument(t, {
+        startedEpochMs: t.startMs > 0 ? wallMs - (now() - t.startMs) : wallMs,
+        systemInfo: `${os.type()} ${os.hostname()} ${os.release()} ${os.arch()}`,
+        sendBufBytes: SEND_BUF,
+        recvBufBytes: RECV_WINDOW,
+        congestion: "cubic",
+        ...(t.endReason !== undefined ? { error: t.endReason } : {})
+      })
+    }
     const out: Array<Session.Action> = []
     /** Perform what the machine asked for; called right after every machine call. */
     const dispatch = (): void => {
@@ -150,6 +178,7 @@ export const make = (opts: Iperf3Options = {}) =>
             break
           }
           case "Log":
+            if (json && a.test === true) break // the test's lines: its document says it all
             if (a.kind === undefined) print(a.line)
             else limiter.line(a.kind, a.line)
             break
@@ -185,6 +214,9 @@ export const make = (opts: Iperf3Options = {}) =>
           case "TestOver":
             if (a.completed) stats.testsCompleted++
             else stats.testsAborted++
+            if (json) print(JSON.stringify(document(a.test)))
+            // ready for the next test, as 3.12 says after every test
+            else for (const l of F.listening(port, server.nextTest)) print(l)
             // over once its control connection is closed too (the client gets our FIN, not a reset at exit)
             if (conns.has(a.test.control)) firstTestControl ??= a.test.control
             else Deferred.unsafeDone(firstTestOver, Exit.void)
@@ -215,7 +247,7 @@ export const make = (opts: Iperf3Options = {}) =>
           }
           const k = yield* c.tryWrite(payload, 0, n)
           if (k > 0) {
-            Session.commitSent(t, st, k, c.counters().retransSegs)
+            Session.commitSent(t, st, k, c.counters().retransSegs, c.cwnd())
             stats.bytesOut += k
           } else yield* c.awaitWritable
         }
@@ -261,9 +293,9 @@ export const make = (opts: Iperf3Options = {}) =>
         conns.set(c.id, c)
         outboxes.set(c.id, box)
         const peer: Session.PeerInfo = {
-          local: formatIp(c.localAddress),
+          local: formatHost(c.localAddress),
           localPort: c.localPort,
-          remote: formatIp(c.remoteAddress),
+          remote: formatHost(c.remoteAddress),
           remotePort: c.remotePort
         }
         Session.onAccept(server, c.id, peer, now(), out)
@@ -344,7 +376,7 @@ export const make = (opts: Iperf3Options = {}) =>
           stats.udpIgnored++
           return
         }
-        const peer: Session.PeerInfo = { local: formatIp(d.dst), localPort: port, remote: formatIp(d.src), remotePort: d.srcPort }
+        const peer: Session.PeerInfo = { local: formatHost(d.dst), localPort: port, remote: formatHost(d.src), remotePort: d.srcPort }
         if (!Session.onUdpConnect(server, key, peer, now(), out)) stats.udpIgnored++
         if (out.length > 0) dispatch()
       })
@@ -363,8 +395,8 @@ export const make = (opts: Iperf3Options = {}) =>
       }
     }).pipe(Effect.forkScoped)
 
-    print(`Server listening on TCP port ${port}`)
-    if (udpOn) print(`Server listening on UDP port ${port}`)
+    // 3.12's banner (its UDP tests come over the same port, so one block tells both)
+    if (!json) for (const l of F.listening(port, server.nextTest)) print(l)
     return Iperf3.of({ port, stats, server, firstTestOver: Deferred.await(firstTestOver) })
   })
 

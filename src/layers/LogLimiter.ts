@@ -9,8 +9,11 @@ import type * as Scope from "effect/Scope"
 import * as LogLimit from "../protocols/logLimit.js"
 
 export interface LogLimiter {
-  /** Print `line` unless too many lines of `kind` were printed in this second (then it is only counted). */
-  readonly line: (kind: string, line: string) => void
+  /**
+   * Print `line` unless too many lines of `kind` were printed in this second (then it is only counted). `before`: a
+   * line printed just before it when it is printed (a column header), never on its own.
+   */
+  readonly line: (kind: string, line: string, before?: string) => void
   /** Lines held back so far. */
   readonly suppressed: () => number
 }
@@ -35,10 +38,12 @@ export const make = (print: (line: string) => void, perSecond: number = LogLimit
       )
     )
     return {
-      line: (kind, line) => {
+      line: (kind, line, before) => {
         const ok = LogLimit.admit(lim, kind, clock.unsafeCurrentTimeMillis(), summaries)
         drain()
-        if (ok) print(line)
+        if (!ok) return
+        if (before !== undefined) print(before)
+        print(line)
       },
       suppressed: () => lim.suppressed
     }

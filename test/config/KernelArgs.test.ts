@@ -78,7 +78,8 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
     busyPollUs: 5000,
     stallTimeoutS: 10,
     udpSendMaxS: 60,
-    oneOff: false
+    oneOff: false,
+    report: "human"
   }
 
   it("argv words", () => {
@@ -122,7 +123,8 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       busyPollUs: DEFAULTS.busyPollUs,
       stallTimeoutS: DEFAULTS.stallTimeoutS,
       udpSendMaxS: DEFAULTS.udpSendMaxS,
-      oneOff: false
+      oneOff: false,
+      report: "human"
     })
     for (const k of ["debugMs", "debugTotals", "pcap", "intervalS", "logfile", "metrics"]) expect(k in c).toBe(false)
     expect("gateway" in c.ip).toBe(false)
@@ -133,7 +135,7 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       ["--tap", "mpx-tap7"], ["--mac", "02:aa:bb:cc:dd:ee"], ["--mtu", "9000"], ["--pcap", "/tmp/x y.pcap"],
       ["--drop-chance", "0.5"], ["--corrupt-chance", "12"], ["--port", "5002"], ["--iperf3-port", "5301"], ["--interval", "0.25"],
       ["--max-connections", "16"], ["--busy-poll", "0"], ["--stall-timeout", "30"], ["--udp-send-max", "120"],
-      ["--logfile", "/tmp/mini perf.log"]
+      ["--logfile", "/tmp/mini perf.log"], ["--reportstyle", "C"]
     ]
     const spaced = ok([...pairs.flat(), "--no-offload", "--one-off"])
     const eq = ok([...pairs.map(([f, v]) => `${f}=${v}`), "--no-offload", "-1"])
@@ -158,7 +160,8 @@ describe("decoding: the same Config from argv, --args and a kernel string", () =
       stallTimeoutS: 30,
       udpSendMaxS: 120,
       oneOff: true,
-      logfile: "/tmp/mini perf.log"
+      logfile: "/tmp/mini perf.log",
+      report: "csv"
     })
   })
 
@@ -234,6 +237,26 @@ describe("boundaries", () => {
     refuses(["-1", "--port", "-1"], "--port")
   })
 
+  it("-y C / --reportstyle C and -J / --json: the report format; one of them; any other style exits 2 naming -y", () => {
+    expect(ok([]).report).toBe("human")
+    expect(ok(["-y", "C"]).report).toBe("csv")
+    expect(ok(["-y", "c"]).report).toBe("csv")
+    expect(ok(["--reportstyle", "C"]).report).toBe("csv")
+    expect(ok(["-J"]).report).toBe("json")
+    expect(ok(["--json"]).report).toBe("json")
+    expect(ok(["--args", "-i 198.51.100.2/24 -y C"]).report).toBe("csv")
+    for (const v of ["X", "csv", "", "CC"]) refuses(["-y", v], "-y")
+    const e = bad(["-y", "X"])
+    expect([e.reason, e.flag, e.value]).toEqual(["InvalidValue", "-y", "X"])
+    expect(formatConfigError(e)).toContain("-y C")
+    expect(bad(["-y"]).reason).toBe("MissingValue")
+    const both = bad(["-y", "C", "-J"])
+    expect([both.reason, both.flag]).toEqual(["InvalidValue", "-y"])
+    expect(both.message).toContain("one report format")
+    expect(toArgv(encodeConfig(ok(["-J"])))).toContain("--json")
+    expect(toArgv(encodeConfig(ok(["-y", "C"])))).toEqual(expect.arrayContaining(["-y", "C"]))
+  })
+
   it("--logfile FILE: any name but empty, NUL or a leading '-' (./-1 names such a file)", () => {
     expect("logfile" in ok([])).toBe(false)
     expect(ok(["--logfile", "/var/log/miniperf.log"]).logfile).toBe("/var/log/miniperf.log")
@@ -284,7 +307,7 @@ describe("boundaries", () => {
     refuses(["-i", "198.51.100.2/024"], "-i")
   })
 
-  it("--port 1..65535, -d >= 1, --interval >= 0.001, --max-connections >= 1, --busy-poll 0..1000000", () => {
+  it("--port 1..65535, -d >= 1, --interval 0 or >= 0.001, --max-connections >= 1, --busy-poll 0..1000000", () => {
     refuses(["--port", "0"], "--port")
     accepts(["--port", "1"])
     accepts(["--port", "65535"])
@@ -308,7 +331,8 @@ describe("boundaries", () => {
     expect(ok(["-d", "500,totals"])).toMatchObject({ debugMs: 500, debugTotals: true })
     expect(ok(["-d500,totals"])).toMatchObject({ debugMs: 500, debugTotals: true })
     expect(ok(["--args", "-i 198.51.100.2/24 -d 86400000,totals"])).toMatchObject({ debugMs: 86_400_000, debugTotals: true })
-    refuses(["--interval", "0"], "--interval")
+    expect(ok(["--interval", "0"]).intervalS).toBe(0) // off
+    refuses(["--interval", "0.0005"], "--interval")
     expect(ok(["--interval", "0.001"]).intervalS).toBe(0.001)
     expect(ok(["--interval", "2"]).intervalS).toBe(2)
     refuses(["--interval", "86401"], "--interval")
@@ -433,7 +457,8 @@ const ROWS: ReadonlyArray<Row> = [
   row(["--drop-chance", "101"], "InvalidValue", "--drop-chance", "101", "0..100"),
   row(["--corrupt-chance", "-1"], "InvalidValue", "--corrupt-chance", "-1", "0..100"),
   row(["--port", "http"], "InvalidValue", "--port", "http", "1..65535"),
-  row(["--interval", "-1"], "InvalidValue", "--interval", "-1", "0.001..86400"),
+  row(["--interval", "-1"], "InvalidValue", "--interval", "-1", "0..86400"),
+  row(["--interval", "0.0001"], "InvalidValue", "--interval", "0.0001", "0 (off) or 0.001..86400"),
   row(["--max-connections", "1e3"], "InvalidValue", "--max-connections", "1e3", "whole number"),
   row(["--busy-poll", "2.5"], "InvalidValue", "--busy-poll", "2.5", "whole number"),
   row(["--stall-timeout", "0"], "InvalidValue", "--stall-timeout", "0", "1..3600"),
@@ -629,6 +654,7 @@ describe("properties", () => {
     stallTimeoutS: fc.integer({ min: 1, max: 3600 }),
     udpSendMaxS: fc.integer({ min: 1, max: 3600 }),
     oneOff: fc.boolean(),
+    report: fc.constantFrom("human" as const, "csv" as const, "json" as const),
     logfile: fc.option(fc.string({ unit: "binary", minLength: 1, maxLength: 30 }).filter((s) => !s.includes("\0") && !s.startsWith("-")), {
       nil: undefined
     }),
@@ -677,7 +703,8 @@ describe("properties", () => {
       stallTimeoutS: g.stallTimeoutS,
       udpSendMaxS: g.udpSendMaxS,
       oneOff: g.oneOff,
-      ...(g.logfile !== undefined ? { logfile: g.logfile } : {})
+      ...(g.logfile !== undefined ? { logfile: g.logfile } : {}),
+      report: g.report
     }
   })
 

@@ -70,10 +70,10 @@ describeRoot("e2e: -1/--one-off and --logfile with the real clients", () => {
         expect(r.stdout, r.stdout + r.stderr).toMatch(/\[SUM\].*bits\/sec/)
         yield* exitedCleanly(s)
         const out = s.output()
-        // both streams were served to the end: two result lines and two closed lines
-        expect(out.match(/ Connection from /g)?.length, out).toBe(2)
-        expect(out.match(/^\[\s*\d+\] closed$/gm)?.length, out).toBe(2)
-        expect(out.trimEnd().split("\n").at(-1), out).toMatch(/^\[\s*\d+\] closed$/)
+        // both streams were served to the end: two connection lines, two result lines, and their [SUM] last
+        expect(out.match(/^\[\s*\d+\] local 198\.51\.100\.2 port 5001 connected with 198\.51\.100\.1 port \d+$/gm)?.length, out).toBe(2)
+        expect(out.match(/^\[\s*\d+\] 0\.0000-\d+\.\d{4} sec .*bits\/sec$/gm)?.length, out).toBe(2)
+        expect(out.trimEnd().split("\n").at(-1), out).toMatch(/^\[SUM\] 0\.0000-\d+\.\d{4} sec .*bits\/sec$/)
       })
     )
   )
@@ -115,15 +115,15 @@ describeRoot("e2e: -1/--one-off and --logfile with the real clients", () => {
         yield* waitInFile(log, /^Entering main event loop$/m)
         const r2 = yield* s.client("iperf", ["-c", SERVER_IP, "-t", "1"])
         expect(r2.stdout, r2.stdout + r2.stderr).toMatch(/bits\/sec/)
-        yield* waitInFile(log, /^\[\s*\d+\] closed$/m)
+        yield* waitInFile(log, /^\[\s*\d+\] 0\.0000-\d+\.\d{4} sec .*bits\/sec$/m)
         const r3 = yield* s.client("iperf3", ["-c", SERVER_IP, "-t", "1"])
         expect(r3.code, r3.stdout + r3.stderr).toBe(0)
-        yield* waitInFile(log, /^Test #1:[\s\S]*receiver$/m)
+        yield* waitInFile(log, /^Accepted connection from 198\.51\.100\.1, port \d+$[\s\S]*receiver$/m)
         const first = read(log)
         expect(first).toMatch(/^Interface mp/m) // the banner
         expect(first).toMatch(/^Server listening on TCP port 5001$/m)
-        expect(first).toMatch(/^Server listening on TCP port 5201$/m)
-        expect(first).toMatch(/ Connection from 198\.51\.100\.1:\d+$/m)
+        expect(first).toMatch(/^Server listening on 5201 \(test #1\)$/m)
+        expect(first).toMatch(/ connected with 198\.51\.100\.1 port \d+$/m)
         expect(first).toMatch(/^--- interval [\d.]+-[\d.]+ s ---\nrates: in \d+ frames\/s /m) // the -d dump
         expect(s.output()).toBe("") // nothing on stdout or stderr
 
@@ -133,11 +133,11 @@ describeRoot("e2e: -1/--one-off and --logfile with the real clients", () => {
         yield* waitInFile(log, /^rates: in \d+ frames\/s /m) // the next dump lands in the new file
         const r4 = yield* s.client("iperf", ["-c", SERVER_IP, "-t", "1"])
         expect(r4.stdout, r4.stdout + r4.stderr).toMatch(/bits\/sec/)
-        yield* waitInFile(log, /^\[\s*\d+\] closed$/m)
+        yield* waitInFile(log, /^\[\s*\d+\] 0\.0000-\d+\.\d{4} sec .*bits\/sec$/m)
         const rotated = read(log + ".1")
         const fresh = read(log)
-        expect(fresh).toMatch(/ Connection from 198\.51\.100\.1:\d+$/m)
-        expect(rotated.match(/ Connection from /g)?.length, rotated).toBe(1) // only the first iperf 2 test
+        expect(fresh).toMatch(/ port 5001 connected with 198\.51\.100\.1 port \d+$/m)
+        expect(rotated.match(/ port 5001 connected with /g)?.length, rotated).toBe(1) // only the first iperf 2 test
         expect(s.child.exitCode).toBe(null) // SIGHUP did not end the server
         expect(s.output()).toBe("")
         // every line is whole: a dump line or a server line, never two run together
@@ -159,5 +159,48 @@ describe("e2e: --logfile that cannot be opened", () => {
       expect(lines[0]).toMatch(/^miniperf: invalid value '\/nonexistent-miniperf-dir\/x\.log' for --logfile: cannot open it for appending \(ENOENT/)
       expect(lines[0]).toContain("e.g. --logfile /var/log/miniperf.log")
     })
+  )
+})
+
+describeRoot("e2e: -J/--json with the real clients", () => {
+  /** The JSON documents our server printed (one per line), waiting up to 10 s for `n`. */
+  const documents = (s: Server, n: number) =>
+    Effect.gen(function* () {
+      const t0 = Date.now()
+      let docs: Array<Record<string, any>> = []
+      while (Date.now() - t0 < 10_000) {
+        docs = s.output().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, any>)
+        if (docs.length >= n) break
+        yield* Effect.sleep("100 millis")
+      }
+      return docs
+    })
+
+  it.live("-J: an iperf3 test and an iperf 2 test give one JSON document each, with the clients' own numbers; no report lines", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* withServer("json", { args: ["-J"] })
+        const r3 = yield* s.client("iperf3", ["-c", SERVER_IP, "-t", "2", "-J"])
+        expect(r3.code, r3.stdout + r3.stderr).toBe(0)
+        const client = JSON.parse(r3.stdout) as Record<string, any>
+        const r2 = yield* s.client("iperf", ["-c", SERVER_IP, "-t", "2", "-y", "C"])
+        const theirs = r2.stdout.trim().split("\n").at(-1)!.split(",")
+        const docs = yield* documents(s, 2)
+        expect(docs.length, s.output()).toBe(2)
+        const [d3, d2] = docs as [Record<string, any>, Record<string, any>]
+        // iperf3: 3.12's layout; what we received is what the client's results say the server received
+        expect(Object.keys(d3)).toEqual(["start", "intervals", "end"])
+        expect(d3["start"].cookie).toBe(client["start"].cookie)
+        expect(d3["start"].test_start).toMatchObject({ protocol: "TCP", num_streams: 1, duration: 2 })
+        expect(d3["end"].sum_received.bytes).toBeGreaterThan(0)
+        expect(d3["end"].sum_received.bytes).toBe(client["end"].sum_received.bytes)
+        expect(d3["intervals"].length).toBeGreaterThanOrEqual(2) // 1 s intervals by default
+        // iperf 2: the CSV columns as fields; the byte count is the client's own
+        expect(d2).toMatchObject({ protocol: "TCP", transfer_id: expect.any(Number), source_address: "198.51.100.1", destination_address: "198.51.100.2", destination_port: 5001 })
+        expect(d2["total"].transferred_bytes).toBe(Number(theirs[7]))
+        expect(d2["total"].interval).toMatch(/^0\.0-2\.\d$/)
+        expect(s.output()).not.toMatch(/Server listening on|connected with|connected to|\[ ID\]|receiver$/m)
+      })
+    )
   )
 })

@@ -88,7 +88,7 @@ describeRoot("e2e: DHCP client with dnsmasq", () => {
           const ip = yield* s.client("iperf", ["-c", leased, "-t", "2"], 30)
           expect(ip.stdout).toMatch(new RegExp(`connected with ${leased.replace(/\./g, "\\.")} port 5001`))
           expect(ip.stdout).toMatch(/0\.0+-2\.\d+ sec\s+[\d.]+ [KMG]Bytes\s+[\d.]+ [KMG]bits\/sec/)
-          yield* s.waitFor(/Connection from 198\.51\.100\.1:\d+/, 5000)
+          yield* s.waitFor(/ port 5001 connected with 198\.51\.100\.1 port \d+/, 5000)
         })
       ),
     60_000

@@ -52,8 +52,9 @@ describeRoot("e2e: iperf 2.1.8 client, every TCP mode and UDP (iperf-wire.md §E
         expect(t!.end).toBeGreaterThanOrEqual(2)
         expect(t!.end).toBeLessThan(2.5)
         expect(r.elapsedS, r.stdout + s.output()).toBeLessThan(3)
-        // our own per-connection line
-        yield* s.waitFor(/\[\s*1\] 0\.0000-\d\.\d{4} sec .*bits\/sec\n\[\s*1\] closed/)
+        // our own lines, as iperf -s prints them: the connection, then the column header and the total
+        yield* s.waitFor(/^\[ ID\] Interval {7}Transfer {5}Bandwidth\n\[\s*1\] 0\.0000-\d\.\d{4} sec .*bits\/sec$/m)
+        expect(s.output()).toMatch(/^\[\s*1\] local 198\.51\.100\.2 port 5001 connected with 198\.51\.100\.1 port \d+$/m)
       })
     )
   )
@@ -232,7 +233,9 @@ describeRoot("e2e: iperf 2.1.8 client, every TCP mode and UDP (iperf-wire.md §E
         const s = yield* withServer("ival", { args: ["--interval", "0.5"] })
         const r = yield* s.client("iperf", ["-c", SERVER_IP, "-t", "2"])
         noFailure(r)
-        yield* s.waitFor(/\[\s*1\] closed/)
+        // the whole-test line comes last: the first line starting at 0 that ends past 1.9 s
+        yield* s.waitFor(/^\[\s*1\] 0\.0000-(?:1\.9|[2-9]\.)\d+ sec /m)
+        expect(s.output()).toMatch(/^\[ ID\] Interval {7}Transfer {5}Bandwidth\n\[\s*1\] 0\.0000-0\.5000 sec /m)
         const ours = reportLines(s.output()).filter((l) => l.id === "1")
         for (const [a, b] of [[0, 0.5], [0.5, 1], [1, 1.5]] as const) {
           expect(ours.some((l) => l.start === a && l.end === b), s.output()).toBe(true)
@@ -240,6 +243,48 @@ describeRoot("e2e: iperf 2.1.8 client, every TCP mode and UDP (iperf-wire.md §E
         // the last interval ends at the client's FIN (on time or a little after 2 s), then the whole-test line
         expect(ours.some((l) => l.start === 1.5 && l.end >= 1.9 && l.end < 2.5), s.output()).toBe(true)
         expect(ours.some((l) => l.start === 0 && l.end >= 1.9 && l.end < 2.5), s.output()).toBe(true)
+      })
+    )
+  )
+
+  it.live("-y C: -t 2 -r and -u -t 2 give CSV lines only (no banner, no connection lines), with the real byte counts", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* withServer("csv", { args: ["-y", "C"] })
+        const r = yield* s.client("iperf", ["-c", SERVER_IP, "-t", "2", "-r", "-y", "C"])
+        noFailure(r)
+        const u = yield* s.client("iperf", ["-c", SERVER_IP, "-u", "-t", "2"])
+        noFailure(u)
+        const sent = Number(/Sent (\d+) datagrams/.exec(u.stdout)?.[1])
+        const csvRe = /^\d{14},198\.51\.100\.\d,\d+,198\.51\.100\.\d,\d+,\d+,\d+\.\d-\d+\.\d,\d+,\d+(?:,\d+\.\d{3},\d+,\d+,\d+\.\d{3},\d+)?$/
+        const t0 = Date.now()
+        let lines: Array<Array<string>> = []
+        while (Date.now() - t0 < 5000) {
+          lines = s.output().split("\n").filter((l) => csvRe.test(l)).map((l) => l.split(","))
+          if (lines.length >= 3) break
+          yield* Effect.sleep("100 millis")
+        }
+        expect(lines.length, s.output()).toBe(3)
+        const [recv, back, udp] = lines as [Array<string>, Array<string>, Array<string>]
+        // what we received: the client's end first; what we sent back: ours first, to the client's port 5001
+        expect(recv.slice(1, 5)).toEqual(["198.51.100.1", recv[2], "198.51.100.2", "5001"])
+        expect(back.slice(1, 5)).toEqual(["198.51.100.2", back[2], "198.51.100.1", "5001"])
+        // the client's own CSV report of each direction has the same byte count as ours
+        const theirs = r.stdout.split("\n").filter((l) => csvRe.test(l)).map((l) => l.split(","))
+        expect(theirs.map((l) => l[7]).sort()).toEqual([recv[7], back[7]].sort())
+        for (const l of [recv, back]) {
+          expect(l).toHaveLength(9)
+          // our measured duration (from the header, or from the connect) rounds to 1.9 or 2.x
+          expect(l[6]).toMatch(/^0\.0-(?:1\.9|2\.\d)$/)
+          const bps = Number(l[8])
+          expect(bps).toBeGreaterThan(Number(l[7]) * 8 / 2.6)
+          expect(bps).toBeLessThan(Number(l[7]) * 8 / 1.8)
+        }
+        // UDP: 14 fields, the total is one less than the client sent (its final datagram is not data)
+        expect(udp).toHaveLength(14)
+        expect(Number(udp[11])).toBe(sent - 1)
+        expect(Number(udp[10])).toBe(0)
+        expect(s.output()).not.toMatch(/Server listening on (?:TCP|UDP) port|connected with|\[ ID\]|Client connecting/)
       })
     )
   )

@@ -105,7 +105,7 @@ describeRoot("e2e: iperf3 3.12 client against our server on TCP 5201 (iperf-wire
     Effect.scoped(
       Effect.gen(function* () {
         const s = yield* withServer("ip3-r13")
-        yield* s.waitFor(/Server listening on TCP port 5201/)
+        yield* s.waitFor(/^-{59}\nServer listening on 5201 \(test #1\)\n-{59}$/m)
         const r = yield* iperf3(s, ["-t", "2"])
         done(r, s)
         const ls = summaries(r.stdout)
@@ -118,6 +118,14 @@ describeRoot("e2e: iperf3 3.12 client against our server on TCP 5201 (iperf-wire
         yield* s.waitFor(/Accepted connection from 198\.51\.100\.1, port \d+\n/)
         yield* s.waitFor(/\[  1\] local 198\.51\.100\.2 port 5201 connected to 198\.51\.100\.1 port \d+/)
         yield* s.waitFor(/\[  1\]   0\.00-2\.\d\d   sec .*bits\/sec {18}receiver/)
+        // as iperf3 -s prints it: interval lines every second under their header, the summary, the next banner
+        const out = s.output()
+        expect(out).toMatch(
+          /^\[ ID\] Interval {11}Transfer {5}Bitrate\n\[  1\]   0\.00-1\.\d\d   sec .*bits\/sec {18}$/m
+        )
+        expect(out).toMatch(/^\[  1\]   1\.\d\d-2\.\d\d   sec .*bits\/sec {18}$/m)
+        expect(out).toMatch(/^- - - - - - - - - - - - - - - - - - - - - - - - -\n\[ ID\] Interval {11}Transfer {5}Bitrate\n\[  1\]   0\.00-2\.\d\d   sec /m)
+        yield* s.waitFor(/receiver\n-{59}\nServer listening on 5201 \(test #2\)\n-{59}$/m)
       })
     )
   )
@@ -126,7 +134,7 @@ describeRoot("e2e: iperf3 3.12 client against our server on TCP 5201 (iperf-wire
     Effect.scoped(
       Effect.gen(function* () {
         const s = yield* withServer("ip3-port", { args: ["--iperf3-port", "5301"] })
-        yield* s.waitFor(/Server listening on TCP port 5301/)
+        yield* s.waitFor(/^Server listening on 5301 \(test #1\)$/m)
         done(yield* iperf3(s, ["-p", "5301", "-t", "1"]), s)
         done(yield* iperf3(s, ["-p", "5301", "-u", "-t", "1"]), s)
         const refused = yield* iperf3(s, ["-t", "1"])
@@ -203,7 +211,7 @@ describeRoot("e2e: iperf3 3.12 client against our server on TCP 5201 (iperf-wire
     Effect.scoped(
       Effect.gen(function* () {
         const s = yield* withServer("ip3-r17")
-        yield* s.waitFor(/Server listening on UDP port 5201/)
+        yield* s.waitFor(/^Server listening on 5201 \(test #1\)$/m)
         const r = yield* iperf3(s, ["-u", "-t", "2", "-b", "10M"])
         done(r, s)
         const rcv = udpSummaries(r.stdout).find((l) => l.side === "receiver")

@@ -45,7 +45,7 @@ describeRoot("e2e: MinIperf parity", () => {
           expect(r.stdout).toMatch(/connected with 198\.51\.100\.2 port 5001/)
           expect(r.stdout).toMatch(/local 198\.51\.100\.1 port 5001 connected with 198\.51\.100\.2/)
           expect(countOf(r.stdout, /0\.0+-\d+\.\d+ sec\s+[\d.]+ [KMG]Bytes\s+[\d.]+ [KMG]bits\/sec/)).toBeGreaterThanOrEqual(2)
-          yield* s.waitFor(/Connected to 198\.51\.100\.1:5001/, 5000)
+          yield* s.waitFor(/^Client connecting to 198\.51\.100\.1, TCP port 5001\n/m, 5000)
           expect(arpLog).not.toMatch(/who-has 198\.51\.100\.1 tell 198\.51\.100\.2/)
           // tcpdump really captures ARP here: make the kernel ask for us now, and see that request
           yield* s.ns.ip(["neigh", "del", SERVER_IP, "dev", s.tap])

@@ -158,12 +158,39 @@ describe("iperf layer: UDP streams the server sends", () => {
       expect(fins(seen.seqs)).toEqual([-46]) // answered at once: no repeat
       expect(seen.reports).toBe(1)
       const out = lines.join("\n")
-      expect(out).toMatch(/UDP stream from 198\.51\.100\.1:40000 \(tradeoff\)/)
+      expect(out).toMatch(/^\[ {2}\d\] local 198\.51\.100\.2 port 5001 connected with 198\.51\.100\.1 port 40000$/m)
       expect(out).toMatch(new RegExp(`\\[ \\*2\\] local 198\\.51\\.100\\.2 port ${src} connected with 198\\.51\\.100\\.1 port 5001`))
       expect(out).toMatch(/\[ \*2\] 0\.0000-0\.5\d{3} sec {2}64\.6 KBytes/)
       expect(out).toMatch(/\[ {2}2\] Sent 47 datagrams\n\[ {2}2\] Server Report:\n\[ ID\].*\n\[ \*2\] 0\.0000-0\.\d{4} sec .* 0\/46 \(0%\)/)
       const st = (yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats
       expect(st).toMatchObject({ udpSendStreams: 1, udpSendStreamsActive: 0, udpReportsIn: 1, udpDatagramsOut: 46 })
+    })
+  )
+
+  it.scoped("--interval 0.5 and -y C: a received stream's intervals as CSV lines (the last partial one too), then its total; no other lines", () =>
+    Effect.gen(function* () {
+      const net = yield* make({ seed: 12, delay: "1 millis" })
+      const lines: Array<string> = []
+      // arrivals 12 ms apart on the wall clock too (each reading moves it on, as the client's gaps do)
+      let wall = 1_700_000_000_000_000
+      yield* withIperf(net, lines, { intervalS: 0.5, report: "csv", wallClockUs: () => (wall += 12_000) })
+      const h = headerDatagram({ mode: "plain", durationMs: 1200 })
+      // 100 datagrams 12 ms apart: 1.188 s from the first to the last
+      const c = yield* Effect.fork(clientStream(40_001, h, 100, true, 12).pipe(Effect.provide(net.a)))
+      const done = yield* runVirtual(c, 4, 5_000)
+      expect(done.value).toBe(true)
+      const csv = lines.filter((l) => /^\d{14},/.test(l)).map((l) => l.split(","))
+      expect(lines.filter((l) => !/^\d{14},/.test(l)), lines.join("\n")).toEqual([]) // no banner, no connection line
+      expect(csv.map((l) => l[6])).toEqual(["0.0-0.5", "0.5-1.0", expect.stringMatching(/^1\.0-1\.[1-4]$/), expect.stringMatching(/^0\.0-1\.[1-4]$/)])
+      for (const l of csv) {
+        expect(l).toHaveLength(14)
+        expect(l.slice(1, 6)).toEqual(["198.51.100.1", "40001", "198.51.100.2", "5001", l[5]])
+      }
+      // the intervals add up to the total: bytes and datagrams
+      const sum = (k: number) => csv.slice(0, 3).reduce((a, l) => a + Number(l[k]), 0)
+      expect(sum(7)).toBe(Number(csv[3]![7]))
+      expect(sum(11)).toBe(Number(csv[3]![11]))
+      expect(Number(csv[3]![11])).toBe(101) // the highest sequence, the final datagram (-101) included, as 2.1.8 counts
     })
   )
 
@@ -419,8 +446,11 @@ describe("iperf layer: UDP streams the server sends", () => {
       yield* runVirtual(flood, 5, 1_000)
       yield* advance(2_100) // the held lines are summed up when their one-second window has closed
       const count = (re: RegExp) => lines.filter((l) => re.test(l)).length
-      expect(count(/UDP stream from/)).toBe(Iperf.SESSION_LINES_PER_S)
+      expect(count(/ port 5001 connected with 198\.51\.100\.1 port \d+$/)).toBe(Iperf.SESSION_LINES_PER_S)
       expect(count(/^\[ *\d+\] 0\.0000-/)).toBe(Iperf.SESSION_LINES_PER_S)
+      // a column header comes only with a result line that is printed, never for the ones held back
+      expect(count(/^\[ ID\] Interval/)).toBeLessThanOrEqual(Iperf.SESSION_LINES_PER_S)
+      expect(count(/^\[ ID\] Interval/)).toBeGreaterThan(0)
       expect(lines).toContain(`${200 - Iperf.SESSION_LINES_PER_S} UDP streams started in the last second (not logged one by one)`)
       expect(lines).toContain(`${200 - Iperf.SESSION_LINES_PER_S} UDP stream results in the last second (not logged one by one)`)
       expect((yield* Iperf.Iperf.pipe(Effect.provide(ip))).stats.udpStreams).toBe(200)

@@ -9,6 +9,7 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import type { IpAddress } from "../../protocols/ipAddress.js"
+import * as Fmt from "../../protocols/iperf/format.js"
 import * as OneTest from "../../protocols/iperf/oneTest.js"
 import * as Session from "../../protocols/iperf/session.js"
 import { sleepMillis } from "../Sleep.js"
@@ -54,14 +55,104 @@ export interface IperfShell {
   readonly nextId: () => number
   /** A refusal or drop line: a few a second per kind, then one summary line. */
   readonly logLimited: (kind: string, line: string) => void
-  /** A session-start line, under the session cap. */
-  readonly logSession: (kind: SessionLineKind, line: string) => void
+  /** A session-start or result line, under the session cap; `before` (a column header) only with it. */
+  readonly logSession: (kind: SessionLineKind, line: string, before?: string) => void
   /** A stream with a valid header starts: its part of the first test, or undefined when it is not in it. */
   readonly joinTest: (client: IpAddress, threads: number) => TestPart | undefined
   /** Done once the first test is over (every part ended, its last lines printed): what `--one-off` waits for. */
   readonly firstTestOver: Deferred.Deferred<void>
+  /**
+   * A connection line (`[  1] local A port 5001 connected with B port P`): the next report line is preceded by its
+   * column header again, as the real server does. `via`: how it is printed (default `print`; accepted connections
+   * go under the session-line cap).
+   */
+  readonly connectionLine: (line: string, via?: (line: string) => void) => void
+  /** The next report line gets its column header again (a `Server Report:` block). */
+  readonly headerAgain: () => void
+  /**
+   * A report of a stream (an interval or the whole test), printed in the report format: on the console after the
+   * column header (`[ ID] Interval ...`) when a connection line came since the last one or the header differs (TCP,
+   * UDP); a CSV line with `-y C`. `via` prints the line, with the header before it when given (a rate-limited line
+   * takes its header along, so a flood of streams cannot print headers without their lines).
+   */
+  readonly report: (r: Fmt.StreamReport, via?: (line: string, header: string | undefined) => void) => void
+  /** A console line that only the human-readable format has (banners, [SUM], `Server Report:` blocks). */
+  readonly human: (line: string) => void
+  /** The `[SUM]` line of streams that ended (console only: `-y C` has none, as 2.1.8's). */
+  readonly sumLine: (startS: number, endS: number, bytes: number) => void
 }
 
+/**
+ * The `[SUM]` line of a `-d` test (and of `--full-duplex`): each of the two streams adds its total when it ends; the
+ * second prints the sum over the earlier end, as the real server does.
+ */
+export interface PairSum {
+  readonly add: (bytes: number, endS: number) => void
+  /** A member's interval report `k` (from startS to endS): the [SUM] of step k prints when every member gave it. */
+  readonly addInterval: (k: number, startS: number, endS: number, bytes: number) => void
+}
+
+
+/**
+ * A `[SUM]` over `n` streams of one test, printed through `sh.reportLine` by the last to end: for the two streams of
+ * `-d` and `--full-duplex` over the earlier end, for the `-P` streams over the latest (as the real server's lines show).
+ */
+export const groupSum = (sh: IperfShell, n: number, end: "earliest" | "latest"): PairSum => {
+  let left = n
+  let bytes = 0
+  let endS = end === "earliest" ? Infinity : 0
+  /** Interval steps still missing a member (a member that ends early leaves its later steps open: they go with the group). */
+  const steps = new Map<number, { got: number; bytes: number; readonly startS: number; endS: number }>()
+  return {
+    add: (b, e) => {
+      bytes += b
+      endS = end === "earliest" ? Math.min(endS, e) : Math.max(endS, e)
+      if (--left === 0) {
+        steps.clear()
+        sh.sumLine(0, endS, bytes)
+      }
+    },
+    addInterval: (k, startS, e, b) => {
+      if (left === 0 || (!steps.has(k) && steps.size >= MAX_OPEN_STEPS)) return
+      const st = steps.get(k) ?? { got: 0, bytes: 0, startS, endS: e }
+      steps.set(k, st)
+      st.bytes += b
+      st.endS = end === "earliest" ? Math.min(st.endS, e) : Math.max(st.endS, e)
+      if (++st.got === n) {
+        steps.delete(k)
+        sh.sumLine(st.startS, st.endS, st.bytes)
+      }
+    }
+  }
+}
+
+/** Interval steps of one group waiting for their members (a member far behind does not grow this). */
+const MAX_OPEN_STEPS = 64
+
+/** `-d`, `--full-duplex`: the two streams' sum. */
+export const pairSum = (sh: IperfShell): PairSum => groupSum(sh, 2, "earliest")
+
+/** `-P` groups still filling, per client address; past this many the oldest is forgotten (its sum never prints). */
+const MAX_OPEN_GROUPS = 64
+
+/**
+ * The `-P k` streams of one client, grouped for their `[SUM]`: each joins the client's open group until k have
+ * joined (a client's next test opens a new one). A stream of a group that never fills ends without a sum line.
+ */
+export const makeParallelGroups = (sh: IperfShell) => {
+  const open = new Map<IpAddress, { joined: number; readonly threads: number; readonly sum: PairSum }>()
+  return (client: IpAddress, threads: number): PairSum => {
+    let g = open.get(client)
+    if (g === undefined || g.threads !== threads) {
+      if (g !== undefined) open.delete(client)
+      if (open.size >= MAX_OPEN_GROUPS) open.delete(open.keys().next().value!)
+      g = { joined: 0, threads, sum: groupSum(sh, threads, "latest") }
+      open.set(client, g)
+    }
+    if (++g.joined === threads) open.delete(client)
+    return g.sum
+  }
+}
 
 export const makeStats = (): IperfStats => ({
   tcpSessions: 0,
@@ -99,6 +190,10 @@ export const makeStats = (): IperfStats => ({
   logSuppressed: 0
 })
 
+/** `-J`: streams with interval reports waiting for their total, and interval reports kept per stream. */
+const MAX_PENDING_JSON = 1024
+const MAX_JSON_INTERVALS = 100_000
+
 export const makeShell = (opts: IperfOptions) =>
   Effect.gen(function* () {
     const print = yield* printer(opts.print)
@@ -134,6 +229,25 @@ export const makeShell = (opts: IperfOptions) =>
         }
       }
     }
+    let needHeader = true
+    let lastHeader = ""
+    const csv = opts.report === "csv" || opts.report === "json" // neither prints console report lines
+    const json = opts.report === "json"
+    /** `-J`: each stream's interval reports until its total (streams that never end are forgotten past the cap). */
+    const pending = new Map<string, Array<{ readonly epochMs: number; readonly r: Fmt.StreamReport }>>()
+    const human = (line: string): void => {
+      if (!csv) print(line)
+    }
+    const headed = (line: string, header: string, via?: (line: string, header: string | undefined) => void): void => {
+      const h = needHeader || header !== lastHeader ? header : undefined
+      needHeader = false
+      lastHeader = header
+      if (via !== undefined) via(line, h)
+      else {
+        if (h !== undefined) print(h)
+        print(line)
+      }
+    }
     const shell: IperfShell = {
       opts,
       port: opts.port ?? 5001,
@@ -151,12 +265,57 @@ export const makeShell = (opts: IperfOptions) =>
         limiter.line(kind, line)
         stats.logSuppressed = limiter.suppressed() + sessionLimiter.suppressed()
       },
-      logSession: (kind, line) => {
-        sessionLimiter.line(kind, line)
+      logSession: (kind, line, before) => {
+        sessionLimiter.line(kind, line, before)
         stats.logSuppressed = limiter.suppressed() + sessionLimiter.suppressed()
       },
       joinTest: (client, threads) => (OneTest.join(oneTest, client, threads) ? part() : undefined),
-      firstTestOver
+      firstTestOver,
+      connectionLine: (line, via = print) => {
+        if (csv) return
+        via(line)
+        needHeader = true
+      },
+      headerAgain: () => {
+        needHeader = true
+      },
+      report: (r, via) => {
+        if (json) {
+          const key = `${r.id}${r.sent ? "s" : "r"}`
+          const item = { epochMs: shell.wallUs() / 1000, r }
+          if (r.total !== true) {
+            let list = pending.get(key)
+            if (list === undefined) {
+              if (pending.size >= MAX_PENDING_JSON) pending.delete(pending.keys().next().value!)
+              list = []
+              pending.set(key, list)
+            }
+            if (list.length < MAX_JSON_INTERVALS) list.push(item)
+            return
+          }
+          const list = pending.get(key) ?? []
+          pending.delete(key)
+          const line = JSON.stringify(Fmt.jsonDocument(item, list))
+          if (via !== undefined) via(line, undefined)
+          else print(line)
+          return
+        }
+        if (csv) {
+          const line = Fmt.csvLine(shell.wallUs() / 1000, r)
+          if (via !== undefined) via(line, undefined)
+          else print(line)
+          return
+        }
+        if (r.udp === undefined) headed(Fmt.formatInterval(r.id, r.startS, r.endS, r.bytes, r.sent), Fmt.BW_HEADER, via)
+        else {
+          const u = r.udp
+          headed(Fmt.formatUdpInterval(r.id, r.startS, r.endS, r.bytes, u.jitterS, u.lost, u.datagrams, r.sent), Fmt.UDP_HEADER, via)
+        }
+      },
+      human,
+      sumLine: (startS, endS, bytes) => {
+        if (!csv) headed(Fmt.formatSum(startS, endS, bytes), Fmt.BW_HEADER)
+      }
     }
     return shell
   })

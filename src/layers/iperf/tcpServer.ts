@@ -15,29 +15,76 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Stream from "effect/Stream"
-import { formatEndpoint, formatIp, type IpAddress } from "../../protocols/ipAddress.js"
+import { formatEndpoint, type IpAddress } from "../../protocols/ipAddress.js"
 import * as Fmt from "../../protocols/iperf/format.js"
 import * as Guard from "../../protocols/iperf/guard.js"
 import * as Session from "../../protocols/iperf/session.js"
 import * as Wire from "../../protocols/iperf/wire.js"
 import { sleepMillis } from "../Sleep.js"
 import { Tcp, type TcpConnection, type TcpError } from "../Tcp.js"
-import type { IperfShell, TestPart } from "./shell.js"
+import { makeParallelGroups, pairSum, type IperfShell, type PairSum, type TestPart } from "./shell.js"
 
 /**
  * Buffers of iperf connections. The send buffer bounds data in flight for -R/-d/-r; the receive window of a
  * sink-mode connection costs no memory until segments arrive out of order (the ring's pages are untouched).
  */
 const SEND_BUF = 1 << 20
-const RECV_WINDOW = 1 << 20 // 64 connections x 1 MiB bounds -P 64 at the default TAP queue (peak RSS 229 -> 183 MB here)
+export const RECV_WINDOW = 1 << 20 // 64 connections x 1 MiB bounds -P 64 at the default TAP queue (peak RSS 229 -> 183 MB here)
 
 const peer = (c: TcpConnection): string => `${formatEndpoint(c.remoteAddress, c.remotePort)}`
+const host = Fmt.formatHost
+type Ends = Pick<Fmt.StreamReport, "local" | "localPort" | "remote" | "remotePort">
+const endsOf = (c: TcpConnection): Ends => ({
+  local: host(c.localAddress), localPort: c.localPort, remote: host(c.remoteAddress), remotePort: c.remotePort
+})
 
 /** Listen on the iperf port and serve every connection for the scope's lifetime. */
 export const serveTcp = (sh: IperfShell) =>
   Effect.gen(function* () {
     const tcp = yield* Tcp
-    const { opts, port, print, stats, stallMs, graceMs, headerTimeoutMs, pattern, sessions, logLimited, logSession } = sh
+    const { opts, port, stats, stallMs, graceMs, headerTimeoutMs, pattern, sessions, logLimited } = sh
+    const parallelSum = makeParallelGroups(sh)
+
+    /**
+     * Interval reports of one stream (server side, like `iperf -s -i`): `bytes` read every step; `finish` prints the
+     * last, partial interval (unless it is very short), as the real server does before the total.
+     */
+    const intervals = (id: number, reverse: boolean, bytes: () => number, t0: number, ends: Ends, sum?: PairSum) =>
+      Effect.gen(function* () {
+        const ival = { step: (opts.intervalS ?? 0) * 1000, k: 0, lastBytes: 0 }
+        const fiber =
+          opts.intervalS === undefined
+            ? undefined
+            : yield* Effect.fork(
+                Effect.gen(function* () {
+                  while (true) {
+                    yield* sleepMillis(t0 + (ival.k + 1) * ival.step - (yield* Clock.currentTimeMillis))
+                    const b = bytes()
+                    const startS = (ival.k * ival.step) / 1000
+                    const endS = ((ival.k + 1) * ival.step) / 1000
+                    sh.report({ id, sent: reverse, startS, endS, bytes: b - ival.lastBytes, ...ends })
+                    sum?.addInterval(ival.k, startS, endS, b - ival.lastBytes)
+                    ival.lastBytes = b
+                    ival.k++
+                  }
+                })
+              )
+        return {
+          stop: fiber === undefined ? Effect.void : Fiber.interrupt(fiber),
+          finish: (tEnd: number) =>
+            Effect.gen(function* () {
+              if (fiber === undefined) return
+              yield* Fiber.interrupt(fiber)
+              const from = ival.k * ival.step
+              // the real server printed no final partial interval of 1 to 16 ms in our captures (1 s steps): a
+              // partial shorter than a tenth of the step is left out, a longer one printed before the total
+              if (tEnd - t0 - from >= Math.max(1, ival.step / 10)) {
+                sh.report({ id, sent: reverse, startS: from / 1000, endS: (tEnd - t0) / 1000, bytes: bytes() - ival.lastBytes, ...ends })
+                sum?.addInterval(ival.k, from / 1000, (tEnd - t0) / 1000, bytes() - ival.lastBytes)
+              }
+            })
+        }
+      })
 
     /**
      * Reset `c` when nothing moves on it for `stallMs` (no byte in, no new byte sent into the peer's window), after
@@ -72,7 +119,7 @@ export const serveTcp = (sh: IperfShell) =>
 
     // --- sending -----------------------------------------------------------------------------
     /** Send per `spec` on `c` from the pattern; returns the bytes sent. Time mode stops at T even when blocked. */
-    const runSender = (c: TcpConnection, spec: Session.SendSpec, writeLen: number) =>
+    const runSender = (c: TcpConnection, spec: Session.SendSpec, writeLen: number, progress?: { sent: number }) =>
       Effect.gen(function* () {
         const s = Session.makeSender(spec, yield* Clock.currentTimeMillis)
         const deadline = Session.deadlineMs(s)
@@ -89,6 +136,7 @@ export const serveTcp = (sh: IperfShell) =>
           if (k > 0) {
             Session.commit(s, k)
             stats.tcpBytesOut += k
+            if (progress !== undefined) progress.sent = s.sent
             continue
           }
           yield* c.awaitWritable
@@ -98,7 +146,7 @@ export const serveTcp = (sh: IperfShell) =>
       })
 
     /** Connect back to the client for `-r`/`-d`, retrying while its listener is not up yet, within its window. */
-    const connectBack = (id: number, to: IpAddress, cb: Session.ConnectBack, writeLen: number, windowMs: number | undefined) =>
+    const connectBack = (id: number, to: IpAddress, cb: Session.ConnectBack, writeLen: number, windowMs: number | undefined, sum?: PairSum) =>
       Effect.scoped(
         Effect.gen(function* () {
           const started = yield* Clock.currentTimeMillis
@@ -124,19 +172,23 @@ export const serveTcp = (sh: IperfShell) =>
           }
           stats.connectBacks++
           const c = conn
-          print(`Connected to ${formatEndpoint(to, cb.port)}`)
-          print(`${Fmt.transferId(id, true)}local ${formatIp(c.localAddress)} port ${c.localPort} connected with ${formatIp(to)} port ${cb.port} (reverse)`)
+          for (const l of Fmt.clientConnecting(host(to), "TCP", cb.port, SEND_BUF)) sh.human(l)
+          const ends = endsOf(c)
+          sh.connectionLine(Fmt.connectedWith(id, true, host(c.localAddress), c.localPort, host(to), cb.port, ["(reverse)"]))
           const t0 = yield* Clock.currentTimeMillis
+          const progress = { sent: 0 }
+          const ival = yield* intervals(id, true, () => progress.sent, t0, ends, sum)
           const watcher = yield* Effect.fork(
             watchStall(c, () => logLimited("stalled sessions reset", `${Fmt.transferId(id, true)}nothing moved for ${stallMs} ms (the client does not read); resetting`))
           )
-          const sent = yield* runSender(c, cb.send, writeLen).pipe(Effect.ensuring(Fiber.interrupt(watcher)))
+          const sent = yield* runSender(c, cb.send, writeLen, progress).pipe(Effect.ensuring(Fiber.interrupt(watcher)), Effect.ensuring(ival.stop))
           yield* c.shutdownWrite
           // the client's listener reads until our FIN, then closes its side
           const t1 = yield* Clock.currentTimeMillis
-          print(Fmt.formatInterval(id, 0, (t1 - t0) / 1000, sent, true))
+          yield* ival.finish(t1)
+          sh.report({ id, sent: true, startS: 0, endS: (t1 - t0) / 1000, bytes: sent, ...ends, total: true })
+          sum?.add(sent, (t1 - t0) / 1000)
           yield* closeWithin(c, Math.max(graceMs, 5_000))
-          print(`${Fmt.transferId(id, true)}closed`)
         })
       ).pipe(
         Effect.catchAll((e) =>
@@ -200,30 +252,6 @@ export const serveTcp = (sh: IperfShell) =>
           }
         })
 
-        // Interval reports (server side, like iperf -s -i); the last, partial interval is printed at the end.
-        const ival = { step: (opts.intervalS ?? 0) * 1000, k: 0, lastBytes: 0 }
-        const intervalFiber =
-          opts.intervalS === undefined
-            ? undefined
-            : yield* Effect.fork(
-                Effect.gen(function* () {
-                  while (true) {
-                    yield* sleepMillis(ival.step)
-                    const b = bytes
-                    print(Fmt.formatInterval(id, (ival.k * ival.step) / 1000, ((ival.k + 1) * ival.step) / 1000, b - ival.lastBytes))
-                    ival.lastBytes = b
-                    ival.k++
-                  }
-                })
-              )
-        const finishIntervals = (tEnd: number) =>
-          Effect.gen(function* () {
-            if (intervalFiber === undefined) return
-            yield* Fiber.interrupt(intervalFiber)
-            const from = ival.k * ival.step
-            if (tEnd - t0 - from >= 1) print(Fmt.formatInterval(id, from / 1000, (tEnd - t0) / 1000, bytes - ival.lastBytes))
-          })
-
         // Wait for the header, or the client's FIN/reset, or a timeout (a client that never sends one).
         type HeaderWait = "header" | "closed" | "timeout"
         const waited: HeaderWait = yield* Effect.raceFirst(
@@ -256,16 +284,20 @@ export const serveTcp = (sh: IperfShell) =>
             yield* c.shutdownWrite
             yield* closeWithin(c, graceMs)
           }
-          if (intervalFiber !== undefined) yield* Fiber.interrupt(intervalFiber)
           return
         }
         const settings = settled.settings
         // a rate-limited client (`-b`) writes whole buffers in bursts (128 KiB at 80 kbit/s: one every 13 s)
         flag.stall.limitMs = Guard.stallLimitMs(stallMs, settings.rate, settings.bufferLen > 0 ? settings.bufferLen : Session.DEFAULT_WRITE_LEN)
-        // a header-less stream (`-C`, an old client) is also what 4 zero bytes look like: its line is rate-limited
-        if (settings.hasHeader) logSession("connections", `${idCol} Connection from ${peer(c)}`)
-        else logLimited("connections without a header (-C)", `${idCol} Connection from ${peer(c)} (no header: -C)`)
         const plan = Session.plan(settings)
+        // -R: the stream is ours to send, marked `[ *1]` as the real server does
+        const reverseOnly = plan.label === "(reverse)"
+        const connLine = Fmt.connectedWith(
+          id, reverseOnly, host(c.localAddress), c.localPort, host(c.remoteAddress), c.remotePort, plan.label === "" ? [] : [plan.label]
+        )
+        // a header-less stream (`-C`, an old client) is also what 4 zero bytes look like: its line is rate-limited
+        if (settings.hasHeader) sh.connectionLine(connLine, (l) => sh.logSession("connections", l))
+        else sh.connectionLine(`${connLine} (no header: -C)`, (l) => logLimited("connections without a header (-C)", l))
         if (plan.refuse !== undefined) {
           stats.rejectedHeaders++
           logLimited("unsupported tests refused", `${idCol} unsupported test from ${peer(c)} (${plan.refuse}); closing`)
@@ -273,20 +305,33 @@ export const serveTcp = (sh: IperfShell) =>
           return
         }
         flag.part = sh.joinTest(c.remoteAddress, settings.numThreads)
-        if (plan.label !== "") print(`${Fmt.idCol(id)} ${peer(c)} ${plan.label}`)
         if (plan.sendAck) yield* c.write(Wire.makeAck())
 
         const clientIp = c.remoteAddress
         const backWindow = Session.connectBackWindowMs(settings)
+        // -d and --full-duplex end with a [SUM] of their two streams
+        // -P k: the k streams' [SUM] (a plain one-direction test only)
+        const pair = plan.connectBack?.when === "now" || (plan.sendHere !== undefined && !reverseOnly)
+        const sum = pair
+          ? pairSum(sh)
+          : settings.numThreads > 1 && plan.connectBack === undefined && !reverseOnly
+            ? parallelSum(c.remoteAddress, settings.numThreads)
+            : undefined
         if (plan.connectBack?.when === "now") {
-          yield* runConnectBack(flag, connectBack(sh.nextId(), clientIp, plan.connectBack, plan.writeLen, backWindow))
+          yield* runConnectBack(flag, connectBack(sh.nextId(), clientIp, plan.connectBack, plan.writeLen, backWindow, sum))
         }
+        const progress = { sent: 0 }
+        // interval reports of what this connection carries: what we send for -R, what we receive otherwise
+        // (--full-duplex: the received side; its sent side gets only its total)
+        const ends = endsOf(c)
+        // (--full-duplex: the [SUM] of its two directions has no interval part, only this side reports intervals)
+        const ival = yield* intervals(id, reverseOnly, () => (reverseOnly ? progress.sent : bytes), t0, ends, plan.sendHere !== undefined ? undefined : sum)
         const sender =
           plan.sendHere === undefined
             ? undefined
             : yield* Effect.fork(
                 Effect.gen(function* () {
-                  const sent = yield* runSender(c, plan.sendHere!, plan.writeLen)
+                  const sent = yield* runSender(c, plan.sendHere!, plan.writeLen, progress)
                   yield* c.shutdownWrite
                   return sent
                 })
@@ -315,7 +360,8 @@ export const serveTcp = (sh: IperfShell) =>
           if (r._tag === "Success") sentHere = r.value
         }
         yield* c.shutdownWrite
-        yield* finishIntervals(tEnd)
+        if (flag.stalled || fin.kind !== "fin") yield* ival.stop
+        else yield* ival.finish(tEnd)
         if (flag.stalled) {
           // one rate-limited line: a flood of connections that go silent does not flood the log
           stats.sessionErrors++
@@ -324,16 +370,20 @@ export const serveTcp = (sh: IperfShell) =>
         }
         if (fin.kind === "error") {
           stats.sessionErrors++
-          print(`${Fmt.idCol(id)} ${peer(c)} ended the test early: ${fin.error.message}`)
+          sh.print(`${Fmt.idCol(id)} ${peer(c)} ended the test early: ${fin.error.message}`)
         } else if (fin.kind === "deadline") {
           stats.sessionErrors++
-          print(`${Fmt.idCol(id)} ${peer(c)} did not finish within the test time + 2 s; closing`)
+          sh.print(`${Fmt.idCol(id)} ${peer(c)} did not finish within the test time + 2 s; closing`)
         }
-        print(Fmt.formatInterval(id, 0, (tEnd - t0) / 1000, bytes))
-        if (sender !== undefined) print(Fmt.formatInterval(id, 0, (tEnd - t0) / 1000, sentHere, true))
+        const endS = (tEnd - t0) / 1000
+        if (!reverseOnly) sh.report({ id, sent: false, startS: 0, endS, bytes, ...ends, total: true })
+        if (sender !== undefined) sh.report({ id, sent: true, startS: 0, endS, bytes: sentHere, ...ends, total: true })
+        if (sum !== undefined) {
+          if (sender !== undefined) sum.add(sentHere, endS)
+          sum.add(bytes, endS)
+        }
         // the test is over: a peer that neither closes nor reads (a zero window) gets a bounded grace, then a reset
         yield* closeWithin(c, graceMs)
-        print(`${Fmt.idCol(id)} closed`)
         if (plan.connectBack?.when === "afterClose" && fin.kind === "fin") {
           yield* Effect.sleep(Duration.millis(Session.CONNECT_BACK_DELAY_MS))
           yield* runConnectBack(flag, connectBack(sh.nextId(), clientIp, plan.connectBack, plan.writeLen, backWindow))
@@ -342,7 +392,7 @@ export const serveTcp = (sh: IperfShell) =>
         Effect.catchAll((e) =>
           Effect.sync(() => {
             stats.sessionErrors++
-            print(`[---] session with ${peer(c)} failed: ${e.message}`)
+            sh.print(`[---] session with ${peer(c)} failed: ${e.message}`)
           })
         ),
         Effect.ensuring(Effect.sync(() => stats.tcpSessionsActive--))

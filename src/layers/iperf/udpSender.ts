@@ -167,13 +167,15 @@ export const makeUdpSender = (sh: IperfShell) =>
           // the console, shaped like the real server's (`[ *2]` marks a connect-back stream, as iperf does)
           const back = t.srcPort === undefined
           const tag = Fmt.transferId(t.id, back)
-          if (back) {
-            print(`Client connecting to ${formatIp(t.dst)}, UDP port ${t.dstPort}`)
+          if (back && (sh.opts.report === undefined || sh.opts.report === "human")) {
+            // the client's block, as the real server prints it for its connect-back (no buffer line: no socket here)
+            print(Fmt.RULE)
+            print(`Client connecting to ${Fmt.formatHost(t.dst)}, UDP port ${t.dstPort}`)
             print(`Sending ${p.datagramLen} byte datagrams, IPG target: ${(p.intervalMs * 1000).toFixed(2)} us`)
+            print(Fmt.RULE)
           }
-          print(
-            `${tag}local ${formatIp(t.local)} port ${local} connected with ${formatIp(t.dst)} port ${t.dstPort} ` +
-              (back ? "(reverse)" : "(reverse) (no-udp-fin)")
+          sh.connectionLine(
+            Fmt.connectedWith(t.id, back, Fmt.formatHost(t.local), local, Fmt.formatHost(t.dst), t.dstPort, back ? ["(reverse)"] : ["(reverse)", "(no-udp-fin)"])
           )
           /** `-d`: the client's stream may pause this long (3 of its gaps, at least 1 s; its header sets our pace too). */
           const silence = Guard.silenceMs(p.intervalMs)
@@ -228,8 +230,8 @@ export const makeUdpSender = (sh: IperfShell) =>
             return
           }
           stats.udpSendSkipped += s.skipped
-          print(Fmt.BW_HEADER)
-          print(Fmt.formatInterval(t.id, 0, UdpSend.elapsedS(s, 0), s.bytes, back))
+          const ends = { local: Fmt.formatHost(t.local), localPort: local, remote: Fmt.formatHost(t.dst), remotePort: t.dstPort }
+          sh.report({ id: t.id, sent: true, startS: 0, endS: UdpSend.elapsedS(s, 0), bytes: s.bytes, ...ends, total: true })
           // end of stream: the negated next sequence, repeated with backoff until the report (bounded); `-R`: once
           if (t.awaitReport) {
             while (UdpSend.finDue(s) && stopped === undefined && mayGo(yield* nowMs, p.datagramLen, false)) {
@@ -242,15 +244,19 @@ export const makeUdpSender = (sh: IperfShell) =>
             sendOne()
           }
           const plainTag = Fmt.transferId(t.id)
-          print(`${plainTag}Sent ${s.nextSeq} datagrams`)
+          sh.human(`${plainTag}Sent ${s.nextSeq} datagrams`)
           const r = s.report
           if (r !== undefined) {
-            print(`${plainTag}Server Report:`)
-            print(Fmt.UDP_HEADER)
-            const line = Fmt.formatUdpInterval(
-              t.id, 0, IperfUdp.pairSeconds(r.stop), r.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams
-            )
-            print(tag + line.slice(plainTag.length))
+            // the client's report on our stream: on the console as the client prints it, with its own header (the
+            // CSV has no such line: the client's -y C hides it too)
+            if (sh.opts.report === undefined || sh.opts.report === "human") {
+              sh.human(`${plainTag}Server Report:`)
+              sh.headerAgain()
+              sh.report({
+                id: t.id, sent: back, startS: 0, endS: IperfUdp.pairSeconds(r.stop), bytes: r.bytes, ...ends,
+                udp: { jitterS: IperfUdp.pairSeconds(r.jitter), lost: r.lost, datagrams: r.datagrams, outOfOrder: r.outOfOrder }
+              })
+            }
           } else if (t.awaitReport) {
             print(`${plainTag}WARNING: did not receive ack of last datagram after ${s.finSends} tries.`)
           }

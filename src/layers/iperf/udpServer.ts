@@ -81,6 +81,8 @@ export const serveUdp = (sh: IperfShell) =>
       watchdog: Fiber.RuntimeFiber<void> | undefined
       /** This stream's part of the first test (--one-off), if it is in it; ends with its result line. */
       part: TestPart | undefined
+      /** `--interval`: the stream's interval reports, stopped by its result line. */
+      intervals: { readonly stop: () => void; readonly finish: (endS: number) => void } | undefined
     }
     /**
      * `-R`: the entry absorbs the client's header datagrams (repeated until our data arrives) so that they start
@@ -107,19 +109,69 @@ export const serveUdp = (sh: IperfShell) =>
       finishReceive(s, "")
     }
     /** Print a receive stream's line once; for `-r` start the server's own stream 250 ms later (after our report). */
+    const endsOf = (s: RecvSession) => ({ local: Fmt.formatHost(s.local), localPort: port, remote: Fmt.formatHost(s.src), remotePort: s.srcPort })
     const finishReceive = (s: RecvSession, note: string): void => {
       if (s.printed) return
       s.printed = true
       s.watchdog?.unsafeInterruptAsFork(FiberId.none)
       s.watchdog = undefined
       const r = IperfUdp.report(s.st)
-      logSession(
-        "UDP stream results",
-        Fmt.formatUdpInterval(s.id, 0, IperfUdp.pairSeconds(r.stop), s.st.bytes, IperfUdp.pairSeconds(r.jitter), r.lost, r.datagrams) + note
+      s.intervals?.finish(IperfUdp.pairSeconds(r.stop))
+      sh.report(
+        {
+          id: s.id, sent: false, startS: 0, endS: IperfUdp.pairSeconds(r.stop), bytes: s.st.bytes, ...endsOf(s), total: true,
+          udp: { jitterS: IperfUdp.pairSeconds(r.jitter), lost: r.lost, datagrams: r.datagrams, outOfOrder: r.outOfOrder }
+        },
+        (l, h) => logSession("UDP stream results", note === "" ? l : `${l}${note}`, h)
       )
       if (s.settings.mode === "tradeoff") startConnectBack(sh.nextId(), s.local, s, IperfUdp.REPORT_SILENCE_MS)
       s.part?.end()
     }
+    /**
+     * `--interval` for a received stream: every step from its first datagram, the bytes, the datagrams (highest
+     * sequence) and the losses of the step, with the jitter so far, as `iperf -s -u -i` prints them.
+     */
+    const udpIntervals = (s: RecvSession, stepMs: number, t0: number): { readonly stop: () => void; readonly finish: (endS: number) => void } => {
+      let k = 0
+      let last = { bytes: 0, datagrams: 0, lost: 0, outOfOrder: 0 }
+      /** The report of the step from `k` to `endS` (seconds), and the next step's start. */
+      const step = (endS: number): void => {
+        const r = IperfUdp.report(s.st)
+        const cur = { bytes: s.st.bytes, datagrams: r.datagrams, lost: r.lost, outOfOrder: r.outOfOrder }
+        sh.report(
+          {
+            id: s.id, sent: false, startS: (k * stepMs) / 1000, endS, bytes: cur.bytes - last.bytes, ...endsOf(s),
+            udp: {
+              jitterS: IperfUdp.pairSeconds(r.jitter), lost: cur.lost - last.lost, datagrams: cur.datagrams - last.datagrams,
+              outOfOrder: cur.outOfOrder - last.outOfOrder
+            }
+          },
+          (l, h) => logSession("UDP stream results", l, h)
+        )
+        last = cur
+        k++
+      }
+      const fiber = forkSession(
+        Effect.gen(function* () {
+          for (;;) {
+            yield* sleepMillis(t0 + (k + 1) * stepMs - (yield* nowMs))
+            // a stream silent for 10 s (its end lost, never forgotten) stops reporting
+            if ((yield* nowMs) - s.lastMs > 10_000) return
+            step(((k + 1) * stepMs) / 1000)
+          }
+        })
+      )
+      const stop = (): void => fiber.unsafeInterruptAsFork(FiberId.none)
+      return {
+        stop,
+        // the last, partial step before the total, as the real server prints it (not one under a tenth of a step)
+        finish: (endS) => {
+          stop()
+          if (endS * 1000 - k * stepMs >= Math.max(1, stepMs / 10)) step(endS)
+        }
+      }
+    }
+
     /**
      * `-r` in time mode when the client's final datagrams are all lost: like the real server (T + 2 s, `SLOPSECS`),
      * end the receive side anyway, so the client's listener still gets our stream.
@@ -178,6 +230,7 @@ export const serveUdp = (sh: IperfShell) =>
       if (o.kind === "recv") {
         o.watchdog?.unsafeInterruptAsFork(FiberId.none)
         o.watchdog = undefined
+        o.intervals?.stop()
         o.part?.end() // a stream forgotten before its result line (evicted, silent) still ends its part
       }
     }
@@ -247,13 +300,16 @@ export const serveUdp = (sh: IperfShell) =>
         }
         const rs: RecvSession = {
           kind: "recv", id, st: IperfUdp.makeStream(settings.seqNo64), src: d.src, srcPort: d.srcPort, local: d.dst, settings, lastMs: now,
-          printed: false, feeding: false, watchdog: undefined, part: sh.joinTest(d.src, settings.numThreads)
+          printed: false, feeding: false, watchdog: undefined, part: sh.joinTest(d.src, settings.numThreads), intervals: undefined
         }
         s = rs
         admit(key, rs)
-        const label = settings.mode === "dual" ? " (dual)" : settings.mode === "tradeoff" ? " (tradeoff)" : ""
         // a 20-byte datagram from any (forged) source port starts a header-less stream: capped, like all starts
-        logSession("UDP streams started", `${Fmt.idCol(id)} UDP stream from ${from}${label}`)
+        sh.connectionLine(
+          Fmt.connectedWith(id, false, Fmt.formatHost(d.dst), port, Fmt.formatHost(d.src), d.srcPort),
+          (l) => logSession("UDP streams started", l)
+        )
+        if (opts.intervalS !== undefined) rs.intervals = udpIntervals(rs, opts.intervalS * 1000, now)
         // -d: the server's own test starts at once, beside this one
         if (settings.mode === "dual") startConnectBack(sh.nextId(), d.dst, rs, Session.CONNECT_BACK_DELAY_MS)
         if (settings.mode === "tradeoff" && settings.amount.kind === "time" && settings.amount.durationMs <= UdpSend.MAX_DURATION_MS) {

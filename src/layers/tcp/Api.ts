@@ -114,6 +114,8 @@ export interface ConnectionInfo {
 export interface TcpConnection extends ConnectionInfo {
   readonly state: () => M.State
   readonly counters: () => M.Counters
+  /** The congestion window, bytes (what iperf3 shows as Cwnd). */
+  readonly cwnd: () => number
   /** Payload bytes received in order so far (both modes). */
   readonly bytesReceived: () => number
   /** Buffer mode: next chunk of received bytes (a copy), or None at the peer's FIN. */

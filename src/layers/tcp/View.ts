@@ -82,6 +82,7 @@ export const makeView = ({ out, settle }: ViewDeps) => {
       remotePort: t.remote.port,
       state: () => t.state,
       counters: () => t.counters,
+      cwnd: () => t.cc.cwnd,
       bytesReceived: () => c.received,
       read,
       sink: (handler) => {

@@ -16,14 +16,72 @@
  * Pure functions of numbers: the shell supplies byte counts and seconds.
  */
 
+import { formatIp, type IpAddress } from "../ipAddress.js"
+
 /**
  * iperf's `SMALLEST_INTERVAL_SEC` for fast-sampling builds (Debian's 2.1.8 is one: it printed
  * `0.0000-0.0001 sec   100 KBytes  0.000 bits/sec` but a rate for 0.0001 s and up); other builds use 0.005.
  */
 export const SMALLEST_INTERVAL_S = 0.0001
 
+/**
+ * The one place a printed peer or local address is made, for every iperf 2 and iperf3 console line (and the CSV and
+ * JSON results): IPv4 dotted, IPv6 in RFC 5952 form and bare, as the real servers print it in these lines (an
+ * `address:port` log line brackets IPv6 through ipAddress.formatEndpoint instead).
+ */
+export const formatHost = (a: IpAddress): string => formatIp(a)
+
+/** The rule iperf 2 draws around its banners: 60 dashes. */
+export const RULE = "-".repeat(60)
+
 export const BW_HEADER = "[ ID] Interval       Transfer     Bandwidth"
 export const UDP_HEADER = "[ ID] Interval       Transfer     Bandwidth        Jitter   Lost/Total Datagrams"
+
+/**
+ * A size as iperf prints a window or buffer (adaptive, base 1024, no trailing "s"): `128 KByte`, `1.00 MByte`.
+ */
+export const formatSize = (bytes: number): string => formatBytes(bytes).slice(0, -1)
+
+/**
+ * iperf 2's listening banner, for one protocol:
+ * ```
+ * ------------------------------------------------------------
+ * Server listening on TCP port 5001
+ * TCP window size: 1.00 MByte (default)
+ * ------------------------------------------------------------
+ * ```
+ */
+export const listeningBanner = (proto: "TCP" | "UDP", port: number, bufferBytes?: number): ReadonlyArray<string> => [
+  RULE,
+  `Server listening on ${proto} port ${port}`,
+  ...(bufferBytes === undefined ? [] : [`${proto === "TCP" ? "TCP window" : "UDP buffer"} size: ${formatSize(bufferBytes)} (default)`]),
+  RULE
+]
+
+/** The block the real server prints before it connects back (`-r`, `-d`). */
+export const clientConnecting = (host: string, proto: "TCP" | "UDP", port: number, bufferBytes: number): ReadonlyArray<string> => [
+  RULE,
+  `Client connecting to ${host}, ${proto} port ${port}`,
+  `${proto === "TCP" ? "TCP window" : "UDP buffer"} size: ${formatSize(bufferBytes)} (default)`,
+  RULE
+]
+
+/**
+ * `[  1] local 198.51.100.1 port 5001 connected with 198.51.100.2 port 44756`, `[ *2] ... (reverse)`. The real
+ * server adds the kernel's `(icwnd/mss/irtt=14/1448/25)` from TCP_INFO; our stack has no such record, so we leave it
+ * out rather than print numbers that mean something else.
+ */
+export const connectedWith = (
+  id: number,
+  reverse: boolean,
+  local: string,
+  localPort: number,
+  remote: string,
+  remotePort: number,
+  tags: ReadonlyArray<string> = []
+): string =>
+  `${transferId(id, reverse)}local ${local} port ${localPort} connected with ${remote} port ${remotePort}` +
+  tags.map((t) => ` ${t}`).join("")
 
 const BYTE_LABELS = ["Byte", "KByte", "MByte", "GByte", "TByte", "PByte"] as const
 const BIT_LABELS = ["bit", "Kbit", "Mbit", "Gbit", "Tbit", "Pbit"] as const
@@ -107,11 +165,113 @@ export const formatUdpInterval = (
   bytes: number,
   jitterS: number,
   lost: number,
-  datagrams: number
+  datagrams: number,
+  reverse = false
 ): string => {
   const pct = datagrams === 0 ? Number.NaN : (100 * lost) / datagrams
   return (
-    `${transferId(id)}${startS.toFixed(4)}-${endS.toFixed(4)} sec  ${formatBytes(bytes)}  ` +
+    `${transferId(id, reverse)}${startS.toFixed(4)}-${endS.toFixed(4)} sec  ${formatBytes(bytes)}  ` +
     `${formatBitsPerSec(rate(bytes, startS, endS))}  ${fixed(jitterS * 1e3, 3, 6)} ms ${lost}/${datagrams} (${formatG(pct, 2)}%)`
   )
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Machine-readable reports: `-y C` (CSV, as `iperf -s -y C` 2.1.8 prints it) and the JSON layout with the same fields
+// ---------------------------------------------------------------------------------------------------------------
+
+/** One report of one stream, an interval or the whole test: what the console, CSV and JSON lines are made from. */
+export interface StreamReport {
+  readonly id: number
+  /** We send this stream (`[ *n]` on the console). */
+  readonly sent: boolean
+  readonly startS: number
+  readonly endS: number
+  readonly bytes: number
+  /** Our end and the client's end of the stream (addresses already through formatHost). */
+  readonly local: string
+  readonly localPort: number
+  readonly remote: string
+  readonly remotePort: number
+  /** The whole-test report of the stream (its last); otherwise an interval. */
+  readonly total?: boolean
+  /** A received UDP stream: its jitter (seconds), losses, datagrams and out-of-order count. */
+  readonly udp?: { readonly jitterS: number; readonly lost: number; readonly datagrams: number; readonly outOfOrder: number }
+}
+
+/** The CSV timestamp, local time as `YYYYMMDDHHMMSS`. */
+export const csvTimestamp = (epochMs: number): string => {
+  const d = new Date(epochMs)
+  const two = (n: number): string => String(n).padStart(2, "0")
+  return `${d.getFullYear()}${two(d.getMonth() + 1)}${two(d.getDate())}${two(d.getHours())}${two(d.getMinutes())}${two(d.getSeconds())}`
+}
+
+/** Bits per second as the CSV prints them: a whole number (truncated), 0 for an empty interval. */
+export const csvBitsPerSec = (bytes: number, seconds: number): number => (seconds > 0 ? Math.trunc((bytes * 8) / seconds) : 0)
+
+/** The column names of the CSV lines (and the keys of the JSON reports), in order; UDP lines have five more. */
+export const CSV_FIELDS = [
+  "timestamp", "source_address", "source_port", "destination_address", "destination_port", "transfer_id", "interval",
+  "transferred_bytes", "bits_per_second"
+] as const
+export const CSV_UDP_FIELDS = ["jitter_ms", "lost_datagrams", "total_datagrams", "lost_percent", "out_of_order_datagrams"] as const
+
+/** The sender's end first, as 2.1.8 prints it: the client for a stream we receive, we for a stream we send. */
+const csvEnds = (r: StreamReport): readonly [string, number, string, number] =>
+  r.sent ? [r.local, r.localPort, r.remote, r.remotePort] : [r.remote, r.remotePort, r.local, r.localPort]
+
+/** The CSV values of a report, in CSV_FIELDS (+ CSV_UDP_FIELDS) order. */
+export const csvValues = (epochMs: number, r: StreamReport): ReadonlyArray<string | number> => {
+  const [sa, sp, da, dp] = csvEnds(r)
+  const base = [
+    csvTimestamp(epochMs), sa, sp, da, dp, r.id, `${r.startS.toFixed(1)}-${r.endS.toFixed(1)}`, r.bytes, csvBitsPerSec(r.bytes, r.endS - r.startS)
+  ]
+  if (r.udp === undefined) return base
+  const u = r.udp
+  return [...base, (u.jitterS * 1000).toFixed(3), u.lost, u.datagrams, (u.datagrams > 0 ? (100 * u.lost) / u.datagrams : 0).toFixed(3), u.outOfOrder]
+}
+
+/**
+ * `-y C`: `20261207045512,198.51.100.2,33938,198.51.100.1,5001,1,0.0-1.0,581220252,4649762016` (TCP), with
+ * `,jitter_ms,lost,total,lost_percent,out_of_order` after it for a received UDP stream
+ * (`...,0.0-2.0,267540,1059901,0.007,0,182,0.000,0`).
+ */
+export const csvLine = (epochMs: number, r: StreamReport): string => csvValues(epochMs, r).join(",")
+
+/** The CSV fields of a report as a JSON object (same names as CSV_FIELDS; numbers stay numbers). */
+export const jsonFields = (epochMs: number, r: StreamReport): Record<string, string | number> => {
+  const v = csvValues(epochMs, r)
+  const names: ReadonlyArray<string> = r.udp === undefined ? CSV_FIELDS : [...CSV_FIELDS, ...CSV_UDP_FIELDS]
+  const o: Record<string, string | number> = {}
+  names.forEach((n, i) => {
+    const x = v[i]!
+    o[n] = n === "timestamp" || n === "source_address" || n === "destination_address" || n === "interval" ? String(x) : Number(x)
+  })
+  return o
+}
+
+/**
+ * `-J` for an iperf 2 stream: one document when the stream ends, its fields named as the `-y C` columns:
+ * `{"protocol":"TCP","transfer_id":1,"source_address":...,"intervals":[{...},...],"total":{...}}`, where every interval
+ * and the total carry `timestamp`, `interval`, `transferred_bytes`, `bits_per_second` (and the five UDP columns
+ * for a received UDP stream). Documented in the README.
+ */
+export const jsonDocument = (
+  total: { readonly epochMs: number; readonly r: StreamReport },
+  intervals: ReadonlyArray<{ readonly epochMs: number; readonly r: StreamReport }>
+): Record<string, unknown> => {
+  const per = (x: { readonly epochMs: number; readonly r: StreamReport }) => {
+    const { source_address: _a, source_port: _b, destination_address: _c, destination_port: _d, transfer_id: _e, ...rest } = jsonFields(x.epochMs, x.r)
+    return rest
+  }
+  const head = jsonFields(total.epochMs, total.r)
+  return {
+    protocol: total.r.udp === undefined && !intervals.some((i) => i.r.udp !== undefined) ? "TCP" : "UDP",
+    transfer_id: head["transfer_id"],
+    source_address: head["source_address"],
+    source_port: head["source_port"],
+    destination_address: head["destination_address"],
+    destination_port: head["destination_port"],
+    intervals: intervals.map(per),
+    total: per(total)
+  }
 }

@@ -21,6 +21,20 @@ export const HEADER_RETR_BIDIR = "[ ID][Role] Interval           Transfer     Bi
 export const HEADER_UDP = "[ ID] Interval           Transfer     Bitrate         Jitter    Lost/Total Datagrams"
 export const HEADER_UDP_BIDIR = "[ ID][Role] Interval           Transfer     Bitrate         Jitter    Lost/Total Datagrams"
 export const SEPARATOR = "- - - - - - - - - - - - - - - - - - - - - - - - -"
+/** Interval lines of a stream the server sends on (TCP): the congestion window after the retransmits. */
+export const HEADER_RETR_CWND = "[ ID] Interval           Transfer     Bitrate         Retr  Cwnd"
+export const HEADER_RETR_CWND_BIDIR = "[ ID][Role] Interval           Transfer     Bitrate         Retr  Cwnd"
+/** Interval lines of a UDP stream the server sends on. */
+export const HEADER_UDP_SENDER = "[ ID] Interval           Transfer     Bitrate         Total Datagrams"
+/** The rule around `Server listening on 5201 (test #1)`: 59 dashes. */
+export const RULE = "-".repeat(59)
+
+/** The block `iperf3 -s` prints at start and after every test. */
+export const listening = (port: number, nextTest: number): ReadonlyArray<string> => [
+  RULE,
+  `Server listening on ${port} (test #${nextTest})`,
+  RULE
+]
 
 export const accepted = (remote: string, port: number): string => `Accepted connection from ${remote}, port ${port}`
 
@@ -42,7 +56,8 @@ export interface SummaryLine {
   readonly bytes: number
   /** Shown for streams the server sent on (undefined hides the column). */
   readonly retransmits?: number
-  readonly side: "sender" | "receiver"
+  /** An interval line leaves the side empty (the real lines end in the blanks before it). */
+  readonly side: "sender" | "receiver" | ""
 }
 
 /** One summary line, as `report_bw_format` / `report_bw_retrans_format` / `report_sum_bw_format` print it. */
@@ -63,7 +78,7 @@ export interface UdpSummaryLine {
   readonly jitterS: number
   readonly lost: number
   readonly packets: number
-  readonly side: "sender" | "receiver"
+  readonly side: "sender" | "receiver" | ""
 }
 
 /** `report_bw_udp_format`: `[  1]   0.00-2.00   sec   256 KBytes  1.05 Mbits/sec  0.012 ms  0/181 (0%)  receiver`. */
@@ -74,5 +89,36 @@ export const udpSummary = (l: UdpSummaryLine): string => {
   return (
     `${id}${role} ${interval(l.startS, l.endS)}  ${formatBytes(l.bytes)}  ${formatBitsPerSec(rate(l.bytes, l.endS - l.startS))}  ` +
     `${(l.jitterS * 1000).toFixed(3).padStart(5)} ms  ${l.lost}/${l.packets} (${formatG(pct, 2)}%)  ${l.side}`
+  )
+}
+
+export interface CwndIntervalLine {
+  readonly id: number
+  readonly role?: "RX-S" | "TX-S"
+  readonly startS: number
+  readonly endS: number
+  readonly bytes: number
+  readonly retransmits: number
+  readonly cwndBytes: number
+}
+
+/**
+ * `report_bw_retrans_cwnd_format`, an interval line of a TCP stream the server sends on:
+ * `[  5]   0.00-1.00   sec  1.34 GBytes  11.5 Gbits/sec    2    837 KBytes       ` (trailing blanks as printed).
+ */
+export const cwndInterval = (l: CwndIntervalLine): string => {
+  const role = l.role === undefined ? "" : `[${l.role}]`
+  return (
+    `[${String(l.id).padStart(3)}]${role} ${interval(l.startS, l.endS)}  ${formatBytes(l.bytes)}  ` +
+    `${formatBitsPerSec(rate(l.bytes, l.endS - l.startS))}  ${String(l.retransmits).padStart(3)}   ${formatBytes(l.cwndBytes)}       `
+  )
+}
+
+/** An interval line of a UDP stream the server sends on: the datagrams of the interval. */
+export const udpSenderInterval = (id: number | "SUM", startS: number, endS: number, bytes: number, packets: number, role?: "RX-S" | "TX-S"): string => {
+  const head = id === "SUM" ? "[SUM]" : `[${String(id).padStart(3)}]`
+  return (
+    `${head}${role === undefined ? "" : `[${role}]`} ${interval(startS, endS)}  ${formatBytes(bytes)}  ` +
+    `${formatBitsPerSec(rate(bytes, endS - startS))}  ${packets}  `
   )
 }

@@ -76,6 +76,13 @@ export interface StreamState {
   omitRetransmits: number
   stopped: boolean
   peerClosed: boolean
+  /** Sending TCP stream: the congestion window (bytes) the shell saw last. */
+  cwnd: number
+  /** At the start of the current interval: bytes, retransmits, UDP datagrams and losses. */
+  ivBytes: number
+  ivRetransmits: number
+  ivPackets: number
+  ivErrors: number
 }
 
 export interface Test {
@@ -106,7 +113,41 @@ export interface Test {
   cpu: readonly [number, number, number]
   client: W.ClientResults | undefined
   readonly lines: Array<string>
+  /** Interval reports (`--interval`): the current interval's start, the next report, groups printed so far. */
+  ivStartMs: number
+  ivNextMs: number
+  ivGroups: number
+  /** The interval reports as numbers, for `-J` (at most MAX_INTERVAL_RECORDS; later ones are counted only). */
+  readonly intervals: Array<IntervalRecord>
+  intervalsDropped: number
+  /** Largest congestion window seen per sending stream id, for `-J`'s max_snd_cwnd. */
+  readonly maxCwnd: Map<number, number>
+  /** Why the test ended early (undefined for a completed test). */
+  endReason: string | undefined
 }
+
+/** One stream's part of an interval report. */
+export interface IntervalStream {
+  readonly id: number
+  readonly sender: boolean
+  readonly bytes: number
+  /** TCP sender. */
+  readonly retransmits?: number
+  readonly cwnd?: number
+  /** UDP receiver. */
+  readonly jitterS?: number
+  readonly lost?: number
+  readonly packets?: number
+}
+
+export interface IntervalRecord {
+  readonly startS: number
+  readonly endS: number
+  readonly streams: ReadonlyArray<IntervalStream>
+}
+
+/** Interval records kept per test for `-J` (a day of 1 s intervals with room to spare; more are only counted). */
+export const MAX_INTERVAL_RECORDS = 100_000
 
 type Role =
   | { readonly kind: "pending"; readonly cookie: Uint8Array; got: number; readonly deadlineMs: number; readonly peer: PeerInfo }
@@ -136,6 +177,8 @@ export interface ServerOptions {
   readonly udp?: boolean
   /** Stall deadline (ms) for a running test, default DEFAULT_STALL_MS. */
   readonly stallMs?: number
+  /** Interval report lines every this many ms while a test runs, as `iperf3 -s -i`; undefined or 0: none. */
+  readonly intervalMs?: number
 }
 
 export interface Server {
@@ -147,6 +190,7 @@ export interface Server {
   nextTest: number
   readonly udp: boolean
   readonly stallMs: number
+  readonly intervalMs: number
   readonly stats: ServerStats
 }
 
@@ -158,8 +202,11 @@ export type Action =
   | { readonly _tag: "StartStreams"; readonly test: Test }
   /** Stop the sending streams now, and call `setCpu`. */
   | { readonly _tag: "StopStreams"; readonly test: Test }
-  /** A console line; `kind` marks a refusal/drop line the shell may aggregate under a flood. */
-  | { readonly _tag: "Log"; readonly line: string; readonly kind?: string }
+  /**
+   * A console line; `kind` marks a refusal/drop line the shell may aggregate under a flood; `test`: one of a test's
+   * report lines (what `-J` replaces with its document).
+   */
+  | { readonly _tag: "Log"; readonly line: string; readonly kind?: string; readonly test?: true }
   /** Send the UDP connect reply ("6789") from the iperf3 port to the peer address * 65536 + port. */
   | { readonly _tag: "UdpReply"; readonly key: number | string }
   | { readonly _tag: "TestOver"; readonly test: Test; readonly completed: boolean }
@@ -172,11 +219,12 @@ export const makeServer = (opts: ServerOptions = {}): Server => ({
   nextTest: 1,
   udp: opts.udp ?? false,
   stallMs: opts.stallMs ?? DEFAULT_STALL_MS,
+  intervalMs: opts.intervalMs ?? 0,
   stats: { tests: 0, testsCompleted: 0, testsAborted: 0, denied: 0, badCookies: 0, stalled: 0, pendingEvicted: 0, udpWrongPeer: 0, streams: 0 }
 })
 
 const log = (out: Array<Action>, line: string, t?: Test): void => {
-  out.push({ _tag: "Log", line })
+  out.push(t === undefined ? { _tag: "Log", line } : { _tag: "Log", line, test: true })
   if (t !== undefined && t.lines.length < MAX_TEST_LINES) t.lines.push(line)
 }
 
@@ -293,7 +341,14 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
       stallMs: s.stallMs,
       cpu: [0, 0, 0],
       client: undefined,
-      lines: []
+      lines: [],
+      ivStartMs: 0,
+      ivNextMs: Infinity,
+      ivGroups: 0,
+      intervals: [],
+      intervalsDropped: 0,
+      maxCwnd: new Map(),
+      endReason: undefined
     }
     s.test = test
     s.stats.tests++
@@ -311,7 +366,7 @@ const cookieIn = (s: Server, conn: number, cookie: Uint8Array, peer: PeerInfo, n
   const st = addStream(t, conn, undefined, peer)
   s.stats.streams++
   s.conns.set(conn, { kind: "stream", test: t, stream: st })
-  streamIn(t, st, nowMs, out)
+  streamIn(s, t, st, nowMs, out)
 }
 
 const addStream = (t: Test, conn: number, udpKey: number | string | undefined, peer: PeerInfo): StreamState => {
@@ -331,14 +386,19 @@ const addStream = (t: Test, conn: number, udpKey: number | string | undefined, p
     omitBytes: 0,
     omitRetransmits: 0,
     stopped: false,
-    peerClosed: false
+    peerClosed: false,
+    cwnd: 0,
+    ivBytes: 0,
+    ivRetransmits: 0,
+    ivPackets: 0,
+    ivErrors: 0
   }
   t.streams.push(st)
   return st
 }
 
 /** A stream was added: log it, and start the test once all are in. */
-const streamIn = (t: Test, st: StreamState, nowMs: number, out: Array<Action>): void => {
+const streamIn = (s: Server, t: Test, st: StreamState, nowMs: number, out: Array<Action>): void => {
   const p = t.params!
   const peer = st.peer
   log(out, F.connected(st.id, peer.local, peer.localPort, peer.remote, peer.remotePort), t)
@@ -351,6 +411,8 @@ const streamIn = (t: Test, st: StreamState, nowMs: number, out: Array<Action>): 
     t.omitEndMs = nowMs + p.omitS * 1000
     t.omitDone = p.omitS === 0
     t.deadlineMs = p.timeS > 0 ? nowMs + (p.timeS + p.omitS) * 1000 + SAFETY_SLACK_MS : nowMs + IDLE_TIMEOUT_MS
+    t.ivStartMs = nowMs
+    t.ivNextMs = s.intervalMs > 0 ? nowMs + s.intervalMs : Infinity
     out.push({ _tag: "Write", conn: t.control, data: W.stateByte(W.TEST_START) })
     out.push({ _tag: "Write", conn: t.control, data: W.stateByte(W.TEST_RUNNING) })
     out.push({ _tag: "StartStreams", test: t })
@@ -397,7 +459,7 @@ export const onUdpConnect = (s: Server, key: number | string, peer: PeerInfo, no
   s.stats.streams++
   s.udpStreams.set(key, st)
   out.push({ _tag: "UdpReply", key })
-  streamIn(t, st, nowMs, out)
+  streamIn(s, t, st, nowMs, out)
   return true
 }
 
@@ -472,7 +534,7 @@ const controlBytes = (s: Server, t: Test, buf: Uint8Array, start: number, end: n
         t.expected = p.parallel * (p.bidirectional ? 2 : 1)
         t.phase = "CreateStreams"
         t.deadlineMs = nowMs + SETUP_TIMEOUT_MS
-        log(out, `Test #${t.n}: ${describe(p)}`, t)
+        // 3.12 prints nothing about the parameters; we tell only what we clamped
         for (const c of p.clamped) log(out, `Test #${t.n}: adjusted ${c}`, t)
         out.push({ _tag: "Write", conn: t.control, data: W.stateByte(W.CREATE_STREAMS) })
         break
@@ -508,6 +570,8 @@ const controlBytes = (s: Server, t: Test, buf: Uint8Array, start: number, end: n
 const stateIn = (s: Server, t: Test, b: number, nowMs: number, out: Array<Action>): void => {
   if (b === W.CLIENT_TERMINATE) return endTest(s, t, `the client terminated the test (${phaseWords(t.phase)})`, nowMs, out)
   if (t.phase === "Running" && b === W.TEST_END) {
+    // the last, partial interval (3.12 prints it before the summary; not one of a few ms)
+    if (s.intervalMs > 0 && nowMs - t.ivStartMs >= MIN_LAST_INTERVAL_MS) intervalLines(t, nowMs, out)
     t.endMs = nowMs
     t.phase = "ExchangeResults"
     t.deadlineMs = nowMs + RESULTS_TIMEOUT_MS
@@ -552,6 +616,7 @@ const endTest = (s: Server, t: Test, why: string, nowMs: number, out: Array<Acti
   s.test = undefined
   s.udpStreams.clear()
   s.stats.testsAborted++
+  t.endReason = why
   log(out, `Test #${t.n} with ${who(t.peer)} ended: ${why}`, t)
   for (const st of t.streams) st.stopped = true
   if (wasRunning) out.push({ _tag: "StopStreams", test: t })
@@ -562,17 +627,6 @@ const endTest = (s: Server, t: Test, why: string, nowMs: number, out: Array<Acti
     out.push({ _tag: "Close", conn: t.control, abort: abort && error === undefined })
   }
   out.push({ _tag: "TestOver", test: t, completed: false })
-}
-
-const describe = (p: W.ParamsRepr): string => {
-  const dir = p.bidirectional ? "both directions" : p.reverse ? "server sends" : "client sends"
-  const end = p.bytes > 0 ? `${p.bytes} bytes` : p.blocks > 0 ? `${p.blocks} blocks` : `${p.timeS} s`
-  return (
-    `${p.protocol.toUpperCase()}, ${p.parallel} stream${p.parallel === 1 ? "" : "s"}, ${dir}, ${end}, ${p.len}-byte blocks` +
-    (p.omitS > 0 ? `, omit ${p.omitS} s` : "") +
-    (p.bandwidth > 0 ? `, ${p.bandwidth} bit/s per stream` : "") +
-    (p.clientVersion !== "" ? ` (client ${p.clientVersion})` : "")
-  )
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -593,7 +647,7 @@ export const pollAt = (s: Server): number | undefined => {
   if (t !== undefined) {
     at = Math.min(at, t.deadlineMs)
     if (t.phase === "Running" && !t.omitDone) at = Math.min(at, t.omitEndMs)
-    if (t.phase === "Running") at = Math.min(at, t.stallCheckMs)
+    if (t.phase === "Running") at = Math.min(at, t.stallCheckMs, t.ivNextMs)
   }
   return at === Infinity ? undefined : at
 }
@@ -615,6 +669,10 @@ export const onTick = (s: Server, nowMs: number, out: Array<Action>): void => {
       st.omitBytes = st.bytes
       st.omitRetransmits = st.retransmits
     }
+  }
+  if (t.phase === "Running" && nowMs >= t.ivNextMs) {
+    intervalLines(t, nowMs, out)
+    t.ivNextMs = Math.max(t.ivNextMs + s.intervalMs, nowMs + 1)
   }
   if (t.phase === "Running" && nowMs >= t.stallCheckMs) {
     // the stall deadline: bytes received, or taken by TCP / sent as datagrams, by any stream
@@ -672,10 +730,12 @@ export const senderDone = (t: Test, st: StreamState): boolean => st.stopped || t
 /** How long a paced sender sleeps before asking again (the client's pacing_timer, 1 ms by default). */
 export const PACING_MS = 1
 
-export const commitSent = (t: Test, st: StreamState, n: number, retransmits: number): void => {
+export const commitSent = (t: Test, st: StreamState, n: number, retransmits: number, cwnd = st.cwnd): void => {
   st.bytes += n
   t.sentTotal += n
   st.retransmits = retransmits
+  st.cwnd = cwnd
+  if (cwnd > (t.maxCwnd.get(st.id) ?? 0)) t.maxCwnd.set(st.id, cwnd)
 }
 
 /** UDP: datagrams stream `st` should send now (pacing to `bandwidth`, the `-n`/`-k` budget, at most U.MAX_BURST). */
@@ -738,6 +798,92 @@ export const serverResults = (t: Test): W.ResultsRepr => {
       endTime: span.seconds
     }))
   }
+}
+
+/** A last interval shorter than this is not reported (3.12 printed one of 10 ms, none of well under that). */
+export const MIN_LAST_INTERVAL_MS = 5
+
+/**
+ * The interval lines from `t.ivStartMs` to `nowMs`, as `iperf3 -s` prints them every `-i` seconds: the column
+ * header before the first group; a line per stream with what moved in the interval (a sending TCP stream with its
+ * retransmits and congestion window, a receiving UDP stream with its jitter so far, losses and datagrams); a [SUM]
+ * per direction with more than one stream, and then the separator between groups.
+ */
+const intervalLines = (t: Test, nowMs: number, out: Array<Action>): void => {
+  const p = t.params
+  if (p === undefined) return
+  const bidir = p.bidirectional
+  const udp = p.protocol === "udp"
+  const anySender = t.streams.some((st) => st.sender)
+  const anyReceiver = t.streams.some((st) => !st.sender)
+  const startS = (t.ivStartMs - t.startMs) / 1000
+  const endS = (nowMs - t.startMs) / 1000
+  const role = (st: { readonly sender: boolean }) => (bidir ? { role: st.sender ? ("TX-S" as const) : ("RX-S" as const) } : {})
+  const sums = [false, true].filter((sender) => t.streams.filter((st) => st.sender === sender).length > 1)
+  if (t.ivGroups === 0) {
+    log(
+      out,
+      udp
+        ? bidir ? F.HEADER_UDP_BIDIR : anySender && !anyReceiver ? F.HEADER_UDP_SENDER : F.HEADER_UDP
+        : anySender ? (bidir ? F.HEADER_RETR_CWND_BIDIR : F.HEADER_RETR_CWND) : bidir ? F.HEADER_BIDIR : F.HEADER,
+      t
+    )
+  } else if (sums.length > 0) log(out, F.SEPARATOR, t)
+  t.ivGroups++
+  const total = { bytes: [0, 0], retr: [0, 0], packets: [0, 0], errors: [0, 0], jitter: [0, 0] }
+  const rec: Array<IntervalStream> = []
+  for (const st of t.streams) {
+    const bytes = st.bytes - st.ivBytes
+    const retr = st.retransmits - st.ivRetransmits
+    const packets = (st.udp?.packets ?? st.packetsSent) - st.ivPackets
+    const errors = (st.udp?.errors ?? 0) - st.ivErrors
+    const k = st.sender ? 1 : 0
+    total.bytes[k]! += bytes
+    total.retr[k]! += retr
+    total.packets[k]! += packets
+    total.errors[k]! += errors
+    total.jitter[k]! += st.udp?.jitterS ?? 0
+    const line = !udp
+      ? st.sender
+        ? F.cwndInterval({ id: st.id, ...role(st), startS, endS, bytes, retransmits: retr, cwndBytes: st.cwnd })
+        : F.summary({ id: st.id, ...role(st), startS, endS, bytes, side: "" })
+      : st.sender
+        ? F.udpSenderInterval(st.id, startS, endS, bytes, packets, bidir ? "TX-S" : undefined)
+        : F.udpSummary({ id: st.id, ...role(st), startS, endS, bytes, jitterS: st.udp?.jitterS ?? 0, lost: errors, packets, side: "" })
+    log(out, line, t)
+    rec.push(
+      udp
+        ? st.sender
+          ? { id: st.id, sender: true, bytes, packets }
+          : { id: st.id, sender: false, bytes, jitterS: st.udp?.jitterS ?? 0, lost: errors, packets }
+        : st.sender
+          ? { id: st.id, sender: true, bytes, retransmits: retr, cwnd: st.cwnd }
+          : { id: st.id, sender: false, bytes }
+    )
+    st.ivBytes = st.bytes
+    st.ivRetransmits = st.retransmits
+    st.ivPackets = st.udp?.packets ?? st.packetsSent
+    st.ivErrors = st.udp?.errors ?? 0
+  }
+  for (const sender of sums) {
+    const k = sender ? 1 : 0
+    const n = t.streams.filter((st) => st.sender === sender).length
+    const r = bidir ? { role: sender ? ("TX-S" as const) : ("RX-S" as const) } : {}
+    log(
+      out,
+      !udp
+        ? F.summary({ id: "SUM", ...r, startS, endS, bytes: total.bytes[k]!, ...(sender ? { retransmits: total.retr[k]! } : {}), side: "" })
+        : sender
+          ? F.udpSenderInterval("SUM", startS, endS, total.bytes[k]!, total.packets[k]!, bidir ? "TX-S" : undefined)
+          : F.udpSummary({
+            id: "SUM", ...r, startS, endS, bytes: total.bytes[k]!, jitterS: total.jitter[k]! / n, lost: total.errors[k]!, packets: total.packets[k]!, side: ""
+          }),
+      t
+    )
+  }
+  if (t.intervals.length < MAX_INTERVAL_RECORDS) t.intervals.push({ startS, endS, streams: rec })
+  else t.intervalsDropped++
+  t.ivStartMs = nowMs
 }
 
 /** The per-stream summary lines (and [SUM] lines for more than one stream per direction). */

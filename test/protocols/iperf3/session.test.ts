@@ -228,7 +228,10 @@ describe("iperf3 session: a whole TCP test", () => {
     addStreams(h, 1)
     h.bytes(1, Uint8Array.of(W.TEST_END), 2000)
     const j = jsonOf(writes(h.bytes(1, clientResults([1]), 2001), 1)[0]!)
-    expect(j["server_output_text"]).toMatch(/^Accepted connection from 198\.51\.100\.1, port 40001\n.*\n\[  1\] local .*receiver\n$/s)
+    // 3.12's order: accepted, the stream, then the summary block (no interval lines: this machine has none set)
+    expect(j["server_output_text"]).toMatch(
+      /^Accepted connection from 198\.51\.100\.1, port 40001\n\[  1\] local [^\n]*\n- - -[- ]*\n\[ ID\] Interval[^\n]*\n\[  1\] [^\n]*receiver\n$/
+    )
   })
 })
 
@@ -642,5 +645,63 @@ describe("iperf3 session: UDP streams (row 17)", () => {
     for (let i = 0; i < 3; i++) S.commitUdpSent(t, st, 1000)
     expect(S.udpDue(t, st, 2)).toBe(0)
     expect(S.senderDone(t, st)).toBe(true)
+  })
+})
+
+describe("iperf3 session: interval lines (iperf3 -s -i)", () => {
+  it("-P 2 with 1 s intervals: header once, a line per stream and [SUM] per tick, separators between groups, the last partial before the summary", () => {
+    const h = harness({ intervalMs: 1000 })
+    toCreateStreams(h, { parallel: 2, time: 2 })
+    addStreams(h, 2, 0)
+    expect(S.pollAt(h.s)).toBe(1000)
+    h.bytes(10, new Uint8Array(1000))
+    h.bytes(11, new Uint8Array(3000))
+    expect(logs(h.tick(1000))).toEqual([
+      "[ ID] Interval           Transfer     Bitrate",
+      "[  1]   0.00-1.00   sec  1000 Bytes  8.00 Kbits/sec                  ",
+      "[  3]   0.00-1.00   sec  2.93 KBytes  24.0 Kbits/sec                  ",
+      "[SUM]   0.00-1.00   sec  3.91 KBytes  32.0 Kbits/sec                  "
+    ])
+    expect(S.pollAt(h.s)).toBe(1000 + 1000)
+    h.bytes(10, new Uint8Array(500))
+    expect(logs(h.tick(2000))).toEqual([
+      "- - - - - - - - - - - - - - - - - - - - - - - - -",
+      "[  1]   1.00-2.00   sec   500 Bytes  4.00 Kbits/sec                  ",
+      "[  3]   1.00-2.00   sec  0.000 Bytes  0.000 bits/sec                  ",
+      "[SUM]   1.00-2.00   sec   500 Bytes  4.00 Kbits/sec                  "
+    ])
+    // TEST_END 250 ms later: the last partial interval, then (with the results) the summary
+    const end = logs(h.bytes(1, Uint8Array.of(W.TEST_END), 2250))
+    expect(end).toEqual([
+      "- - - - - - - - - - - - - - - - - - - - - - - - -",
+      "[  1]   2.00-2.25   sec  0.000 Bytes  0.000 bits/sec                  ",
+      "[  3]   2.00-2.25   sec  0.000 Bytes  0.000 bits/sec                  ",
+      "[SUM]   2.00-2.25   sec  0.000 Bytes  0.000 bits/sec                  "
+    ])
+  })
+
+  it("-R: a sending stream's interval line has its retransmits and congestion window; a TEST_END within 5 ms of a tick adds no partial", () => {
+    const h = harness({ intervalMs: 1000 })
+    toCreateStreams(h, { reverse: true })
+    addStreams(h, 1, 0)
+    const t = h.s.test!
+    S.commitSent(t, t.streams[0]!, 131072, 2, 857_088)
+    expect(logs(h.tick(1000))).toEqual([
+      "[ ID] Interval           Transfer     Bitrate         Retr  Cwnd",
+      "[  1]   0.00-1.00   sec   128 KBytes  1.05 Mbits/sec    2    837 KBytes       "
+    ])
+    S.commitSent(t, t.streams[0]!, 131072, 2, 857_088)
+    expect(logs(h.tick(2000))).toEqual(["[  1]   1.00-2.00   sec   128 KBytes  1.05 Mbits/sec    0    837 KBytes       "])
+    expect(logs(h.bytes(1, Uint8Array.of(W.TEST_END), 2004))).toEqual([])
+  })
+
+  it("no interval option: no interval lines and no interval deadline", () => {
+    const h = harness()
+    toCreateStreams(h)
+    addStreams(h, 1, 0)
+    expect(h.s.test!.ivNextMs).toBe(Infinity)
+    h.bytes(10, new Uint8Array(1000))
+    expect(logs(h.tick(1000))).toEqual([])
+    expect(logs(h.bytes(1, Uint8Array.of(W.TEST_END), 2000))).toEqual([])
   })
 })
