@@ -36,12 +36,15 @@ ip netns add "$NS"
 ip -n "$NS" link set lo up
 ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 
-echo "== starting: miniperf --tap $TAP -i 198.51.100.2/24 (inside namespace $NS)"
+echo "== starting: miniperf --tap $TAP -i 198.51.100.2/24 --ip6 2001:db8::2/64 (inside namespace $NS)"
 LOG=$(mktemp)
-ip netns exec "$NS" node dist/main.js --tap "$TAP" -i 198.51.100.2/24 "$@" > >(tee "$LOG") 2>&1 &
+ip netns exec "$NS" node dist/main.js --tap "$TAP" -i 198.51.100.2/24 --ip6 2001:db8::2/64 "$@" > >(tee "$LOG") 2>&1 &
 SRV=$!
 for _ in $(seq 100); do ip -n "$NS" link show "$TAP" >/dev/null 2>&1 && break; sleep 0.05; done
 ip -n "$NS" addr add 198.51.100.1/24 dev "$TAP"
+# IPv6 on the TAP only (RFC 3849 documentation prefix; nodad: the kernel side need not wait for its own DAD)
+ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$TAP.disable_ipv6=0"
+ip -n "$NS" -6 addr add 2001:db8::1/64 dev "$TAP" nodad
 ip -n "$NS" link set "$TAP" up
 for _ in $(seq 100); do grep -q "Entering main event loop" "$LOG" && break; sleep 0.05; done
 
@@ -55,4 +58,9 @@ echo "== iperf -c 198.51.100.2 -u -t 2"
 ip netns exec "$NS" timeout -s KILL 20 iperf -c 198.51.100.2 -u -t 2
 echo "== iperf3 -c 198.51.100.2 -t 2"
 ip netns exec "$NS" timeout -s KILL 20 iperf3 -c 198.51.100.2 -t 2
+for _ in $(seq 100); do grep -q "IPv6 address 2001:db8::2/64 assigned" "$LOG" && break; sleep 0.05; done
+echo "== ping -6 -c 3 2001:db8::2"
+ip netns exec "$NS" ping -6 -c 3 -i 0.2 2001:db8::2
+echo "== iperf -V -c 2001:db8::2 -t 2"
+ip netns exec "$NS" timeout -s KILL 20 iperf -V -c 2001:db8::2 -t 2
 echo "== stopping the server"
