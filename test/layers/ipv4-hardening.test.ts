@@ -44,7 +44,7 @@ const withStats = <A, E>(body: (ch: Channel, lines: Array<string>) => Effect.Eff
   Effect.gen(function* () {
     const ch = yield* makeChannel()
     const lines: Array<string> = []
-    const layer = Stats.layer({ dumpEveryMs: 500, print: (l) => lines.push(l) }).pipe(
+    const layer = Stats.layer({ dumpEveryMs: 500, dumpTotals: true, print: (l) => lines.push(l) }).pipe(
       Layer.provideMerge(Stack.layer({ address: { address: US, prefix: 24, gateway: undefined } })),
       Layer.provide(channelLayer(ch))
     )
