@@ -76,7 +76,8 @@ out(`- machine: ${env("MACHINE")}`)
 out(`- software: ${env("VERSIONS")}`)
 out(
   `- method: real iperf 2.1.8 client (\`-f m\`), each cell the median of ${env("RUNS")} run(s) x ${env("SECS")} s, runs of one mode ` +
-    `interleaved across the servers, each run on a fresh server and fresh namespaces; TAP kernel side MTU 1500, txqueuelen ${env("TXQLEN")}`
+    `interleaved across the servers, each run on a fresh server and fresh namespaces; TAP kernel side MTU 1500, txqueuelen ${env("TXQLEN")}; ` +
+    `client-side TCP congestion control ${env("CC", "not recorded")}`
 )
 out(
   `- load: load average ${env("LOAD_START")} at start, ${env("LOAD_END")} at end; box busy in the 1 s before each run ` +

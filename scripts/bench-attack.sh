@@ -39,7 +39,7 @@ run_flood() { # row
   if ! start_row "$row" "$slog"; then record_x "$row" fl 1 "" "" "" "" "" "" "" "server did not start" ""; stop_row; return; fi
   local bg; bg=$(wait_idle)
   local blog=$LOGS/$row.fl-base.client.log flog=$LOGS/$row.fl.client.log plog=$LOGS/$row.fl.ping.log hlog=$LOGS/$row.fl.hping3.log
-  timeout --foreground -s KILL $((SECS + 20)) ip netns exec "$CLIENT_NS" iperf -c "$SERVER_IP" -t "$SECS" -f m >"$blog" 2>&1 || true
+  timeout --foreground -s KILL $((SECS + 20)) ip netns exec "$CLIENT_NS" iperf -c "$SERVER_IP" -t "$SECS" -f m ${BENCH_CC:+-Z "$BENCH_CC"} >"$blog" 2>&1 || true
   local base; base=$(iperf_rates <"$blog" | awk '$1=="c2s"{printf "%.5f", $2/1000; exit}')
   record_x "$row" fl-base 1 "$base" "" "" "" "$bg" "$(hwm_kb "$SRV_PID")" "" "" ""
   local hp pp cp
@@ -48,7 +48,7 @@ run_flood() { # row
   # runs SECS + 1 s, the flood covers all but its first second
   local dev=$TAP; [ "$row" = kernel ] && dev=$VETH_C
   ip -n "$CLIENT_NS" addr add "$ATTACKER_IP/24" dev "$dev" 2>/dev/null || true
-  timeout --foreground -s KILL $((SECS + 20)) ip netns exec "$CLIENT_NS" iperf -c "$SERVER_IP" -t $((SECS + 1)) -i 1 -f m >"$flog" 2>&1 &
+  timeout --foreground -s KILL $((SECS + 20)) ip netns exec "$CLIENT_NS" iperf -c "$SERVER_IP" -t $((SECS + 1)) -i 1 -f m ${BENCH_CC:+-Z "$BENCH_CC"} >"$flog" 2>&1 &
   cp=$!
   sleep 1
   bg_start "$hlog" timeout -s KILL $((SECS + 15)) hping3 --flood -q -S -a "$ATTACKER_IP" -p 5001 "$SERVER_IP"; hp=$BG_PID

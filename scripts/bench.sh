@@ -30,6 +30,9 @@
 #   BENCH_IDLE_MAX=20      "idle" = box busy <= this % (200 = both cores busy) over 1 s
 #   BENCH_QUIET_WAIT=30    wait at most this many seconds for idle before each run
 #   BENCH_BUDGET_S=780     after this many seconds, stop waiting for idle (keeps the full run < 15 min)
+#   BENCH_CC=cubic         the iperf client's TCP congestion control (`iperf -Z`): it shapes every figure (2026-12-07:
+#                          one stream into ours 13.5-14.2 Gbit/s with bbr, 39.6-42.3 with cubic); default: the
+#                          namespace's default, which new namespaces take from the host (the report names it)
 #   BENCH_TXQLEN           txqueuelen of the TAP's kernel side (default: the kernel's, 1000, as in the anchors)
 #   BENCH_ANCHORS=DIR      anchors directory (default: /work/shared/anchors or ../shared/anchors)
 #   BENCH_NO_SAVE=1        do not write bench/results/<utc>.md
@@ -265,7 +268,7 @@ record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; 
 
 run_iperf() { # row mode run
   local row=$1 mode=$2 run=$3
-  local -a args=(-c "$SERVER_IP" -t "$SECS" -f m)
+  local -a args=(-c "$SERVER_IP" -t "$SECS" -f m ${BENCH_CC:+-Z "$BENCH_CC"})
   local lim=$((SECS + 20))
   case $mode in
     c) ;;
@@ -416,6 +419,15 @@ export BENCH_META_RUNS="$RUNS" BENCH_META_SECS="$SECS" BENCH_META_PINGS="$PINGS"
 export BENCH_META_MACHINE="$NCPU cpu ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/^MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
 export BENCH_META_VERSIONS="node $(node -v), $(iperf -v 2>&1 | head -1 | cut -d'(' -f1 | sed 's/ *$//'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git status --porcelain -- src native 2>/dev/null)" ] || echo ' + uncommitted or untracked files under src/ or native/ (dist/ was built from the working tree)')"
 export BENCH_META_TXQLEN="${TXQLEN:-default (1000)}" BENCH_META_LWIP_NOTE="$LWIP_NOTE" BENCH_META_NOTE="${BENCH_NOTE:-}"
+# the congestion control the client ran with: -Z, or what a new namespace gets (a throwaway one shows it)
+if [ -n "${BENCH_CC:-}" ]; then
+  BENCH_META_CC="$BENCH_CC (iperf -Z)"
+else
+  ns_add "$TAG-cc"
+  BENCH_META_CC="$(ip netns exec "$TAG-cc" sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo "?") (the namespace default)"
+  ns_del_all
+fi
+export BENCH_META_CC
 export BENCH_META_PUMP_NOTE="$PUMP_NOTE" BENCH_META_P64_RUNS="$P64_RUNS"
 export BENCH_META_QUICK="${BENCH_QUICK:-0}"
 OUT_MD=""
