@@ -15,7 +15,6 @@ import * as Cs from "../../src/protocols/checksum.js"
 import * as Eth from "../../src/protocols/ethernet/wire.js"
 import * as Icmp6 from "../../src/protocols/icmpv6/wire.js"
 import * as Mld from "../../src/protocols/icmpv6/mld.js"
-import * as Nd from "../../src/protocols/icmpv6/nd.js"
 import {
   IPV6_ALL_NODES,
   IPV6_UNSPECIFIED,
@@ -34,8 +33,8 @@ import * as Stack from "../../src/layers/Stack.js"
 import * as Stats from "../../src/layers/Stats.js"
 import { Udp } from "../../src/layers/Udp.js"
 import * as UdpWire from "../../src/protocols/udp/wire.js"
-import type { Frame } from "../../src/nic/Frame.js"
 import { PEER_MAC, STACK_MAC, channelLayer, makeChannel, type Channel } from "../support/channelNic.js"
+import { echoRequest, ip6Frame, ndMsg, ndOf, v6Frames, type Sent } from "../support/ipv6Frames.js"
 
 const a6 = (s: string): Ipv6Address => parseIpv6(s)!
 const US_LL = linkLocalFromMac(STACK_MAC)
@@ -56,27 +55,6 @@ const withV6 = <A, E>(body: (ch: Channel) => Effect.Effect<A, E, Stack.StackServ
 // ---------------------------------------------------------------------------------------------------------------
 // Frames of the peer, and reading ours
 
-const ip6Frame = (srcMac: MacAddress, dstMac: MacAddress, src: Ipv6Address, dst: Ipv6Address, nh: number, l4: Uint8Array, hopLimit = 64): Uint8Array => {
-  const b = new Uint8Array(Eth.HEADER_LEN + Ip6.HEADER_LEN + l4.length)
-  Eth.emitFields(b, dstMac, srcMac, Eth.ETHERTYPE_IPV6)
-  Ip6.emitFields(b.subarray(Eth.HEADER_LEN), src, dst, nh, l4.length, hopLimit)
-  b.set(l4, Eth.HEADER_LEN + Ip6.HEADER_LEN)
-  return b
-}
-
-const echoRequest = (src: Ipv6Address, dst: Ipv6Address, ident: number, seq: number, data: Uint8Array): Uint8Array => {
-  const b = new Uint8Array(8 + data.length)
-  b.set(data, 8)
-  Icmp6.emit({ type: Icmp6.TYPE_ECHO_REQUEST, code: 0, rest: ((ident << 16) | seq) >>> 0, payloadLen: data.length }, b, Cs.pseudoV6(src, dst, Ip6.NH_ICMPV6, b.length))
-  return b
-}
-
-const ndMsg = (r: Nd.NdRepr, src: Ipv6Address, dst: Ipv6Address): Uint8Array => {
-  const b = new Uint8Array(Nd.length(r))
-  Nd.emit(r, b, Cs.pseudoV6(src, dst, Ip6.NH_ICMPV6, b.length))
-  return b
-}
-
 const nsFrame = (srcMac: MacAddress, src: Ipv6Address, target: Ipv6Address, sll: MacAddress | undefined): Uint8Array => {
   const dst = solicitedNode(target)
   return ip6Frame(srcMac, multicastMac(dst), src, dst, Ip6.NH_ICMPV6, ndMsg({ _tag: "NeighborSolicitation", target, sourceLinkAddr: sll }, src, dst), 255)
@@ -92,31 +70,6 @@ const naFrame = (srcMac: MacAddress, src: Ipv6Address, dst: Ipv6Address, dstMac:
     ndMsg({ _tag: "NeighborAdvertisement", router: false, solicited, override: true, target, targetLinkAddr: srcMac }, src, dst),
     255
   )
-
-interface Sent {
-  readonly ethDst: MacAddress
-  readonly ip: Ip6.Ipv6Repr
-  readonly packet: Uint8Array
-  readonly chain: Ip6.Chain
-  /** The upper-layer message, when the walk reached it. */
-  readonly upper: Uint8Array | undefined
-}
-
-const v6Frames = (frames: ReadonlyArray<Frame>): Array<Sent> =>
-  frames
-    .filter((f) => Eth.etherType(f.data) === Eth.ETHERTYPE_IPV6)
-    .map((f) => {
-      const packet = f.data.subarray(Eth.HEADER_LEN)
-      const ip = Ip6.parse(packet)
-      if (typeof ip === "string") throw new Error(`bad IPv6 packet sent: ${ip}`)
-      const chain = Ip6.walk(packet, ip)
-      const upper = chain._tag === "Upper" ? packet.subarray(chain.offset, Ip6.HEADER_LEN + ip.payloadLen) : undefined
-      if (upper !== undefined && chain._tag === "Upper" && chain.proto === Ip6.NH_ICMPV6) {
-        // every ICMPv6 message we send carries a valid checksum
-        expect(typeof Icmp6.parse(upper, Cs.pseudoV6(ip.src, ip.dst, Ip6.NH_ICMPV6, upper.length))).toBe("object")
-      }
-      return { ethDst: Eth.dst(f.data), ip, packet, chain, upper }
-    })
 
 const kind = (s: Sent): string => {
   if (s.chain._tag === "Fragment") return "fragment"
@@ -137,12 +90,6 @@ const kind = (s: Sent): string => {
   }
 }
 const isUnspecifiedSrc = (s: Sent): boolean => s.ip.src === IPV6_UNSPECIFIED
-
-const ndOf = (s: Sent): Nd.NdRepr => {
-  const r = Nd.parse(s.upper!, s.ip)
-  if (typeof r === "string") throw new Error(`bad ND message sent: ${r}`)
-  return r
-}
 
 /** Let DAD finish for every address (random start delay 0, one probe, RetransTimer 1 s) and drop what it sent. */
 const assigned = (ch: Channel) =>
