@@ -100,7 +100,8 @@ export const iperf3Layer = (cfg: Config) =>
     port: cfg.iperf3Port,
     stallTimeoutMs: cfg.stallTimeoutS * 1000,
     ...(cfg.intervalS !== undefined ? { intervalS: cfg.intervalS } : {}),
-    ...(cfg.report === "json" ? { json: true } : {})
+    ...(cfg.report === "json" ? { json: true } : {}),
+    ...(cfg.oneOff ? { oneOff: true } : {})
   })
 
 /** The DHCP client when no -i was given (prints the lease when bound). */

@@ -97,6 +97,8 @@ export interface Iperf3Options {
    * instead of its console lines and the listening banner (refusal lines still print).
    */
   readonly json?: boolean
+  /** `-1`: the program exits after the first test, so no `Server listening` banner follows it (as `iperf3 -s -1`). */
+  readonly oneOff?: boolean
 }
 
 
@@ -216,7 +218,7 @@ export const make = (opts: Iperf3Options = {}) =>
             else stats.testsAborted++
             if (json) print(JSON.stringify(document(a.test)))
             // ready for the next test, as 3.12 says after every test
-            else for (const l of F.listening(port, server.nextTest)) print(l)
+            else if (opts.oneOff !== true) for (const l of F.listening(port, server.nextTest)) print(l)
             // over once its control connection is closed too (the client gets our FIN, not a reset at exit)
             if (conns.has(a.test.control)) firstTestControl ??= a.test.control
             else Deferred.unsafeDone(firstTestOver, Exit.void)

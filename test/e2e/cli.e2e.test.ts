@@ -101,6 +101,8 @@ describeRoot("e2e: -1/--one-off and --logfile with the real clients", () => {
         expect(r.stdout + r.stderr, s.output()).toMatch(/^iperf Done\.$/m)
         expect(r.code, r.stdout + r.stderr).toBe(0)
         yield* exitedCleanly(s)
+        // as iperf3 -s -1: the banner before the test, none after it
+        expect(s.output().match(/^Server listening on 5201 \(test #\d+\)$/gm), s.output()).toEqual(["Server listening on 5201 (test #1)"])
       })
     )
   )
