@@ -435,33 +435,30 @@ export const make = (opts: Ipv6Options = {}) =>
       return send(f, src, dst, Ip6.NH_ICMPV6, len, { hopLimit })
     }
 
+    /** An ND message written whole here (its source may be ::, which `sendIcmp` would not choose), hop limit 255. */
+    const sendNd = (r: Nd.NdRepr, src: Ipv6Address, dst: Ipv6Address, linkDst: MacAddress): void => {
+      const len = Nd.length(r)
+      const f = alloc(len)
+      Nd.emit(r, f.subarray(L4_OFFSET6, L4_OFFSET6 + len), Cs.pseudoV6(src, dst, Ip6.NH_ICMPV6, len))
+      Ip6.emitFields(f.subarray(IP6_OFFSET), src, dst, Ip6.NH_ICMPV6, len, Nd.HOP_LIMIT)
+      Eth.emitFields(f, linkDst, eth.mac, Eth.ETHERTYPE_IPV6)
+      stats.packetsOut++
+      eth.send({ data: f.subarray(0, L4_OFFSET6 + len), meta: PLAIN })
+    }
+
     /** Address resolution (to the target's solicited-node group) or a unicast probe (RFC 4861 §7.2.2, §7.3.3). */
     const sendNs = (target: Ipv6Address, unicast: MacAddress | undefined): void => {
       const src = selectSource(target)
       if (src === undefined) return
-      const r: Nd.NdRepr = { _tag: "NeighborSolicitation", target, sourceLinkAddr: eth.mac }
-      const len = Nd.length(r)
       const dst = unicast === undefined ? solicitedNode(target) : target
-      const f = alloc(len)
-      Nd.emit(r, f.subarray(L4_OFFSET6, L4_OFFSET6 + len), Cs.pseudoV6(src, dst, Ip6.NH_ICMPV6, len))
-      Ip6.emitFields(f.subarray(IP6_OFFSET), src, dst, Ip6.NH_ICMPV6, len, Nd.HOP_LIMIT)
-      Eth.emitFields(f, unicast ?? multicastMac(dst), eth.mac, Eth.ETHERTYPE_IPV6)
-      stats.packetsOut++
+      sendNd({ _tag: "NeighborSolicitation", target, sourceLinkAddr: eth.mac }, src, dst, unicast ?? multicastMac(dst))
       ndStats.solicitationsOut++
-      eth.send({ data: f.subarray(0, L4_OFFSET6 + len), meta: PLAIN })
     }
 
     const sendDadProbe = (target: Ipv6Address): void => {
-      const r: Nd.NdRepr = { _tag: "NeighborSolicitation", target, sourceLinkAddr: undefined }
-      const len = Nd.length(r)
       const dst = solicitedNode(target)
-      const f = alloc(len)
-      Nd.emit(r, f.subarray(L4_OFFSET6, L4_OFFSET6 + len), Cs.pseudoV6(IPV6_UNSPECIFIED, dst, Ip6.NH_ICMPV6, len))
-      Ip6.emitFields(f.subarray(IP6_OFFSET), IPV6_UNSPECIFIED, dst, Ip6.NH_ICMPV6, len, Nd.HOP_LIMIT)
-      Eth.emitFields(f, multicastMac(dst), eth.mac, Eth.ETHERTYPE_IPV6)
-      stats.packetsOut++
+      sendNd({ _tag: "NeighborSolicitation", target, sourceLinkAddr: undefined }, IPV6_UNSPECIFIED, dst, multicastMac(dst))
       ndStats.dadProbesOut++
-      eth.send({ data: f.subarray(0, L4_OFFSET6 + len), meta: PLAIN })
     }
 
     const sendNa = (target: Ipv6Address, dst: Ipv6Address, solicited: boolean): void => {
@@ -475,17 +472,9 @@ export const make = (opts: Ipv6Options = {}) =>
      */
     const sendRs = (): void => {
       const fromLinkLocal = dad.isAssigned(linkLocal)
-      const src = fromLinkLocal ? linkLocal : IPV6_UNSPECIFIED
       const r: Nd.NdRepr = { _tag: "RouterSolicitation", sourceLinkAddr: fromLinkLocal ? eth.mac : undefined }
-      const len = Nd.length(r)
-      const dst = IPV6_ALL_ROUTERS
-      const f = alloc(len)
-      Nd.emit(r, f.subarray(L4_OFFSET6, L4_OFFSET6 + len), Cs.pseudoV6(src, dst, Ip6.NH_ICMPV6, len))
-      Ip6.emitFields(f.subarray(IP6_OFFSET), src, dst, Ip6.NH_ICMPV6, len, Nd.HOP_LIMIT)
-      Eth.emitFields(f, multicastMac(dst), eth.mac, Eth.ETHERTYPE_IPV6)
-      stats.packetsOut++
+      sendNd(r, fromLinkLocal ? linkLocal : IPV6_UNSPECIFIED, IPV6_ALL_ROUTERS, multicastMac(IPV6_ALL_ROUTERS))
       ndStats.routerSolicitationsOut++
-      eth.send({ data: f.subarray(0, L4_OFFSET6 + len), meta: PLAIN })
     }
 
     /** An MLDv2 report (RFC 3810 §5.2): hop limit 1, a router alert, to ff02::16, from our link-local address or ::. */
