@@ -40,6 +40,25 @@ export interface TcpOutput {
   readonly sendBare: (repr: W.TcpRepr, remote: number | string, local: number | string) => void
 }
 
+/**
+ * The virtio metadata of one outgoing segment: none without offload; the family's one shared record when the NIC only
+ * checksums it; a record of its own for a TSO frame (gso_size = the MSS).
+ */
+const txMeta = (
+  offload: boolean,
+  payloadLen: number,
+  mss: number,
+  headerLen: number,
+  l4Offset: number,
+  csumOnly: VnetMeta,
+  gsoType: number
+): VnetMeta =>
+  !offload
+    ? PLAIN
+    : payloadLen <= mss
+      ? csumOnly
+      : { flags: VNET_F_NEEDS_CSUM, gsoType, hdrLen: l4Offset + headerLen, gsoSize: mss, csumStart: l4Offset, csumOffset: W.CHECKSUM_OFFSET }
+
 export const makeOutput = (ip: Ipv4Shape, ip6: Ipv6Shape, caps: NicCaps, stats: TcpStats, table: ConnTable, earlyLimit: number): TcpOutput => {
   const segment6 = (tcb: M.Tcb, repr: W.TcpRepr): void => {
     const hl = W.headerLen(repr)
@@ -50,18 +69,7 @@ export const makeOutput = (ip: Ipv4Shape, ip6: Ipv6Shape, caps: NicCaps, stats: 
     const dst = tcb.remote.addr as Ipv6Address
     const offload = caps.txChecksumOffload
     W.emit(repr, f.subarray(L4_OFFSET6, L4_OFFSET6 + l4Len), Cs.pseudoV6(src, dst, Ip6.NH_TCP, l4Len), !offload)
-    const meta: VnetMeta = !offload
-      ? PLAIN
-      : repr.payloadLen <= tcb.sndMss
-        ? CSUM_ONLY6
-        : {
-            flags: VNET_F_NEEDS_CSUM,
-            gsoType: VNET_GSO_TCPV6,
-            hdrLen: L4_OFFSET6 + hl,
-            gsoSize: tcb.sndMss,
-            csumStart: L4_OFFSET6,
-            csumOffset: W.CHECKSUM_OFFSET
-          }
+    const meta = txMeta(offload, repr.payloadLen, tcb.sndMss, hl, L4_OFFSET6, CSUM_ONLY6, VNET_GSO_TCPV6)
     stats.segmentsOut++
     if ((repr.flags & W.RST) !== 0) stats.resetsOut++
     ip6.send(f, src, dst, Ip6.NH_TCP, l4Len, { meta })
@@ -79,19 +87,7 @@ export const makeOutput = (ip: Ipv4Shape, ip6: Ipv6Shape, caps: NicCaps, stats: 
       const pseudo = Cs.pseudoV4(src, dst, Ip.PROTO_TCP, l4Len)
       const offload = caps.txChecksumOffload
       W.emit(repr, f.subarray(L4_OFFSET, L4_OFFSET + l4Len), pseudo, !offload)
-      // one shared record for every segment the NIC only checksums; a record of its own per TSO frame
-      const meta: VnetMeta = !offload
-        ? PLAIN
-        : repr.payloadLen <= tcb.sndMss
-          ? CSUM_ONLY
-          : {
-              flags: VNET_F_NEEDS_CSUM,
-              gsoType: VNET_GSO_TCPV4,
-              hdrLen: L4_OFFSET + hl,
-              gsoSize: tcb.sndMss,
-              csumStart: L4_OFFSET,
-              csumOffset: W.CHECKSUM_OFFSET
-            }
+      const meta = txMeta(offload, repr.payloadLen, tcb.sndMss, hl, L4_OFFSET, CSUM_ONLY, VNET_GSO_TCPV4)
       stats.segmentsOut++
       if ((repr.flags & W.RST) !== 0) stats.resetsOut++
       ip.send(f, dst, Ip.PROTO_TCP, l4Len, { meta, dontFragment: true })
